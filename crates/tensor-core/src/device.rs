@@ -25,7 +25,9 @@ impl DeviceSpec {
             DeviceSpec::Cuda(n) => {
                 if !cfg!(feature = "cuda") {
                     return Err(Error::Unsupported {
-                        what: format!("{self}: this build has no CUDA support (enable the `cuda` feature)"),
+                        what: format!(
+                            "{self}: this build has no CUDA support (enable the `cuda` feature)"
+                        ),
                     });
                 }
                 Ok(Device::new_cuda(n)?)

@@ -127,13 +127,18 @@ impl LayerGeometry {
                 return bad(format!("{name} is 0"));
             }
         }
-        if self.in_channels % self.groups != 0 || self.out_channels % self.groups != 0 {
+        if !self.in_channels.is_multiple_of(self.groups)
+            || !self.out_channels.is_multiple_of(self.groups)
+        {
             return bad(format!(
                 "{} input and {} output channels are not divisible by {} groups",
                 self.in_channels, self.out_channels, self.groups
             ));
         }
-        let (ph, pw) = (self.in_h + 2 * self.padding.0, self.in_w + 2 * self.padding.1);
+        let (ph, pw) = (
+            self.in_h + 2 * self.padding.0,
+            self.in_w + 2 * self.padding.1,
+        );
         if self.kernel.0 > ph || self.kernel.1 > pw {
             return bad(format!(
                 "kernel {}x{} is larger than the padded input {ph}x{pw}",
@@ -146,7 +151,10 @@ impl LayerGeometry {
                 || self.padding != (0, 0)
                 || self.groups != 1)
         {
-            return bad("an FC layer's kernel must cover its whole input, stride 1, no padding, one group".into());
+            return bad(
+                "an FC layer's kernel must cover its whole input, stride 1, no padding, one group"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -114,12 +114,14 @@ impl LayerConfig {
                     LayerGeometry::conv(c, h, w, out_channels, kernel, stride, padding, groups)?;
                 (g, vec![1, out_channels, g.out_h(), g.out_w()])
             }
-            (LayerConfig::Fc { out_features }, &[1, c, h, w]) => {
-                (LayerGeometry::fc(c, h, w, out_features)?, vec![1, out_features])
-            }
-            (LayerConfig::Fc { out_features }, &[1, n]) => {
-                (LayerGeometry::fc(n, 1, 1, out_features)?, vec![1, out_features])
-            }
+            (LayerConfig::Fc { out_features }, &[1, c, h, w]) => (
+                LayerGeometry::fc(c, h, w, out_features)?,
+                vec![1, out_features],
+            ),
+            (LayerConfig::Fc { out_features }, &[1, n]) => (
+                LayerGeometry::fc(n, 1, 1, out_features)?,
+                vec![1, out_features],
+            ),
             _ => {
                 return Err(Error::Shape {
                     what: format!("batch-1 {} layer input", self.kind()),

@@ -31,7 +31,12 @@ impl SgdConfig {
                 })
             }
         };
-        check("lr", self.lr, self.lr.is_finite() && self.lr > 0.0, "a finite value > 0")?;
+        check(
+            "lr",
+            self.lr,
+            self.lr.is_finite() && self.lr > 0.0,
+            "a finite value > 0",
+        )?;
         check(
             "momentum",
             self.momentum,
@@ -92,14 +97,14 @@ impl MomentumSgd {
             });
         }
         for (var, buf) in self.vars.iter().zip(&buffers) {
-            if let Some(b) = buf {
-                if b.dims() != var.dims() {
-                    return Err(Error::Shape {
-                        what: "momentum buffer".into(),
-                        expected: var.dims().to_vec(),
-                        got: b.dims().to_vec(),
-                    });
-                }
+            if let Some(b) = buf
+                && b.dims() != var.dims()
+            {
+                return Err(Error::Shape {
+                    what: "momentum buffer".into(),
+                    expected: var.dims().to_vec(),
+                    got: b.dims().to_vec(),
+                });
             }
         }
         self.buffers = buffers;

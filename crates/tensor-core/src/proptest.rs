@@ -36,7 +36,9 @@ pub fn conv_geometry(max_channels: usize, max_size: usize) -> impl Strategy<Valu
 /// Valid FC geometries fed by a small `c × h × w` producer.
 pub fn fc_geometry(max_in: usize, max_out: usize) -> impl Strategy<Value = LayerGeometry> {
     (1..=max_in, 1usize..=3, 1usize..=3, 1..=max_out)
-        .prop_filter_map("invalid fc", |(c, h, w, d)| LayerGeometry::fc(c, h, w, d).ok())
+        .prop_filter_map("invalid fc", |(c, h, w, d)| {
+            LayerGeometry::fc(c, h, w, d).ok()
+        })
 }
 
 /// Densities in `[0, 1]`, both ends included.

@@ -71,7 +71,11 @@ impl SeededInit {
 
     /// All variables sorted by name: a deterministic order for optimiser state.
     pub fn named_vars(&self) -> Vec<(String, Var)> {
-        let data = self.vars.data().lock().unwrap_or_else(PoisonError::into_inner);
+        let data = self
+            .vars
+            .data()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut v: Vec<_> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
@@ -123,7 +127,11 @@ impl nn::var_builder::SimpleBackend for SeededInit {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        let mut data = self.vars.data().lock().unwrap_or_else(PoisonError::into_inner);
+        let mut data = self
+            .vars
+            .data()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(var) = data.get(name) {
             if var.shape() != &shape {
                 candle_core::bail!(
@@ -143,8 +151,17 @@ impl nn::var_builder::SimpleBackend for SeededInit {
         Ok(out)
     }
 
-    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
-        let data = self.vars.data().lock().unwrap_or_else(PoisonError::into_inner);
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let data = self
+            .vars
+            .data()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match data.get(name) {
             Some(v) => Ok(v.as_tensor().clone()),
             None => candle_core::bail!("no variable named {name}"),
@@ -152,7 +169,11 @@ impl nn::var_builder::SimpleBackend for SeededInit {
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        let data = self.vars.data().lock().unwrap_or_else(PoisonError::into_inner);
+        let data = self
+            .vars
+            .data()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         data.contains_key(name)
     }
 }

@@ -86,7 +86,10 @@ impl Bitmap {
     }
 
     /// The bitmap of the nonzero entries of a row-major value slice.
-    pub fn from_values<T: Copy + PartialEq + Default>(shape: &[usize], values: &[T]) -> Result<Self> {
+    pub fn from_values<T: Copy + PartialEq + Default>(
+        shape: &[usize],
+        values: &[T],
+    ) -> Result<Self> {
         Self::from_fn(shape, values, |v| v != T::default())
     }
 

@@ -1,0 +1,345 @@
+use crate::tensor::{DType, Device, Tensor, Var};
+use crate::*;
+
+#[test]
+fn conv_geometry_sizes() {
+    // AlexNet (Caffe) conv2: 256 x 48 x 5 x 5, two groups, pad 2 on 27x27 (energy-models.md B.10).
+    let g = LayerGeometry::conv(96, 27, 27, 256, (5, 5), (1, 1), (2, 2), 2).unwrap();
+    assert_eq!((g.out_h(), g.out_w()), (27, 27));
+    assert_eq!(g.weights(), 307_200);
+    assert_eq!(g.macs(), 223_948_800);
+    assert_eq!(g.weight_shape(), vec![256, 48, 5, 5]);
+    assert!(!g.is_depthwise());
+    let dw = LayerGeometry::conv(32, 8, 8, 32, (3, 3), (1, 1), (1, 1), 32).unwrap();
+    assert!(dw.is_depthwise());
+    assert_eq!(dw.weights(), 32 * 9);
+}
+
+#[test]
+fn fc_geometry_keeps_producer_shape() {
+    let g = LayerGeometry::fc(256, 6, 6, 4096).unwrap();
+    assert_eq!(g.in_features(), 9216);
+    assert_eq!(g.out_positions(), 1);
+    assert_eq!(g.macs(), 37_748_736);
+    assert_eq!(g.weight_shape(), vec![4096, 9216]);
+}
+
+#[test]
+fn invalid_geometry_is_an_error() {
+    assert!(LayerGeometry::conv(3, 4, 4, 8, (5, 5), (1, 1), (0, 0), 1).is_err());
+    assert!(LayerGeometry::conv(3, 8, 8, 8, (3, 3), (1, 1), (0, 0), 2).is_err());
+    assert!(LayerGeometry::conv(0, 8, 8, 8, (3, 3), (1, 1), (0, 0), 1).is_err());
+    let mut fc = LayerGeometry::fc(4, 2, 2, 3).unwrap();
+    fc.stride = (2, 2);
+    assert!(fc.validate().is_err());
+}
+
+#[test]
+fn layer_config_checks_observed_output() {
+    let cfg = LayerConfig::Conv {
+        out_channels: 6,
+        kernel: (5, 5),
+        stride: (1, 1),
+        padding: (0, 0),
+        groups: 1,
+    };
+    let g = cfg.geometry(&[1, 1, 32, 32], &[1, 6, 28, 28]).unwrap();
+    assert_eq!(g.weights(), 150);
+    assert!(matches!(
+        cfg.geometry(&[1, 1, 32, 32], &[1, 6, 27, 27]),
+        Err(Error::Shape { .. })
+    ));
+    let fc = LayerConfig::Fc { out_features: 10 };
+    assert_eq!(
+        fc.geometry(&[1, 16, 5, 5], &[1, 10]).unwrap().in_features(),
+        400
+    );
+    assert_eq!(fc.geometry(&[1, 84], &[1, 10]).unwrap().in_channels, 84);
+    assert!(fc.geometry(&[2, 84], &[2, 10]).is_err());
+}
+
+#[test]
+fn density_is_checked() {
+    assert!(Density::new(-0.1).is_err());
+    assert!(Density::new(1.5).is_err());
+    assert!(Density::new(f64::NAN).is_err());
+    assert_eq!(Density::from_counts(3, 4).unwrap().get(), 0.75);
+    assert!(Density::from_counts(1, 0).is_err());
+    let parsed: std::result::Result<Density, _> = serde_json::from_str("1.2");
+    assert!(parsed.is_err());
+}
+
+#[test]
+fn precision_rejects_zero_bits() {
+    assert!(Precision::new(0, 8, 8).is_err());
+    assert_eq!(Precision::default(), Precision::new(16, 16, 16).unwrap());
+}
+
+#[test]
+fn support_nonzeros() {
+    let b = Bitmap::from_values(&[2, 3], &[0.0f32, 1.0, 0.0, 2.0, 3.0, 0.0]).unwrap();
+    assert_eq!(b.count_ones(), 3);
+    assert!(b.get(1) && !b.get(2));
+    assert_eq!(Support::Bitmap(b.clone()).nonzeros(6).unwrap(), 3);
+    assert!(Support::Bitmap(b).nonzeros(5).is_err());
+    assert_eq!(Support::Dense.nonzeros(7).unwrap(), 7);
+    let half = Support::Density(Density::new(0.5).unwrap());
+    assert_eq!(half.nonzeros(10).unwrap(), 5);
+}
+
+#[test]
+fn layer_energy_level_and_operand_sums_agree() {
+    let mut e = LayerEnergy {
+        compute: 3.0,
+        ..Default::default()
+    };
+    e.add(Level::Dram, Operand::Input, 200.0);
+    e.add(Level::Rf, Operand::Weight, 4.0);
+    e.add(Level::Buffer, Operand::Output, 6.0);
+    let by_level: f64 = Level::ALL.iter().map(|&l| e.by_level(l)).sum();
+    let by_operand: f64 = Operand::ALL.iter().map(|&o| e.by_operand(o)).sum();
+    assert_eq!(by_level, by_operand);
+    assert_eq!(e.total(), 213.0);
+}
+
+struct MacCount;
+
+impl EnergyModel for MacCount {
+    fn name(&self) -> String {
+        "mac-count".into()
+    }
+    fn unit(&self) -> EnergyUnit {
+        EnergyUnit::Mac16
+    }
+    fn layer_energy(
+        &self,
+        g: &LayerGeometry,
+        s: &LayerSparsity,
+        _p: Precision,
+    ) -> Result<LayerEnergy> {
+        Ok(LayerEnergy {
+            compute: g.macs() as f64 * s.weights.density()?.get(),
+            ..Default::default()
+        })
+    }
+}
+
+#[test]
+fn default_network_energy_sums_layers_and_names_failures() {
+    let a = LayerGeometry::conv(1, 8, 8, 2, (3, 3), (1, 1), (0, 0), 1).unwrap();
+    let b = LayerGeometry::fc(2, 6, 6, 3).unwrap();
+    let mut layers = vec![
+        LayerWorkload::dense(LayerId(0), "a", a),
+        LayerWorkload::dense(LayerId(1), "b", b),
+    ];
+    let e = MacCount.network_energy(&layers).unwrap();
+    assert_eq!(e.total(), (a.macs() + b.macs()) as f64);
+    assert_eq!(e.model, "mac-count");
+    assert!(matches!(
+        MacCount.weight_costs(&a, &Support::Dense),
+        Err(Error::Unsupported { .. })
+    ));
+    layers[1].sparsity.weights = Support::Bitmap(Bitmap::zeros(&[0]));
+    match MacCount.network_energy(&layers) {
+        Err(Error::Layer { id, .. }) => assert_eq!(id, LayerId(1)),
+        other => panic!("expected a layer error, got {other:?}"),
+    }
+}
+
+#[test]
+fn ledger_counts_and_checks_fractions() {
+    let mut l = WorkLedger::new();
+    l.record_dropped();
+    let gemm = Gemm {
+        macs_per_sample: 10,
+        a_bits: 8,
+        b_bits: 8,
+    };
+    let work = LayerWork {
+        layer: LayerId(0),
+        executed_fraction: 0.5,
+        forward: gemm,
+        input_grad: None,
+        weight_grad: Some(gemm),
+        predictor: None,
+        fallback_fraction: 0.0,
+    };
+    l.record_executed(4, vec![work.clone()]).unwrap();
+    assert_eq!((l.executed(), l.dropped()), (1, 1));
+    let bad = LayerWork {
+        executed_fraction: 1.5,
+        ..work
+    };
+    assert!(l.record_executed(4, vec![bad]).is_err());
+    assert_eq!(l.iterations().len(), 2);
+}
+
+#[test]
+fn device_spec_parses() {
+    assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
+    assert_eq!("cuda:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
+    assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
+    assert!("gpu".parse::<DeviceSpec>().is_err());
+    assert!("cuda:x".parse::<DeviceSpec>().is_err());
+    assert_eq!(DeviceSpec::Cuda(2).to_string(), "cuda:2");
+    if !cfg!(feature = "cuda") {
+        assert!(matches!(
+            DeviceSpec::Cuda(0).to_device(),
+            Err(Error::Unsupported { .. })
+        ));
+    }
+}
+
+#[test]
+fn mask_apply_density_and_shape_check() {
+    let dev = Device::Cpu;
+    let m = Mask::new(Tensor::new(&[[1f32, 0.0], [0.0, 1.0]], &dev).unwrap());
+    assert_eq!(m.nonzero_count().unwrap(), 2);
+    assert_eq!(m.density().unwrap().get(), 0.5);
+    let xs = Tensor::ones((3, 2, 2), DType::F32, &dev).unwrap();
+    let ys = m.apply(&xs).unwrap();
+    assert_eq!(ys.sum_all().unwrap().to_scalar::<f32>().unwrap(), 6.0);
+    let wrong = Tensor::ones((3, 3), DType::F32, &dev).unwrap();
+    assert!(matches!(m.apply(&wrong), Err(Error::Shape { .. })));
+}
+
+#[test]
+fn seeded_init_is_reproducible_and_name_keyed() {
+    let dev = Device::Cpu;
+    let make = |seed, order_ab: bool| {
+        let init = SeededInit::new(seed);
+        let vb = init.var_builder(DType::F32, &dev);
+        let (a, b) = if order_ab {
+            let a = vb.get_with_hints((4, 3), "a", crate::tensor::nn::init::DEFAULT_KAIMING_NORMAL);
+            let b = vb.get_with_hints(5, "b", crate::tensor::nn::Init::Uniform { lo: -1., up: 1. });
+            (a.unwrap(), b.unwrap())
+        } else {
+            let b = vb.get_with_hints(5, "b", crate::tensor::nn::Init::Uniform { lo: -1., up: 1. });
+            let a = vb.get_with_hints((4, 3), "a", crate::tensor::nn::init::DEFAULT_KAIMING_NORMAL);
+            (a.unwrap(), b.unwrap())
+        };
+        (
+            a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            b.to_vec1::<f32>().unwrap(),
+        )
+    };
+    assert_eq!(make(7, true), make(7, false));
+    assert_ne!(make(7, true), make(8, true));
+    let (_, b) = make(7, true);
+    assert!(b.iter().all(|v| (-1.0..1.0).contains(v)));
+    let init = SeededInit::new(1);
+    let vb = init.var_builder(DType::F32, &dev);
+    vb.get_with_hints(3, "x", crate::tensor::nn::Init::Const(0.5))
+        .unwrap();
+    assert!(
+        vb.get_with_hints(4, "x", crate::tensor::nn::Init::Const(0.5))
+            .is_err()
+    );
+    assert_eq!(init.named_vars().len(), 1);
+}
+
+/// PyTorch reference (torch.optim.SGD, lr 0.1, momentum 0.9, weight_decay 0.01) on w = [1, -2]
+/// with constant gradient g = [0.5, 0.5]:
+/// step 1: d = g + 0.01 w = [0.51, 0.48], buf = d, w = [0.949, -2.048]
+/// step 2: d = [0.50949, 0.47952], buf = 0.9 buf + d = [0.96849, 0.91152], w = [0.852151, -2.139152]
+#[test]
+fn momentum_sgd_matches_pytorch_semantics() {
+    let dev = Device::Cpu;
+    let w = Var::new(&[1f64, -2.0], &dev).unwrap();
+    let cfg = SgdConfig {
+        lr: 0.1,
+        momentum: 0.9,
+        weight_decay: 0.01,
+    };
+    let mut opt = MomentumSgd::with_config(vec![w.clone()], cfg).unwrap();
+    for _ in 0..2 {
+        // loss = 0.5 * sum(w): gradient 0.5 everywhere.
+        let loss = (w.as_tensor().sum_all().unwrap() * 0.5).unwrap();
+        let grads = loss.backward().unwrap();
+        opt.step_grads(&grads).unwrap();
+    }
+    let got = w.as_tensor().to_vec1::<f64>().unwrap();
+    let want = [0.852151, -2.139152];
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() < 1e-12, "{got:?} vs {want:?}");
+    }
+    assert!(opt.buffers()[0].is_some());
+}
+
+#[test]
+fn momentum_sgd_skips_vars_without_gradient_and_validates() {
+    let dev = Device::Cpu;
+    let w = Var::new(&[1f32], &dev).unwrap();
+    let other = Var::new(&[3f32], &dev).unwrap();
+    let cfg = SgdConfig {
+        lr: 0.5,
+        momentum: 0.9,
+        weight_decay: 0.1,
+    };
+    let mut opt = MomentumSgd::with_config(vec![w.clone(), other.clone()], cfg).unwrap();
+    let grads = w.as_tensor().sum_all().unwrap().backward().unwrap();
+    opt.step_grads(&grads).unwrap();
+    assert_eq!(other.as_tensor().to_vec1::<f32>().unwrap(), vec![3.0]);
+    assert!(opt.buffers()[1].is_none());
+    for bad in [
+        SgdConfig { lr: 0.0, ..cfg },
+        SgdConfig {
+            momentum: 1.0,
+            ..cfg
+        },
+        SgdConfig {
+            weight_decay: -1.0,
+            ..cfg
+        },
+    ] {
+        assert!(MomentumSgd::with_config(vec![], bad).is_err());
+    }
+}
+
+#[test]
+fn permutation_is_a_permutation() {
+    let mut r = rng(3, "shuffle");
+    let mut p = seed::permutation(100, &mut r);
+    let mut r2 = rng(3, "shuffle");
+    assert_eq!(p, seed::permutation(100, &mut r2));
+    p.sort_unstable();
+    assert_eq!(p, (0..100).collect::<Vec<_>>());
+}
+
+// The strategies live behind the `proptest-support` feature; a workspace test run enables it
+// through integration-tests.
+#[cfg(feature = "proptest-support")]
+mod properties {
+    use ::proptest::prelude::*;
+
+    ::proptest::proptest! {
+        #[test]
+        fn conv_geometry_invariants(g in crate::proptest::conv_geometry(8, 12)) {
+            prop_assert!(g.validate().is_ok());
+            prop_assert_eq!(g.macs(), g.weights() * g.out_positions());
+            prop_assert_eq!(g.weight_shape().iter().product::<usize>(), g.weights());
+            prop_assert!(g.out_h() >= 1 && g.out_w() >= 1);
+            // The last window must start inside the padded input.
+            prop_assert!((g.out_h() - 1) * g.stride.0 + g.kernel.0 <= g.in_h + 2 * g.padding.0);
+        }
+
+        #[test]
+        fn fc_geometry_is_a_full_window_conv(g in crate::proptest::fc_geometry(16, 16)) {
+            prop_assert_eq!(g.out_positions(), 1);
+            prop_assert_eq!(g.macs(), g.in_features() * g.out_channels);
+        }
+
+        #[test]
+        fn bitmap_count_matches_density(s in crate::proptest::bitmap(vec![3, 5, 7])) {
+            let ones = (0..s.len()).filter(|&i| s.get(i)).count() as u64;
+            prop_assert_eq!(s.count_ones(), ones);
+            prop_assert!((s.density().unwrap().get() - ones as f64 / 105.0).abs() < 1e-15);
+        }
+
+        #[test]
+        fn support_density_in_unit_interval(s in crate::proptest::support(vec![4, 4])) {
+            let d = s.density().unwrap().get();
+            prop_assert!((0.0..=1.0).contains(&d));
+        }
+    }
+}

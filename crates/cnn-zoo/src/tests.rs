@@ -1,0 +1,1030 @@
+use std::sync::OnceLock;
+
+use expect_test::{Expect, expect};
+use tensor_core::tensor::nn::{self, Init, Optimizer};
+use tensor_core::{
+    DType, Device, Error, LayerId, LayerKind, Network, Result, SeededInit, Taps, Tensor,
+};
+
+use crate::pool::{adaptive_avg_pool2d, max_pool2d};
+use crate::*;
+
+/// Every architecture built once (seed 0, reference classes and channels) and shared by the
+/// tests that only run evaluation-mode forward passes, which leave the models untouched.
+fn shared(arch: Arch) -> &'static dyn Network {
+    static NETS: OnceLock<Vec<OnceLock<Box<dyn Network>>>> = OnceLock::new();
+    let nets = NETS.get_or_init(|| Arch::ALL.iter().map(|_| OnceLock::new()).collect());
+    let slot = Arch::ALL
+        .iter()
+        .position(|&a| a == arch)
+        .unwrap_or_default();
+    nets[slot]
+        .get_or_init(|| {
+            let init = SeededInit::new(0);
+            let vb = init.var_builder(DType::F32, &Device::Cpu);
+            build(arch, arch.default_classes(), arch.input_shape()[0], vb)
+                .unwrap_or_else(|e| panic!("cannot build {arch}: {e}"))
+        })
+        .as_ref()
+}
+
+/// Reproducible standard-normal data of `shape`, drawn through a seeded store of its own.
+fn randn(seed: u64, shape: &[usize]) -> Result<Tensor> {
+    let store = SeededInit::new(seed);
+    let vb = store.var_builder(DType::F32, &Device::Cpu);
+    Ok(vb
+        .get_with_hints(
+            shape,
+            "data",
+            Init::Randn {
+                mean: 0.0,
+                stdev: 1.0,
+            },
+        )?
+        .detach())
+}
+
+fn batch(arch: Arch, b: usize, seed: u64) -> Result<Tensor> {
+    let [c, h, w] = arch.input_shape();
+    randn(seed, &[b, c, h, w])
+}
+
+fn check_summary(arch: Arch, expect: Expect) {
+    expect.assert_eq(&summary(shared(arch)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Totals: energy-models.md B.10 (AlexNet Caffe layout, GoogLeNet v1 as in nn_dataflow,
+// SqueezeNet 1.0 at 227) and sparse-projection.md §8 (LeNet-5), biases excluded. The GoogLeNet
+// and SqueezeNet totals were re-derived independently with this Python sum over the layer table
+// of `nn_dataflow/nns/googlenet.py` and of torchvision's SqueezeNet 1.0 at 227:
+//
+//     W = M = 0
+//     def conv(c, d, k, o):
+//         global W, M; w = d * c * k * k; W += w; M += w * o * o
+//     conv(3, 64, 7, 112); conv(64, 64, 1, 56); conv(64, 192, 3, 56)
+//     def inc(s, ci, a, r3, b3, r5, b5, p):
+//         conv(ci, a, 1, s); conv(ci, r3, 1, s); conv(r3, b3, 3, s)
+//         conv(ci, r5, 1, s); conv(r5, b5, 5, s); conv(ci, p, 1, s)
+//     inc(28, 192, 64, 96, 128, 16, 32, 32); ...; conv(1024, 1000, 1, 1)  # -> 6990272 1582671872
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn alexnet_caffe_totals_match_eyeriss_table() {
+    let t = Totals::of(shared(Arch::AlexnetCaffe));
+    assert_eq!(t.weights, 60_954_656);
+    assert_eq!(t.macs, 724_406_816);
+}
+
+#[test]
+fn googlenet_totals_match_nn_dataflow() {
+    let t = Totals::of(shared(Arch::Googlenet));
+    assert_eq!(t.weights, 6_990_272);
+    assert_eq!(t.macs, 1_582_671_872);
+}
+
+#[test]
+fn squeezenet_totals_match_spec() {
+    let t = Totals::of(shared(Arch::Squeezenet1_0));
+    assert_eq!(t.weights, 1_244_448);
+    assert_eq!(t.macs, 832_667_936);
+}
+
+#[test]
+fn lenet5_has_61470_weights() {
+    let t = Totals::of(shared(Arch::Lenet5));
+    assert_eq!(t.weights, 61_470);
+    // energy-models.md A.7: conv1 has P = 784 output positions.
+    assert_eq!(shared(Arch::Lenet5).layers()[0].geometry.macs(), 150 * 784);
+}
+
+#[test]
+fn resnet_layer_counts_follow_depth() {
+    for arch in Arch::ALL {
+        let Some(depth) = arch.resnet_depth() else {
+            continue;
+        };
+        let net = shared(arch);
+        // Stem, 2 convs per block, 2 downsample convs, FC: depth + 2 prunable layers.
+        assert_eq!(net.layers().len(), depth + 2, "{arch}");
+        let n = (depth - 2) / 6;
+        // 3x3 convs: 16·c_in·9 for the stem, then 9·(in·out + out·out) per block; 1x1
+        // shortcuts 16·32 + 32·64; FC 64·10.
+        let c_in = 3;
+        let stem = 16 * c_in * 9;
+        let stage = |c_in: usize, c: usize| 9 * (c_in * c + c * c) + (n - 1) * 9 * 2 * c * c;
+        let convs = stage(16, 16) + stage(16, 32) + stage(32, 64);
+        let expected = stem + convs + 16 * 32 + 32 * 64 + 64 * 10;
+        assert_eq!(Totals::of(net).weights, expected, "{arch}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summaries (geometry from the real batch-1 forward pass). Update with UPDATE_EXPECT=1.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn summary_lenet5() {
+    check_summary(
+        Arch::Lenet5,
+        expect![[r#"
+        lenet5: input 1x32x32, 10 classes, 5 layers
+        id  name          kind  input    output    kernel  stride  pad  groups  weights     MACs
+         0  features.0    conv  1x32x32  6x28x28   5x5     1x1     0x0  1           150  117,600
+         1  features.3    conv  6x14x14  16x10x10  5x5     1x1     0x0  1         2,400  240,000
+         2  classifier.0  fc    16x5x5   120       5x5     1x1     0x0  1        48,000   48,000
+         3  classifier.2  fc    120x1x1  84        1x1     1x1     0x0  1        10,080   10,080
+         4  classifier.4  fc    84x1x1   10        1x1     1x1     0x0  1           840      840
+            total                                                                61,470  416,520
+    "#]],
+    );
+}
+
+#[test]
+fn summary_lenet5_caffe() {
+    check_summary(
+        Arch::Lenet5Caffe,
+        expect![[r#"
+        lenet5-caffe: input 1x28x28, 10 classes, 4 layers
+        id  name   kind  input     output    kernel  stride  pad  groups  weights       MACs
+         0  c1     conv  1x28x28   20x24x24  5x5     1x1     0x0  1           500    288,000
+         1  c2     conv  20x12x12  50x8x8    5x5     1x1     0x0  1        25,000  1,600,000
+         2  f1     fc    50x4x4    500       4x4     1x1     0x0  1       400,000    400,000
+         3  f2     fc    500x1x1   10        1x1     1x1     0x0  1         5,000      5,000
+            total                                                         430,500  2,293,000
+    "#]],
+    );
+}
+
+#[test]
+fn summary_resnet8() {
+    check_summary(
+        Arch::Resnet8,
+        expect![[r#"
+        resnet8: input 3x32x32, 10 classes, 10 layers
+        id  name                   kind  input     output    kernel  stride  pad  groups  weights        MACs
+         0  conv1                  conv  3x32x32   16x32x32  3x3     1x1     1x1  1           432     442,368
+         1  layer1.0.conv1         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
+         2  layer1.0.conv2         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
+         3  layer2.0.conv1         conv  16x32x32  32x16x16  3x3     2x2     1x1  1         4,608   1,179,648
+         4  layer2.0.conv2         conv  32x16x16  32x16x16  3x3     1x1     1x1  1         9,216   2,359,296
+         5  layer2.0.downsample.0  conv  16x32x32  32x16x16  1x1     2x2     0x0  1           512     131,072
+         6  layer3.0.conv1         conv  32x16x16  64x8x8    3x3     2x2     1x1  1        18,432   1,179,648
+         7  layer3.0.conv2         conv  64x8x8    64x8x8    3x3     1x1     1x1  1        36,864   2,359,296
+         8  layer3.0.downsample.0  conv  32x16x16  64x8x8    1x1     2x2     0x0  1         2,048     131,072
+         9  fc                     fc    64x1x1    10        1x1     1x1     0x0  1           640         640
+            total                                                                          77,360  12,501,632
+    "#]],
+    );
+}
+
+#[test]
+fn summary_resnet20() {
+    check_summary(
+        Arch::Resnet20,
+        expect![[r#"
+        resnet20: input 3x32x32, 10 classes, 22 layers
+        id  name                   kind  input     output    kernel  stride  pad  groups  weights        MACs
+         0  conv1                  conv  3x32x32   16x32x32  3x3     1x1     1x1  1           432     442,368
+         1  layer1.0.conv1         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
+         2  layer1.0.conv2         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
+         3  layer1.1.conv1         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
+         4  layer1.1.conv2         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
+         5  layer1.2.conv1         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
+         6  layer1.2.conv2         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
+         7  layer2.0.conv1         conv  16x32x32  32x16x16  3x3     2x2     1x1  1         4,608   1,179,648
+         8  layer2.0.conv2         conv  32x16x16  32x16x16  3x3     1x1     1x1  1         9,216   2,359,296
+         9  layer2.0.downsample.0  conv  16x32x32  32x16x16  1x1     2x2     0x0  1           512     131,072
+        10  layer2.1.conv1         conv  32x16x16  32x16x16  3x3     1x1     1x1  1         9,216   2,359,296
+        11  layer2.1.conv2         conv  32x16x16  32x16x16  3x3     1x1     1x1  1         9,216   2,359,296
+        12  layer2.2.conv1         conv  32x16x16  32x16x16  3x3     1x1     1x1  1         9,216   2,359,296
+        13  layer2.2.conv2         conv  32x16x16  32x16x16  3x3     1x1     1x1  1         9,216   2,359,296
+        14  layer3.0.conv1         conv  32x16x16  64x8x8    3x3     2x2     1x1  1        18,432   1,179,648
+        15  layer3.0.conv2         conv  64x8x8    64x8x8    3x3     1x1     1x1  1        36,864   2,359,296
+        16  layer3.0.downsample.0  conv  32x16x16  64x8x8    1x1     2x2     0x0  1         2,048     131,072
+        17  layer3.1.conv1         conv  64x8x8    64x8x8    3x3     1x1     1x1  1        36,864   2,359,296
+        18  layer3.1.conv2         conv  64x8x8    64x8x8    3x3     1x1     1x1  1        36,864   2,359,296
+        19  layer3.2.conv1         conv  64x8x8    64x8x8    3x3     1x1     1x1  1        36,864   2,359,296
+        20  layer3.2.conv2         conv  64x8x8    64x8x8    3x3     1x1     1x1  1        36,864   2,359,296
+        21  fc                     fc    64x1x1    10        1x1     1x1     0x0  1           640         640
+            total                                                                         270,896  40,813,184
+    "#]],
+    );
+}
+
+#[test]
+fn summary_alexnet() {
+    check_summary(
+        Arch::Alexnet,
+        expect![[r#"
+        alexnet: input 3x224x224, 1000 classes, 8 layers
+        id  name          kind  input      output     kernel  stride  pad  groups     weights         MACs
+         0  features.0    conv  3x224x224  64x55x55   11x11   4x4     2x2  1           23,232   70,276,800
+         1  features.3    conv  64x27x27   192x27x27  5x5     1x1     2x2  1          307,200  223,948,800
+         2  features.6    conv  192x13x13  384x13x13  3x3     1x1     1x1  1          663,552  112,140,288
+         3  features.8    conv  384x13x13  256x13x13  3x3     1x1     1x1  1          884,736  149,520,384
+         4  features.10   conv  256x13x13  256x13x13  3x3     1x1     1x1  1          589,824   99,680,256
+         5  classifier.1  fc    256x6x6    4096       6x6     1x1     0x0  1       37,748,736   37,748,736
+         6  classifier.4  fc    4096x1x1   4096       1x1     1x1     0x0  1       16,777,216   16,777,216
+         7  classifier.6  fc    4096x1x1   1000       1x1     1x1     0x0  1        4,096,000    4,096,000
+            total                                                                  61,090,496  714,188,480
+    "#]],
+    );
+}
+
+#[test]
+fn summary_alexnet_caffe() {
+    check_summary(
+        Arch::AlexnetCaffe,
+        expect![[r#"
+        alexnet-caffe: input 3x227x227, 1000 classes, 8 layers
+        id  name   kind  input      output     kernel  stride  pad  groups     weights         MACs
+         0  conv1  conv  3x227x227  96x55x55   11x11   4x4     0x0  1           34,848  105,415,200
+         1  conv2  conv  96x27x27   256x27x27  5x5     1x1     2x2  2          307,200  223,948,800
+         2  conv3  conv  256x13x13  384x13x13  3x3     1x1     1x1  1          884,736  149,520,384
+         3  conv4  conv  384x13x13  384x13x13  3x3     1x1     1x1  2          663,552  112,140,288
+         4  conv5  conv  384x13x13  256x13x13  3x3     1x1     1x1  2          442,368   74,760,192
+         5  fc6    fc    256x6x6    4096       6x6     1x1     0x0  1       37,748,736   37,748,736
+         6  fc7    fc    4096x1x1   4096       1x1     1x1     0x0  1       16,777,216   16,777,216
+         7  fc8    fc    4096x1x1   1000       1x1     1x1     0x0  1        4,096,000    4,096,000
+            total                                                           60,954,656  724,406,816
+    "#]],
+    );
+}
+
+#[test]
+fn summary_squeezenet1_0() {
+    check_summary(
+        Arch::Squeezenet1_0,
+        expect![[r#"
+        squeezenet1_0: input 3x227x227, 1000 classes, 26 layers
+        id  name                   kind  input      output      kernel  stride  pad  groups    weights         MACs
+         0  features.0             conv  3x227x227  96x111x111  7x7     2x2     0x0  1          14,112  173,873,952
+         1  features.3.squeeze     conv  96x55x55   16x55x55    1x1     1x1     0x0  1           1,536    4,646,400
+         2  features.3.expand1x1   conv  16x55x55   64x55x55    1x1     1x1     0x0  1           1,024    3,097,600
+         3  features.3.expand3x3   conv  16x55x55   64x55x55    3x3     1x1     1x1  1           9,216   27,878,400
+         4  features.4.squeeze     conv  128x55x55  16x55x55    1x1     1x1     0x0  1           2,048    6,195,200
+         5  features.4.expand1x1   conv  16x55x55   64x55x55    1x1     1x1     0x0  1           1,024    3,097,600
+         6  features.4.expand3x3   conv  16x55x55   64x55x55    3x3     1x1     1x1  1           9,216   27,878,400
+         7  features.5.squeeze     conv  128x55x55  32x55x55    1x1     1x1     0x0  1           4,096   12,390,400
+         8  features.5.expand1x1   conv  32x55x55   128x55x55   1x1     1x1     0x0  1           4,096   12,390,400
+         9  features.5.expand3x3   conv  32x55x55   128x55x55   3x3     1x1     1x1  1          36,864  111,513,600
+        10  features.7.squeeze     conv  256x27x27  32x27x27    1x1     1x1     0x0  1           8,192    5,971,968
+        11  features.7.expand1x1   conv  32x27x27   128x27x27   1x1     1x1     0x0  1           4,096    2,985,984
+        12  features.7.expand3x3   conv  32x27x27   128x27x27   3x3     1x1     1x1  1          36,864   26,873,856
+        13  features.8.squeeze     conv  256x27x27  48x27x27    1x1     1x1     0x0  1          12,288    8,957,952
+        14  features.8.expand1x1   conv  48x27x27   192x27x27   1x1     1x1     0x0  1           9,216    6,718,464
+        15  features.8.expand3x3   conv  48x27x27   192x27x27   3x3     1x1     1x1  1          82,944   60,466,176
+        16  features.9.squeeze     conv  384x27x27  48x27x27    1x1     1x1     0x0  1          18,432   13,436,928
+        17  features.9.expand1x1   conv  48x27x27   192x27x27   1x1     1x1     0x0  1           9,216    6,718,464
+        18  features.9.expand3x3   conv  48x27x27   192x27x27   3x3     1x1     1x1  1          82,944   60,466,176
+        19  features.10.squeeze    conv  384x27x27  64x27x27    1x1     1x1     0x0  1          24,576   17,915,904
+        20  features.10.expand1x1  conv  64x27x27   256x27x27   1x1     1x1     0x0  1          16,384   11,943,936
+        21  features.10.expand3x3  conv  64x27x27   256x27x27   3x3     1x1     1x1  1         147,456  107,495,424
+        22  features.12.squeeze    conv  512x13x13  64x13x13    1x1     1x1     0x0  1          32,768    5,537,792
+        23  features.12.expand1x1  conv  64x13x13   256x13x13   1x1     1x1     0x0  1          16,384    2,768,896
+        24  features.12.expand3x3  conv  64x13x13   256x13x13   3x3     1x1     1x1  1         147,456   24,920,064
+        25  classifier.1           conv  512x13x13  1000x13x13  1x1     1x1     0x0  1         512,000   86,528,000
+            total                                                                            1,244,448  832,667,936
+    "#]],
+    );
+}
+
+#[test]
+fn summary_googlenet() {
+    check_summary(
+        Arch::Googlenet,
+        expect![[r#"
+        googlenet: input 3x224x224, 1000 classes, 58 layers
+        id  name                   kind  input      output      kernel  stride  pad  groups    weights           MACs
+         0  conv1                  conv  3x224x224  64x112x112  7x7     2x2     3x3  1           9,408    118,013,952
+         1  conv2                  conv  64x56x56   64x56x56    1x1     1x1     0x0  1           4,096     12,845,056
+         2  conv3                  conv  64x56x56   192x56x56   3x3     1x1     1x1  1         110,592    346,816,512
+         3  inception3a.branch1    conv  192x28x28  64x28x28    1x1     1x1     0x0  1          12,288      9,633,792
+         4  inception3a.branch2.0  conv  192x28x28  96x28x28    1x1     1x1     0x0  1          18,432     14,450,688
+         5  inception3a.branch2.1  conv  96x28x28   128x28x28   3x3     1x1     1x1  1         110,592     86,704,128
+         6  inception3a.branch3.0  conv  192x28x28  16x28x28    1x1     1x1     0x0  1           3,072      2,408,448
+         7  inception3a.branch3.1  conv  16x28x28   32x28x28    5x5     1x1     2x2  1          12,800     10,035,200
+         8  inception3a.branch4.1  conv  192x28x28  32x28x28    1x1     1x1     0x0  1           6,144      4,816,896
+         9  inception3b.branch1    conv  256x28x28  128x28x28   1x1     1x1     0x0  1          32,768     25,690,112
+        10  inception3b.branch2.0  conv  256x28x28  128x28x28   1x1     1x1     0x0  1          32,768     25,690,112
+        11  inception3b.branch2.1  conv  128x28x28  192x28x28   3x3     1x1     1x1  1         221,184    173,408,256
+        12  inception3b.branch3.0  conv  256x28x28  32x28x28    1x1     1x1     0x0  1           8,192      6,422,528
+        13  inception3b.branch3.1  conv  32x28x28   96x28x28    5x5     1x1     2x2  1          76,800     60,211,200
+        14  inception3b.branch4.1  conv  256x28x28  64x28x28    1x1     1x1     0x0  1          16,384     12,845,056
+        15  inception4a.branch1    conv  480x14x14  192x14x14   1x1     1x1     0x0  1          92,160     18,063,360
+        16  inception4a.branch2.0  conv  480x14x14  96x14x14    1x1     1x1     0x0  1          46,080      9,031,680
+        17  inception4a.branch2.1  conv  96x14x14   208x14x14   3x3     1x1     1x1  1         179,712     35,223,552
+        18  inception4a.branch3.0  conv  480x14x14  16x14x14    1x1     1x1     0x0  1           7,680      1,505,280
+        19  inception4a.branch3.1  conv  16x14x14   48x14x14    5x5     1x1     2x2  1          19,200      3,763,200
+        20  inception4a.branch4.1  conv  480x14x14  64x14x14    1x1     1x1     0x0  1          30,720      6,021,120
+        21  inception4b.branch1    conv  512x14x14  160x14x14   1x1     1x1     0x0  1          81,920     16,056,320
+        22  inception4b.branch2.0  conv  512x14x14  112x14x14   1x1     1x1     0x0  1          57,344     11,239,424
+        23  inception4b.branch2.1  conv  112x14x14  224x14x14   3x3     1x1     1x1  1         225,792     44,255,232
+        24  inception4b.branch3.0  conv  512x14x14  24x14x14    1x1     1x1     0x0  1          12,288      2,408,448
+        25  inception4b.branch3.1  conv  24x14x14   64x14x14    5x5     1x1     2x2  1          38,400      7,526,400
+        26  inception4b.branch4.1  conv  512x14x14  64x14x14    1x1     1x1     0x0  1          32,768      6,422,528
+        27  inception4c.branch1    conv  512x14x14  128x14x14   1x1     1x1     0x0  1          65,536     12,845,056
+        28  inception4c.branch2.0  conv  512x14x14  128x14x14   1x1     1x1     0x0  1          65,536     12,845,056
+        29  inception4c.branch2.1  conv  128x14x14  256x14x14   3x3     1x1     1x1  1         294,912     57,802,752
+        30  inception4c.branch3.0  conv  512x14x14  24x14x14    1x1     1x1     0x0  1          12,288      2,408,448
+        31  inception4c.branch3.1  conv  24x14x14   64x14x14    5x5     1x1     2x2  1          38,400      7,526,400
+        32  inception4c.branch4.1  conv  512x14x14  64x14x14    1x1     1x1     0x0  1          32,768      6,422,528
+        33  inception4d.branch1    conv  512x14x14  112x14x14   1x1     1x1     0x0  1          57,344     11,239,424
+        34  inception4d.branch2.0  conv  512x14x14  144x14x14   1x1     1x1     0x0  1          73,728     14,450,688
+        35  inception4d.branch2.1  conv  144x14x14  288x14x14   3x3     1x1     1x1  1         373,248     73,156,608
+        36  inception4d.branch3.0  conv  512x14x14  32x14x14    1x1     1x1     0x0  1          16,384      3,211,264
+        37  inception4d.branch3.1  conv  32x14x14   64x14x14    5x5     1x1     2x2  1          51,200     10,035,200
+        38  inception4d.branch4.1  conv  512x14x14  64x14x14    1x1     1x1     0x0  1          32,768      6,422,528
+        39  inception4e.branch1    conv  528x14x14  256x14x14   1x1     1x1     0x0  1         135,168     26,492,928
+        40  inception4e.branch2.0  conv  528x14x14  160x14x14   1x1     1x1     0x0  1          84,480     16,558,080
+        41  inception4e.branch2.1  conv  160x14x14  320x14x14   3x3     1x1     1x1  1         460,800     90,316,800
+        42  inception4e.branch3.0  conv  528x14x14  32x14x14    1x1     1x1     0x0  1          16,896      3,311,616
+        43  inception4e.branch3.1  conv  32x14x14   128x14x14   5x5     1x1     2x2  1         102,400     20,070,400
+        44  inception4e.branch4.1  conv  528x14x14  128x14x14   1x1     1x1     0x0  1          67,584     13,246,464
+        45  inception5a.branch1    conv  832x7x7    256x7x7     1x1     1x1     0x0  1         212,992     10,436,608
+        46  inception5a.branch2.0  conv  832x7x7    160x7x7     1x1     1x1     0x0  1         133,120      6,522,880
+        47  inception5a.branch2.1  conv  160x7x7    320x7x7     3x3     1x1     1x1  1         460,800     22,579,200
+        48  inception5a.branch3.0  conv  832x7x7    32x7x7      1x1     1x1     0x0  1          26,624      1,304,576
+        49  inception5a.branch3.1  conv  32x7x7     128x7x7     5x5     1x1     2x2  1         102,400      5,017,600
+        50  inception5a.branch4.1  conv  832x7x7    128x7x7     1x1     1x1     0x0  1         106,496      5,218,304
+        51  inception5b.branch1    conv  832x7x7    384x7x7     1x1     1x1     0x0  1         319,488     15,654,912
+        52  inception5b.branch2.0  conv  832x7x7    192x7x7     1x1     1x1     0x0  1         159,744      7,827,456
+        53  inception5b.branch2.1  conv  192x7x7    384x7x7     3x3     1x1     1x1  1         663,552     32,514,048
+        54  inception5b.branch3.0  conv  832x7x7    48x7x7      1x1     1x1     0x0  1          39,936      1,956,864
+        55  inception5b.branch3.1  conv  48x7x7     128x7x7     5x5     1x1     2x2  1         153,600      7,526,400
+        56  inception5b.branch4.1  conv  832x7x7    128x7x7     1x1     1x1     0x0  1         106,496      5,218,304
+        57  fc                     fc    1024x1x1   1000        1x1     1x1     0x0  1       1,024,000      1,024,000
+            total                                                                            6,990,272  1,582,671,872
+    "#]],
+    );
+}
+
+#[test]
+fn summary_mobilenet_v2() {
+    check_summary(
+        Arch::MobilenetV2,
+        expect![[r#"
+        mobilenet_v2: input 3x224x224, 1000 classes, 53 layers
+        id  name                  kind  input       output      kernel  stride  pad  groups    weights         MACs
+         0  features.0.0          conv  3x224x224   32x112x112  3x3     2x2     1x1  1             864   10,838,016
+         1  features.1.conv.0.0   conv  32x112x112  32x112x112  3x3     1x1     1x1  32            288    3,612,672
+         2  features.1.conv.1     conv  32x112x112  16x112x112  1x1     1x1     0x0  1             512    6,422,528
+         3  features.2.conv.0.0   conv  16x112x112  96x112x112  1x1     1x1     0x0  1           1,536   19,267,584
+         4  features.2.conv.1.0   conv  96x112x112  96x56x56    3x3     2x2     1x1  96            864    2,709,504
+         5  features.2.conv.2     conv  96x56x56    24x56x56    1x1     1x1     0x0  1           2,304    7,225,344
+         6  features.3.conv.0.0   conv  24x56x56    144x56x56   1x1     1x1     0x0  1           3,456   10,838,016
+         7  features.3.conv.1.0   conv  144x56x56   144x56x56   3x3     1x1     1x1  144         1,296    4,064,256
+         8  features.3.conv.2     conv  144x56x56   24x56x56    1x1     1x1     0x0  1           3,456   10,838,016
+         9  features.4.conv.0.0   conv  24x56x56    144x56x56   1x1     1x1     0x0  1           3,456   10,838,016
+        10  features.4.conv.1.0   conv  144x56x56   144x28x28   3x3     2x2     1x1  144         1,296    1,016,064
+        11  features.4.conv.2     conv  144x28x28   32x28x28    1x1     1x1     0x0  1           4,608    3,612,672
+        12  features.5.conv.0.0   conv  32x28x28    192x28x28   1x1     1x1     0x0  1           6,144    4,816,896
+        13  features.5.conv.1.0   conv  192x28x28   192x28x28   3x3     1x1     1x1  192         1,728    1,354,752
+        14  features.5.conv.2     conv  192x28x28   32x28x28    1x1     1x1     0x0  1           6,144    4,816,896
+        15  features.6.conv.0.0   conv  32x28x28    192x28x28   1x1     1x1     0x0  1           6,144    4,816,896
+        16  features.6.conv.1.0   conv  192x28x28   192x28x28   3x3     1x1     1x1  192         1,728    1,354,752
+        17  features.6.conv.2     conv  192x28x28   32x28x28    1x1     1x1     0x0  1           6,144    4,816,896
+        18  features.7.conv.0.0   conv  32x28x28    192x28x28   1x1     1x1     0x0  1           6,144    4,816,896
+        19  features.7.conv.1.0   conv  192x28x28   192x14x14   3x3     2x2     1x1  192         1,728      338,688
+        20  features.7.conv.2     conv  192x14x14   64x14x14    1x1     1x1     0x0  1          12,288    2,408,448
+        21  features.8.conv.0.0   conv  64x14x14    384x14x14   1x1     1x1     0x0  1          24,576    4,816,896
+        22  features.8.conv.1.0   conv  384x14x14   384x14x14   3x3     1x1     1x1  384         3,456      677,376
+        23  features.8.conv.2     conv  384x14x14   64x14x14    1x1     1x1     0x0  1          24,576    4,816,896
+        24  features.9.conv.0.0   conv  64x14x14    384x14x14   1x1     1x1     0x0  1          24,576    4,816,896
+        25  features.9.conv.1.0   conv  384x14x14   384x14x14   3x3     1x1     1x1  384         3,456      677,376
+        26  features.9.conv.2     conv  384x14x14   64x14x14    1x1     1x1     0x0  1          24,576    4,816,896
+        27  features.10.conv.0.0  conv  64x14x14    384x14x14   1x1     1x1     0x0  1          24,576    4,816,896
+        28  features.10.conv.1.0  conv  384x14x14   384x14x14   3x3     1x1     1x1  384         3,456      677,376
+        29  features.10.conv.2    conv  384x14x14   64x14x14    1x1     1x1     0x0  1          24,576    4,816,896
+        30  features.11.conv.0.0  conv  64x14x14    384x14x14   1x1     1x1     0x0  1          24,576    4,816,896
+        31  features.11.conv.1.0  conv  384x14x14   384x14x14   3x3     1x1     1x1  384         3,456      677,376
+        32  features.11.conv.2    conv  384x14x14   96x14x14    1x1     1x1     0x0  1          36,864    7,225,344
+        33  features.12.conv.0.0  conv  96x14x14    576x14x14   1x1     1x1     0x0  1          55,296   10,838,016
+        34  features.12.conv.1.0  conv  576x14x14   576x14x14   3x3     1x1     1x1  576         5,184    1,016,064
+        35  features.12.conv.2    conv  576x14x14   96x14x14    1x1     1x1     0x0  1          55,296   10,838,016
+        36  features.13.conv.0.0  conv  96x14x14    576x14x14   1x1     1x1     0x0  1          55,296   10,838,016
+        37  features.13.conv.1.0  conv  576x14x14   576x14x14   3x3     1x1     1x1  576         5,184    1,016,064
+        38  features.13.conv.2    conv  576x14x14   96x14x14    1x1     1x1     0x0  1          55,296   10,838,016
+        39  features.14.conv.0.0  conv  96x14x14    576x14x14   1x1     1x1     0x0  1          55,296   10,838,016
+        40  features.14.conv.1.0  conv  576x14x14   576x7x7     3x3     2x2     1x1  576         5,184      254,016
+        41  features.14.conv.2    conv  576x7x7     160x7x7     1x1     1x1     0x0  1          92,160    4,515,840
+        42  features.15.conv.0.0  conv  160x7x7     960x7x7     1x1     1x1     0x0  1         153,600    7,526,400
+        43  features.15.conv.1.0  conv  960x7x7     960x7x7     3x3     1x1     1x1  960         8,640      423,360
+        44  features.15.conv.2    conv  960x7x7     160x7x7     1x1     1x1     0x0  1         153,600    7,526,400
+        45  features.16.conv.0.0  conv  160x7x7     960x7x7     1x1     1x1     0x0  1         153,600    7,526,400
+        46  features.16.conv.1.0  conv  960x7x7     960x7x7     3x3     1x1     1x1  960         8,640      423,360
+        47  features.16.conv.2    conv  960x7x7     160x7x7     1x1     1x1     0x0  1         153,600    7,526,400
+        48  features.17.conv.0.0  conv  160x7x7     960x7x7     1x1     1x1     0x0  1         153,600    7,526,400
+        49  features.17.conv.1.0  conv  960x7x7     960x7x7     3x3     1x1     1x1  960         8,640      423,360
+        50  features.17.conv.2    conv  960x7x7     320x7x7     1x1     1x1     0x0  1         307,200   15,052,800
+        51  features.18.0         conv  320x7x7     1280x7x7    1x1     1x1     0x0  1         409,600   20,070,400
+        52  classifier.1          fc    1280x1x1    1000        1x1     1x1     0x0  1       1,280,000    1,280,000
+            total                                                                            3,469,760  300,774,272
+    "#]],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameter names are the reference state_dict keys.
+// ---------------------------------------------------------------------------------------------
+
+fn state_dict_keys(arch: Arch) -> Result<String> {
+    let init = SeededInit::new(0);
+    build(
+        arch,
+        arch.default_classes(),
+        arch.input_shape()[0],
+        init.var_builder(DType::F32, &Device::Cpu),
+    )?;
+    let keys: Vec<String> = init
+        .named_vars()
+        .into_iter()
+        .map(|(name, var)| format!("{name} {:?}", var.dims()))
+        .collect();
+    Ok(keys.join("\n") + "\n")
+}
+
+#[test]
+fn state_dict_keys_lenet5() -> Result<()> {
+    expect![[r#"
+        classifier.0.bias [120]
+        classifier.0.weight [120, 400]
+        classifier.2.bias [84]
+        classifier.2.weight [84, 120]
+        classifier.4.bias [10]
+        classifier.4.weight [10, 84]
+        features.0.bias [6]
+        features.0.weight [6, 1, 5, 5]
+        features.3.bias [16]
+        features.3.weight [16, 6, 5, 5]
+    "#]]
+    .assert_eq(&state_dict_keys(Arch::Lenet5)?);
+    Ok(())
+}
+
+#[test]
+fn state_dict_keys_resnet8() -> Result<()> {
+    expect![[r#"
+        bn1.bias [16]
+        bn1.running_mean [16]
+        bn1.running_var [16]
+        bn1.weight [16]
+        conv1.weight [16, 3, 3, 3]
+        fc.bias [10]
+        fc.weight [10, 64]
+        layer1.0.bn1.bias [16]
+        layer1.0.bn1.running_mean [16]
+        layer1.0.bn1.running_var [16]
+        layer1.0.bn1.weight [16]
+        layer1.0.bn2.bias [16]
+        layer1.0.bn2.running_mean [16]
+        layer1.0.bn2.running_var [16]
+        layer1.0.bn2.weight [16]
+        layer1.0.conv1.weight [16, 16, 3, 3]
+        layer1.0.conv2.weight [16, 16, 3, 3]
+        layer2.0.bn1.bias [32]
+        layer2.0.bn1.running_mean [32]
+        layer2.0.bn1.running_var [32]
+        layer2.0.bn1.weight [32]
+        layer2.0.bn2.bias [32]
+        layer2.0.bn2.running_mean [32]
+        layer2.0.bn2.running_var [32]
+        layer2.0.bn2.weight [32]
+        layer2.0.conv1.weight [32, 16, 3, 3]
+        layer2.0.conv2.weight [32, 32, 3, 3]
+        layer2.0.downsample.0.weight [32, 16, 1, 1]
+        layer2.0.downsample.1.bias [32]
+        layer2.0.downsample.1.running_mean [32]
+        layer2.0.downsample.1.running_var [32]
+        layer2.0.downsample.1.weight [32]
+        layer3.0.bn1.bias [64]
+        layer3.0.bn1.running_mean [64]
+        layer3.0.bn1.running_var [64]
+        layer3.0.bn1.weight [64]
+        layer3.0.bn2.bias [64]
+        layer3.0.bn2.running_mean [64]
+        layer3.0.bn2.running_var [64]
+        layer3.0.bn2.weight [64]
+        layer3.0.conv1.weight [64, 32, 3, 3]
+        layer3.0.conv2.weight [64, 64, 3, 3]
+        layer3.0.downsample.0.weight [64, 32, 1, 1]
+        layer3.0.downsample.1.bias [64]
+        layer3.0.downsample.1.running_mean [64]
+        layer3.0.downsample.1.running_var [64]
+        layer3.0.downsample.1.weight [64]
+    "#]]
+    .assert_eq(&state_dict_keys(Arch::Resnet8)?);
+    Ok(())
+}
+
+#[test]
+fn state_dict_keys_mobilenet_v2_first_blocks() -> Result<()> {
+    let keys = state_dict_keys(Arch::MobilenetV2)?;
+    let first: Vec<&str> = keys
+        .lines()
+        .filter(|k| {
+            k.starts_with("features.0.")
+                || k.starts_with("features.1.")
+                || k.starts_with("features.2.")
+        })
+        .collect();
+    expect![[r#"
+        features.0.0.weight [32, 3, 3, 3]
+        features.0.1.bias [32]
+        features.0.1.running_mean [32]
+        features.0.1.running_var [32]
+        features.0.1.weight [32]
+        features.1.conv.0.0.weight [32, 1, 3, 3]
+        features.1.conv.0.1.bias [32]
+        features.1.conv.0.1.running_mean [32]
+        features.1.conv.0.1.running_var [32]
+        features.1.conv.0.1.weight [32]
+        features.1.conv.1.weight [16, 32, 1, 1]
+        features.1.conv.2.bias [16]
+        features.1.conv.2.running_mean [16]
+        features.1.conv.2.running_var [16]
+        features.1.conv.2.weight [16]
+        features.2.conv.0.0.weight [96, 16, 1, 1]
+        features.2.conv.0.1.bias [96]
+        features.2.conv.0.1.running_mean [96]
+        features.2.conv.0.1.running_var [96]
+        features.2.conv.0.1.weight [96]
+        features.2.conv.1.0.weight [96, 1, 3, 3]
+        features.2.conv.1.1.bias [96]
+        features.2.conv.1.1.running_mean [96]
+        features.2.conv.1.1.running_var [96]
+        features.2.conv.1.1.weight [96]
+        features.2.conv.2.weight [24, 96, 1, 1]
+        features.2.conv.3.bias [24]
+        features.2.conv.3.running_mean [24]
+        features.2.conv.3.running_var [24]
+        features.2.conv.3.weight [24]
+    "#]]
+    .assert_eq(&(first.join("\n") + "\n"));
+    Ok(())
+}
+
+#[test]
+fn layer_names_are_state_dict_prefixes() {
+    for arch in Arch::ALL {
+        let init = SeededInit::new(0);
+        let vb = init.var_builder(DType::F32, &Device::Cpu);
+        let [c, _, _] = arch.input_shape();
+        // Small models only: the big ones are covered by their summaries.
+        if arch.default_classes() == 1000 {
+            continue;
+        }
+        let net = build(arch, 10, c, vb).unwrap_or_else(|e| panic!("{arch}: {e}"));
+        let vars = init.named_vars();
+        for layer in net.layers() {
+            let key = format!("{}.weight", layer.name);
+            let (_, var) = vars
+                .iter()
+                .find(|(name, _)| *name == key)
+                .unwrap_or_else(|| panic!("{arch}: no variable {key}"));
+            // The LayerInfo weight is the very variable of the store.
+            assert_eq!(var.as_tensor().id(), layer.weight.as_tensor().id(), "{key}");
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_parameters() -> Result<()> {
+    let build_with = |seed| -> Result<Vec<f32>> {
+        let init = SeededInit::new(seed);
+        let net = lenet5(10, 1, init.var_builder(DType::F32, &Device::Cpu))?;
+        Ok(net.layers()[2]
+            .weight
+            .as_tensor()
+            .flatten_all()?
+            .to_vec1()?)
+    };
+    assert_eq!(build_with(5)?, build_with(5)?);
+    assert_ne!(build_with(5)?, build_with(6)?);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward passes and taps.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_model_maps_a_batch_to_logits() -> Result<()> {
+    for arch in Arch::ALL {
+        let net = shared(arch);
+        assert_eq!(net.arch(), arch.name());
+        assert_eq!(net.input_shape(), arch.input_shape());
+        assert_eq!(net.num_classes(), arch.default_classes());
+        let ys = net.forward_t(&batch(arch, 2, 1)?, false)?;
+        assert_eq!(ys.dims(), [2, arch.default_classes()], "{arch}");
+        let finite = ys.abs()?.max_all()?.to_scalar::<f32>()?.is_finite();
+        assert!(finite, "{arch} produced non-finite logits");
+    }
+    Ok(())
+}
+
+#[test]
+fn training_mode_forward_with_batch_norm_and_dropout() -> Result<()> {
+    // Fresh models: training mode updates batch-norm running statistics.
+    for arch in [Arch::Resnet8, Arch::MobilenetV2, Arch::Squeezenet1_0] {
+        let init = SeededInit::new(3);
+        let net = build(arch, 7, 1, init.var_builder(DType::F32, &Device::Cpu))?;
+        let [_, h, w] = arch.input_shape();
+        assert_eq!(net.input_shape(), [1, h, w]);
+        let xs = randn(4, &[2, 1, h, w])?;
+        let train = net.forward_t(&xs, true)?;
+        let eval = net.forward_t(&xs, false)?;
+        assert_eq!(train.dims(), [2, 7], "{arch}");
+        assert_eq!(eval.dims(), [2, 7], "{arch}");
+    }
+    let init = SeededInit::new(3);
+    let net = resnet(8, 10, 3, init.var_builder(DType::F32, &Device::Cpu))?;
+    let mean = |init: &SeededInit| -> Result<f32> {
+        let vars = init.named_vars();
+        let (_, v) = vars
+            .iter()
+            .find(|(n, _)| n == "bn1.running_mean")
+            .ok_or_else(|| Error::Unsupported {
+                what: "no bn1.running_mean".into(),
+            })?;
+        Ok(v.as_tensor().abs()?.sum_all()?.to_scalar::<f32>()?)
+    };
+    assert_eq!(mean(&init)?, 0.0);
+    net.forward_t(&batch(Arch::Resnet8, 4, 5)?, false)?;
+    assert_eq!(
+        mean(&init)?,
+        0.0,
+        "evaluation must not touch running statistics"
+    );
+    net.forward_t(&batch(Arch::Resnet8, 4, 5)?, true)?;
+    assert!(
+        mean(&init)? > 0.0,
+        "training must update running statistics"
+    );
+    Ok(())
+}
+
+#[test]
+fn wrong_input_shape_is_an_error() -> Result<()> {
+    let xs = Tensor::zeros((2, 1, 28, 28), DType::F32, &Device::Cpu)?;
+    match shared(Arch::Lenet5).forward_t(&xs, false) {
+        Err(Error::Shape { expected, got, .. }) => {
+            assert_eq!(expected, [2, 1, 32, 32]);
+            assert_eq!(got, [2, 1, 28, 28]);
+        }
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+    Ok(())
+}
+
+/// Records every tap call: `(pre?, layer, input dims)`.
+#[derive(Default)]
+struct Recorder {
+    calls: Vec<(bool, usize, Vec<usize>)>,
+}
+
+impl Taps for Recorder {
+    fn pre(&mut self, id: LayerId, input: &Tensor) -> Result<Option<Tensor>> {
+        self.calls.push((true, id.0, input.dims().to_vec()));
+        Ok(None)
+    }
+
+    fn post(&mut self, id: LayerId, input: &Tensor, output: &Tensor) -> Result<()> {
+        assert_eq!(output.dim(0)?, input.dim(0)?);
+        self.calls.push((false, id.0, input.dims().to_vec()));
+        Ok(())
+    }
+}
+
+#[test]
+fn taps_see_every_layer_once_in_order() -> Result<()> {
+    for arch in Arch::ALL {
+        let net = shared(arch);
+        let mut rec = Recorder::default();
+        net.forward_tapped(&batch(arch, 1, 2)?, false, &mut rec)?;
+        let expected: Vec<(bool, usize)> = (0..net.layers().len())
+            .flat_map(|i| [(true, i), (false, i)])
+            .collect();
+        let got: Vec<(bool, usize)> = rec.calls.iter().map(|(p, i, _)| (*p, *i)).collect();
+        assert_eq!(got, expected, "{arch}");
+        for (layer, (_, _, dims)) in net.layers().iter().zip(rec.calls.iter().step_by(2)) {
+            let g = &layer.geometry;
+            let want = match (g.kind, dims.len()) {
+                (LayerKind::Fc, 2) => vec![1, g.in_features()],
+                _ => vec![1, g.in_channels, g.in_h, g.in_w],
+            };
+            assert_eq!(*dims, want, "{arch} {}", layer.name);
+        }
+        for (i, layer) in net.layers().iter().enumerate() {
+            assert_eq!(layer.id, LayerId(i));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn fc_after_a_feature_map_sees_it_unflattened() -> Result<()> {
+    let input_dims = |arch: Arch, name: &str| -> Result<Vec<usize>> {
+        let net = shared(arch);
+        let mut rec = Recorder::default();
+        net.forward_tapped(&batch(arch, 1, 2)?, false, &mut rec)?;
+        let id = net
+            .layers()
+            .iter()
+            .position(|l| l.name == name)
+            .unwrap_or_else(|| panic!("{arch} has no {name}"));
+        Ok(rec
+            .calls
+            .iter()
+            .find(|(pre, i, _)| !pre && *i == id)
+            .map(|(_, _, d)| d.clone())
+            .unwrap_or_default())
+    };
+    assert_eq!(input_dims(Arch::AlexnetCaffe, "fc6")?, [1, 256, 6, 6]);
+    assert_eq!(input_dims(Arch::AlexnetCaffe, "fc7")?, [1, 4096]);
+    assert_eq!(input_dims(Arch::Alexnet, "classifier.1")?, [1, 256, 6, 6]);
+    assert_eq!(input_dims(Arch::Lenet5, "classifier.0")?, [1, 16, 5, 5]);
+    assert_eq!(input_dims(Arch::Lenet5Caffe, "f1")?, [1, 50, 4, 4]);
+    assert_eq!(input_dims(Arch::Resnet20, "fc")?, [1, 64, 1, 1]);
+    assert_eq!(input_dims(Arch::Googlenet, "fc")?, [1, 1024, 1, 1]);
+    assert_eq!(
+        input_dims(Arch::MobilenetV2, "classifier.1")?,
+        [1, 1280, 1, 1]
+    );
+    let fc6 = shared(Arch::AlexnetCaffe).layers()[5].geometry;
+    assert_eq!(
+        (fc6.in_channels, fc6.in_h, fc6.in_w, fc6.kernel),
+        (256, 6, 6, (6, 6))
+    );
+    Ok(())
+}
+
+/// Replaces the input of one layer with zeros and records what the post-tap saw.
+struct ZeroInput {
+    layer: usize,
+    seen_zero: Option<bool>,
+}
+
+impl Taps for ZeroInput {
+    fn pre(&mut self, id: LayerId, input: &Tensor) -> Result<Option<Tensor>> {
+        Ok((id.0 == self.layer)
+            .then(|| input.zeros_like())
+            .transpose()?)
+    }
+
+    fn post(&mut self, id: LayerId, input: &Tensor, _output: &Tensor) -> Result<()> {
+        if id.0 == self.layer {
+            let max = input.abs()?.max_all()?.to_scalar::<f32>()?;
+            self.seen_zero = Some(max == 0.0);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn pre_tap_replacement_changes_the_output() -> Result<()> {
+    for (arch, layer) in [(Arch::Lenet5, 1), (Arch::Lenet5, 2), (Arch::Googlenet, 20)] {
+        let net = shared(arch);
+        let xs = batch(arch, 2, 9)?;
+        let plain = net.forward_t(&xs, false)?;
+        let mut taps = ZeroInput {
+            layer,
+            seen_zero: None,
+        };
+        let masked = net.forward_tapped(&xs, false, &mut taps)?;
+        assert_eq!(
+            taps.seen_zero,
+            Some(true),
+            "{arch}: post-tap must see the replaced input"
+        );
+        let diff = (plain - masked)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(
+            diff > 0.0,
+            "{arch} layer {layer}: replacing the input changed nothing"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn pre_tap_replacement_of_another_shape_is_an_error() -> Result<()> {
+    struct Shrink;
+    impl Taps for Shrink {
+        fn pre(&mut self, _id: LayerId, input: &Tensor) -> Result<Option<Tensor>> {
+            Ok(Some(input.narrow(0, 0, 1)?))
+        }
+    }
+    let err = shared(Arch::Lenet5).forward_tapped(&batch(Arch::Lenet5, 2, 1)?, false, &mut Shrink);
+    assert!(matches!(err, Err(Error::Shape { .. })), "{err:?}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Construction errors and the Arch vocabulary.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn resnet_depth_must_be_6n_plus_2() {
+    let init = SeededInit::new(0);
+    for depth in [0, 2, 7, 21, 100] {
+        let r = resnet(depth, 10, 3, init.var_builder(DType::F32, &Device::Cpu));
+        assert!(matches!(r, Err(Error::OutOfRange { .. })), "depth {depth}");
+    }
+    let net = resnet(26, 10, 3, init.var_builder(DType::F32, &Device::Cpu));
+    assert_eq!(
+        net.map(|n| (n.depth(), n.arch().to_string())).ok(),
+        Some((26, "resnet26".into()))
+    );
+}
+
+#[test]
+fn zero_classes_is_an_error() {
+    let init = SeededInit::new(0);
+    let r = lenet5(0, 1, init.var_builder(DType::F32, &Device::Cpu));
+    assert!(matches!(r, Err(Error::Geometry { .. })));
+}
+
+#[test]
+fn arch_names_round_trip() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let names: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
+    expect![[r#"
+        [
+            "lenet5",
+            "lenet5-caffe",
+            "resnet8",
+            "resnet14",
+            "resnet20",
+            "resnet32",
+            "resnet44",
+            "resnet56",
+            "resnet74",
+            "resnet110",
+            "alexnet",
+            "alexnet-caffe",
+            "squeezenet1_0",
+            "googlenet",
+            "mobilenet_v2",
+        ]
+    "#]]
+    .assert_debug_eq(&names);
+    for arch in Arch::ALL {
+        assert_eq!(arch.to_string().parse::<Arch>()?, arch);
+        let json = serde_json::to_string(&arch)?;
+        assert_eq!(json, format!("\"{arch}\""));
+        assert_eq!(serde_json::from_str::<Arch>(&json)?, arch);
+    }
+    assert!(matches!("vgg16".parse::<Arch>(), Err(Error::Parse { .. })));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pooling and the depthwise convolution against brute force.
+// ---------------------------------------------------------------------------------------------
+
+/// PyTorch's max-pool on one `h × w` plane, by definition.
+fn brute_max_pool(
+    xs: &[Vec<f32>],
+    k: usize,
+    s: usize,
+    p: usize,
+    out: (usize, usize),
+) -> Vec<Vec<f32>> {
+    (0..out.0)
+        .map(|y| {
+            (0..out.1)
+                .map(|x| {
+                    let mut m = f32::NEG_INFINITY;
+                    for i in 0..k {
+                        for j in 0..k {
+                            let (r, c) = (
+                                (y * s + i) as isize - p as isize,
+                                (x * s + j) as isize - p as isize,
+                            );
+                            if r >= 0
+                                && c >= 0
+                                && (r as usize) < xs.len()
+                                && (c as usize) < xs[0].len()
+                            {
+                                m = m.max(xs[r as usize][c as usize]);
+                            }
+                        }
+                    }
+                    m
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn max_pool_matches_pytorch_semantics() -> Result<()> {
+    let xs = Tensor::arange(0f32, 36f32, &Device::Cpu)?.reshape((1, 1, 6, 6))?;
+    let ceil = max_pool2d(&xs, 3, 2, 0, true)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    assert_eq!(ceil, [14., 16., 17., 26., 28., 29., 32., 34., 35.]);
+    let floor = max_pool2d(&xs, 3, 2, 0, false)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    assert_eq!(floor, [14., 16., 26., 28.]);
+
+    let xs = randn(11, &[1, 2, 7, 8])?;
+    // (kernel, stride, padding, ceil, expected out)
+    for (k, s, p, ceil, out) in [
+        (3, 2, 0, false, (3, 3)),
+        (3, 2, 0, true, (3, 4)),
+        (3, 2, 1, true, (4, 5)),
+        (3, 1, 1, true, (7, 8)),
+        (2, 2, 0, false, (3, 4)),
+        (2, 2, 0, true, (4, 4)),
+    ] {
+        let ys = max_pool2d(&xs, k, s, p, ceil)?;
+        assert_eq!(
+            ys.dims(),
+            [1, 2, out.0, out.1],
+            "k{k} s{s} p{p} ceil {ceil}"
+        );
+        for ch in 0..2 {
+            let plane: Vec<Vec<f32>> = xs.get(0)?.get(ch)?.to_vec2()?;
+            let want = brute_max_pool(&plane, k, s, p, out);
+            let got: Vec<Vec<f32>> = ys.get(0)?.get(ch)?.to_vec2()?;
+            assert_eq!(got, want, "k{k} s{s} p{p} ceil {ceil}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn overlapping_max_pool_routes_gradient_to_each_argmax() -> Result<()> {
+    let var = tensor_core::Var::from_tensor(&randn(12, &[1, 1, 9, 9])?)?;
+    let ys = max_pool2d(var.as_tensor(), 3, 2, 1, true)?;
+    let grads = ys.sum_all()?.backward()?;
+    let g = grads
+        .get(var.as_tensor())
+        .map(|g| g.sum_all())
+        .transpose()?;
+    let total = g.map(|g| g.to_scalar::<f32>()).transpose()?;
+    // One unit of gradient per output window (no ties in normal data).
+    assert_eq!(total, Some(ys.elem_count() as f32));
+    Ok(())
+}
+
+#[test]
+fn adaptive_avg_pool_uses_pytorch_bins() -> Result<()> {
+    let xs = Tensor::arange(0f32, 25f32, &Device::Cpu)?.reshape((1, 1, 5, 5))?;
+    let ys = adaptive_avg_pool2d(&xs, 2, 2)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    assert_eq!(ys, [6., 8., 16., 18.]);
+    Ok(())
+}
+
+#[test]
+fn depthwise_conv_matches_grouped_conv() -> Result<()> {
+    let xs = randn(13, &[2, 6, 9, 9])?;
+    let w = randn(14, &[6, 1, 3, 3])?;
+    for stride in [1, 2] {
+        let fast = crate::layer::depthwise_conv2d(&xs, &w, 1, stride)?;
+        let slow = xs.conv2d(&w, 1, stride, 1, 6)?;
+        assert_eq!(fast.dims(), slow.dims());
+        // Sums of 9 products of unit normals in f32: agreement to 1e-5 absolute.
+        let diff = (fast - slow)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "stride {stride}: max difference {diff}");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training smoke test.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn lenet5_gradient_descent_lowers_the_loss() -> Result<()> {
+    // 16 noisy images whose class k lights up rows 3k..3k+3: learnable in a few steps.
+    let labels: Vec<u32> = (0..16).map(|i| i % 10).collect();
+    let mut signal = vec![0f32; 16 * 32 * 32];
+    for (i, &k) in labels.iter().enumerate() {
+        let rows = 3 * k as usize..3 * k as usize + 3;
+        for r in rows {
+            signal[i * 1024 + r * 32..i * 1024 + (r + 1) * 32].fill(2.0);
+        }
+    }
+    let signal = Tensor::from_vec(signal, (16, 1, 32, 32), &Device::Cpu)?;
+    let xs = (batch(Arch::Lenet5, 16, 21)? * 0.5 + signal)?;
+    let ys = Tensor::new(labels.as_slice(), &Device::Cpu)?;
+
+    let init = SeededInit::new(1);
+    let net = lenet5(10, 1, init.var_builder(DType::F32, &Device::Cpu))?;
+    let vars = init.named_vars().into_iter().map(|(_, v)| v).collect();
+    let mut sgd = nn::SGD::new(vars, 0.3)?;
+    let loss =
+        || -> Result<Tensor> { Ok(nn::loss::cross_entropy(&net.forward_t(&xs, true)?, &ys)?) };
+    let before = loss()?.to_scalar::<f32>()?;
+    for _ in 0..20 {
+        sgd.backward_step(&loss()?)?;
+    }
+    let after = loss()?.to_scalar::<f32>()?;
+    assert!(after < 0.5 * before, "loss {before} -> {after}");
+    Ok(())
+}
