@@ -1,0 +1,298 @@
+//! [`DatasetId`] and [`Split`]: the typed names of what can be loaded, with each dataset's shape
+//! and classes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The supported datasets. The serde, [`FromStr`](std::str::FromStr) and
+/// [`Display`](std::fmt::Display) forms are the kebab-case names of [`DatasetId::name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum DatasetId {
+    /// MNIST handwritten digits, 1×28×28, 10 classes (`mnist`).
+    #[serde(rename = "mnist")]
+    Mnist,
+    /// Zalando's Fashion-MNIST, 1×28×28, 10 classes (`fashion-mnist`).
+    #[serde(rename = "fashion-mnist")]
+    FashionMnist,
+    /// CIFAR-10, 3×32×32, 10 classes (`cifar10`).
+    #[serde(rename = "cifar10")]
+    Cifar10,
+    /// CIFAR-100, 3×32×32, 100 fine classes (`cifar100`). Labels are the **fine** labels; the
+    /// 20 coarse ones are kept beside them
+    /// ([`RawDataset::coarse_labels`](crate::RawDataset::coarse_labels)).
+    #[serde(rename = "cifar100")]
+    Cifar100,
+}
+
+impl DatasetId {
+    /// Every dataset, in declaration order.
+    pub const ALL: [DatasetId; 4] = [
+        DatasetId::Mnist,
+        DatasetId::FashionMnist,
+        DatasetId::Cifar10,
+        DatasetId::Cifar100,
+    ];
+
+    /// The name used by serde, `FromStr` and `Display`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetId::Mnist => "mnist",
+            DatasetId::FashionMnist => "fashion-mnist",
+            DatasetId::Cifar10 => "cifar10",
+            DatasetId::Cifar100 => "cifar100",
+        }
+    }
+
+    /// The directory holding the dataset's files, as in the official archives and under
+    /// `datasets/data/` (datasets.md §3).
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            DatasetId::Mnist => "mnist",
+            DatasetId::FashionMnist => "fashion-mnist",
+            DatasetId::Cifar10 => "cifar-10-batches-bin",
+            DatasetId::Cifar100 => "cifar-100-binary",
+        }
+    }
+
+    /// Number of classes of the labels the loader returns (fine labels for CIFAR-100).
+    pub fn num_classes(self) -> usize {
+        self.class_names().len()
+    }
+
+    /// The per-sample shape `[c, h, w]` as stored: `[1, 28, 28]` or `[3, 32, 32]`.
+    pub fn input_shape(self) -> [usize; 3] {
+        match self {
+            DatasetId::Mnist | DatasetId::FashionMnist => [1, 28, 28],
+            DatasetId::Cifar10 | DatasetId::Cifar100 => [3, 32, 32],
+        }
+    }
+
+    /// Class names indexed by label (fine names for CIFAR-100).
+    pub fn class_names(self) -> &'static [&'static str] {
+        match self {
+            DatasetId::Mnist => &MNIST_CLASSES,
+            DatasetId::FashionMnist => &FASHION_MNIST_CLASSES,
+            DatasetId::Cifar10 => &CIFAR10_CLASSES,
+            DatasetId::Cifar100 => &CIFAR100_FINE_CLASSES,
+        }
+    }
+}
+
+impl std::fmt::Display for DatasetId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DatasetId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        DatasetId::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| Error::UnknownDataset {
+                input: s.to_string(),
+            })
+    }
+}
+
+/// Which part of a dataset: the official training or test records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// The training records (`train`).
+    Train,
+    /// The test records (`test`).
+    Test,
+}
+
+impl Split {
+    /// The name used by serde, `FromStr` and `Display`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Split {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "train" => Ok(Split::Train),
+            "test" => Ok(Split::Test),
+            _ => Err(Error::UnknownSplit {
+                input: s.to_string(),
+            }),
+        }
+    }
+}
+
+/// MNIST's classes: the digits.
+pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// Fashion-MNIST's classes, as in Zalando's README.
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// CIFAR-10's classes, as in `batches.meta.txt` (datasets.md §1).
+pub const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+
+/// CIFAR-100's 20 coarse classes (superclasses), as in `coarse_label_names.txt`.
+pub const CIFAR100_COARSE_CLASSES: [&str; 20] = [
+    "aquatic_mammals",
+    "fish",
+    "flowers",
+    "food_containers",
+    "fruit_and_vegetables",
+    "household_electrical_devices",
+    "household_furniture",
+    "insects",
+    "large_carnivores",
+    "large_man-made_outdoor_things",
+    "large_natural_outdoor_scenes",
+    "large_omnivores_and_herbivores",
+    "medium_mammals",
+    "non-insect_invertebrates",
+    "people",
+    "reptiles",
+    "small_mammals",
+    "trees",
+    "vehicles_1",
+    "vehicles_2",
+];
+
+/// CIFAR-100's 100 fine classes, as in `fine_label_names.txt` (alphabetical).
+pub const CIFAR100_FINE_CLASSES: [&str; 100] = [
+    "apple",
+    "aquarium_fish",
+    "baby",
+    "bear",
+    "beaver",
+    "bed",
+    "bee",
+    "beetle",
+    "bicycle",
+    "bottle",
+    "bowl",
+    "boy",
+    "bridge",
+    "bus",
+    "butterfly",
+    "camel",
+    "can",
+    "castle",
+    "caterpillar",
+    "cattle",
+    "chair",
+    "chimpanzee",
+    "clock",
+    "cloud",
+    "cockroach",
+    "couch",
+    "crab",
+    "crocodile",
+    "cup",
+    "dinosaur",
+    "dolphin",
+    "elephant",
+    "flatfish",
+    "forest",
+    "fox",
+    "girl",
+    "hamster",
+    "house",
+    "kangaroo",
+    "keyboard",
+    "lamp",
+    "lawn_mower",
+    "leopard",
+    "lion",
+    "lizard",
+    "lobster",
+    "man",
+    "maple_tree",
+    "motorcycle",
+    "mountain",
+    "mouse",
+    "mushroom",
+    "oak_tree",
+    "orange",
+    "orchid",
+    "otter",
+    "palm_tree",
+    "pear",
+    "pickup_truck",
+    "pine_tree",
+    "plain",
+    "plate",
+    "poppy",
+    "porcupine",
+    "possum",
+    "rabbit",
+    "raccoon",
+    "ray",
+    "road",
+    "rocket",
+    "rose",
+    "sea",
+    "seal",
+    "shark",
+    "shrew",
+    "skunk",
+    "skyscraper",
+    "snail",
+    "snake",
+    "spider",
+    "squirrel",
+    "streetcar",
+    "sunflower",
+    "sweet_pepper",
+    "table",
+    "tank",
+    "telephone",
+    "television",
+    "tiger",
+    "tractor",
+    "train",
+    "trout",
+    "tulip",
+    "turtle",
+    "wardrobe",
+    "whale",
+    "willow_tree",
+    "wolf",
+    "woman",
+    "worm",
+];

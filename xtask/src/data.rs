@@ -1,0 +1,85 @@
+//! Data for the trainer: a dataset split with the input pipeline an architecture expects.
+
+use anyhow::{Context, Result};
+use cnn_zoo::Arch;
+use datasets::{DatasetId, Normalization, RawDataset, Transform, TransformConfig};
+use tensor_core::{Device, Tensor};
+
+pub use datasets::{Source as DataSource, Split};
+
+use crate::train::TrainSpec;
+
+/// One split, its records on the host, converted to tensors batch by batch.
+pub struct SplitData {
+    raw: RawDataset,
+    transform: Transform,
+}
+
+impl SplitData {
+    /// Loads `split` of the spec's dataset from the spec's source, with the pipeline for the
+    /// spec's architecture (augmentation on the training split of CIFAR only).
+    pub fn load(spec: &TrainSpec, split: Split) -> Result<Self> {
+        let mut raw = RawDataset::load(spec.dataset, split, &spec.data)
+            .with_context(|| format!("cannot load {} {}", spec.dataset, split.name()))?;
+        if split == Split::Train
+            && let Some(n) = spec.train_limit
+        {
+            raw.truncate(n);
+        }
+        let config = pipeline(spec.arch, spec.dataset, split == Split::Train);
+        let transform = config
+            .validate(raw.shape())
+            .with_context(|| format!("no input pipeline from {} to {}", spec.dataset, spec.arch))?;
+        Ok(Self { raw, transform })
+    }
+
+    /// Records in the split.
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Shape `[c, h, w]` of one transformed sample.
+    pub fn sample_shape(&self) -> [usize; 3] {
+        self.transform.output_shape()
+    }
+
+    /// Images `[b, c, h, w]` and labels `[b]` of the records at `indices`; augmentation (if the
+    /// pipeline has any) draws from `rng`, and without one the deterministic pipeline runs.
+    pub fn batch(
+        &self,
+        indices: &[usize],
+        rng: Option<&mut tensor_core::Rng>,
+        device: &Device,
+    ) -> Result<(Tensor, Tensor)> {
+        let batch = match rng {
+            Some(rng) => self.raw.batch(indices, &self.transform, rng, device),
+            None => {
+                // A deterministic transform never touches the generator.
+                let mut unused = tensor_core::rng(0, "unused");
+                self.raw
+                    .batch(indices, &self.transform.without_augment(), &mut unused, device)
+            }
+        };
+        batch.context("cannot build a batch")
+    }
+}
+
+/// The input pipeline of `arch` on `dataset`: the dataset's normalisation; 28x28 images resized
+/// to 32x32 for the ICLR'19 LeNet-5 (sparse-projection.md §8) and zero-padded to 32x32 for the
+/// CIFAR ResNets; other size mismatches resized; CIFAR augmentation when training.
+pub fn pipeline(arch: Arch, dataset: DatasetId, train: bool) -> TransformConfig {
+    let [_, h, w] = arch.input_shape();
+    let [_, dh, dw] = dataset.input_shape();
+    let mut config = TransformConfig::normalize(Normalization::for_dataset(dataset));
+    if (h, w) != (dh, dw) {
+        if arch.resnet_depth().is_some() && h >= dh && w >= dw {
+            config.pad_to = Some((h, w));
+        } else {
+            config.resize = Some((h, w));
+        }
+    }
+    if train && matches!(dataset, DatasetId::Cifar10 | DatasetId::Cifar100) {
+        config.augment = Some(datasets::Augment::cifar());
+    }
+    config
+}

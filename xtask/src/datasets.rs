@@ -1,0 +1,247 @@
+//! `cargo xtask datasets`: download (or import) the full datasets into the cache, verifying every
+//! file against the manifest's checksums before anything is written; `--verify` re-checks the
+//! cache; `--offline` checks the embedded subsets. Writes are atomic, so the cache never holds a
+//! partial or unverified file.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use datasets::{Checksums, DatasetEntry, DatasetId, FileEntry, Manifest};
+use flate2::read::GzDecoder;
+
+use crate::flags::DatasetsArgs;
+use crate::paths::{dataset_cache, write_atomic};
+use crate::progress::Progress;
+
+/// Upper bound on one download, far above the largest archive (CIFAR-100, ≈ 161 MB).
+const MAX_DOWNLOAD: u64 = 512 << 20;
+
+/// `cargo xtask datasets`.
+pub fn run(args: &DatasetsArgs) -> Result<()> {
+    if args.offline {
+        datasets::verify_embedded().context("embedded data failed verification")?;
+        for f in datasets::embedded_files() {
+            println!("ok  embedded {}", f.path);
+        }
+        return Ok(());
+    }
+    let manifest = Manifest::canonical()?;
+    let ids: Vec<DatasetId> = if args.only.is_empty() {
+        DatasetId::ALL.to_vec()
+    } else {
+        args.only.clone()
+    };
+    let cache = dataset_cache();
+    let progress = Progress::new();
+    for id in ids {
+        let entry = manifest.dataset(id)?;
+        if args.verify {
+            verify_cached(entry, &cache)?;
+            println!("ok  {id}: every file in {} verifies", cache.join(&entry.dir).display());
+        } else if let Some(dir) = &args.from_dir {
+            import(entry, dir, &cache)?;
+            println!("ok  {id}: imported from {} into {}", dir.display(), cache.display());
+        } else {
+            download(entry, &cache, &progress)?;
+            println!("ok  {id}: {}", cache.join(&entry.dir).display());
+        }
+    }
+    Ok(())
+}
+
+fn cached_path(entry: &DatasetEntry, cache: &Path, file: &FileEntry) -> PathBuf {
+    cache.join(&entry.dir).join(&file.name)
+}
+
+/// Checks every cached file of `entry` against its raw checksums.
+pub fn verify_cached(entry: &DatasetEntry, cache: &Path) -> Result<()> {
+    for f in &entry.files {
+        let path = cached_path(entry, cache, f);
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!("{} is missing; run `cargo xtask datasets --only {}`", path.display(), entry.id)
+        })?;
+        f.raw
+            .verify(&path.display().to_string(), &bytes)
+            .with_context(|| format!("cached file {} is corrupt; delete it and fetch again", path.display()))?;
+    }
+    Ok(())
+}
+
+fn all_cached(entry: &DatasetEntry, cache: &Path) -> bool {
+    verify_cached(entry, cache).is_ok()
+}
+
+/// Decompresses gzip data when it starts with the gzip magic.
+fn maybe_inflate(name: &str, bytes: Vec<u8>) -> Result<Vec<u8>> {
+    if !datasets::idx::is_gzip(&bytes) {
+        return Ok(bytes);
+    }
+    let mut out = Vec::new();
+    GzDecoder::new(bytes.as_slice())
+        .read_to_end(&mut out)
+        .with_context(|| format!("{name} is not a valid gzip file"))?;
+    Ok(out)
+}
+
+/// Verifies `raw` against the file's raw checksums and writes it into the cache atomically.
+fn store(entry: &DatasetEntry, cache: &Path, f: &FileEntry, origin: &str, raw: &[u8]) -> Result<()> {
+    f.raw
+        .verify(origin, raw)
+        .with_context(|| format!("{origin} failed verification; nothing was cached"))?;
+    write_atomic(&cached_path(entry, cache, f), raw)
+}
+
+/// Downloads every file of `entry` not already cached and verified.
+fn download(entry: &DatasetEntry, cache: &Path, progress: &Progress) -> Result<()> {
+    if all_cached(entry, cache) {
+        return Ok(());
+    }
+    match &entry.archive {
+        Some(archive) => {
+            let bytes = fetch_any(&entry.urls(&archive.name), &archive.checksums, progress)?;
+            report_unpublished_sha256(&archive.name, &archive.checksums, &bytes);
+            unpack(entry, cache, &archive.prefix, &archive.name, &bytes)
+        }
+        None => {
+            for f in &entry.files {
+                if f.raw
+                    .verify("", &std::fs::read(cached_path(entry, cache, f)).unwrap_or_default())
+                    .is_ok()
+                    && f.raw.has_digest()
+                {
+                    continue;
+                }
+                let (urls, checks) = match &f.gz {
+                    Some(gz) => (entry.urls(&f.gz_name()), gz.clone()),
+                    None => (entry.urls(&f.name), f.raw.clone()),
+                };
+                let bytes = fetch_any(&urls, &checks, progress)?;
+                let raw = maybe_inflate(&f.name, bytes)?;
+                store(entry, cache, f, &f.name, &raw)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Prints the sha256 of a verified archive whose manifest entry lacks one (CIFAR-100 publishes
+/// only an md5), so it can be recorded in the manifest.
+fn report_unpublished_sha256(name: &str, checks: &Checksums, bytes: &[u8]) {
+    if checks.sha256.is_none() {
+        println!(
+            "note: {name} verified by md5; its sha256 is {} (record it in datasets/manifest.toml)",
+            datasets::sha256_hex(bytes)
+        );
+    }
+}
+
+/// Extracts the manifest's files from a verified tar.gz into the cache.
+fn unpack(entry: &DatasetEntry, cache: &Path, prefix: &str, name: &str, bytes: &[u8]) -> Result<()> {
+    let mut archive = tar::Archive::new(GzDecoder::new(bytes));
+    let mut found = Vec::new();
+    for member in archive.entries().with_context(|| format!("cannot read {name}"))? {
+        let mut member = member.with_context(|| format!("corrupt member in {name}"))?;
+        let path = member.path()?.to_string_lossy().to_string();
+        let Some(file) = path.strip_prefix(prefix).and_then(|n| entry.file(n)) else {
+            continue;
+        };
+        let mut raw = Vec::new();
+        member
+            .read_to_end(&mut raw)
+            .with_context(|| format!("cannot read {path} from {name}"))?;
+        store(entry, cache, file, &format!("{name}:{path}"), &raw)?;
+        found.push(file.name.clone());
+    }
+    let missing: Vec<&str> = entry
+        .files
+        .iter()
+        .filter(|f| !found.contains(&f.name))
+        .map(|f| f.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        bail!("{name} lacks {} under {prefix}", missing.join(", "));
+    }
+    Ok(())
+}
+
+/// Tries each URL in order; returns the first body that passes `checks`.
+fn fetch_any(urls: &[String], checks: &Checksums, progress: &Progress) -> Result<Vec<u8>> {
+    let mut errors = Vec::new();
+    for url in urls {
+        match fetch(url, progress).and_then(|b| {
+            checks.verify(url, &b)?;
+            Ok(b)
+        }) {
+            Ok(b) => return Ok(b),
+            Err(e) => {
+                progress.println(format!("{url}: {e:#}"));
+                errors.push(format!("{url}: {e:#}"));
+            }
+        }
+    }
+    bail!("every mirror failed:\n  {}", errors.join("\n  "))
+}
+
+fn fetch(url: &str, progress: &Progress) -> Result<Vec<u8>> {
+    let response = ureq::get(url)
+        .timeout(std::time::Duration::from_secs(600))
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    let len: Option<u64> = response.header("Content-Length").and_then(|v| v.parse().ok());
+    if len.is_some_and(|l| l > MAX_DOWNLOAD) {
+        bail!("{url} announces {} bytes, more than any dataset file", len.unwrap_or(0));
+    }
+    let name = url.rsplit('/').next().unwrap_or(url).to_string();
+    let bar = progress.byte_bar(len.unwrap_or(0), name);
+    let mut out = Vec::with_capacity(len.unwrap_or(0) as usize);
+    let mut reader = bar.wrap_read(response.into_reader().take(MAX_DOWNLOAD + 1));
+    reader
+        .read_to_end(&mut out)
+        .with_context(|| format!("download of {url} was interrupted"))?;
+    bar.finish_and_clear();
+    if out.len() as u64 > MAX_DOWNLOAD {
+        bail!("{url} is larger than any dataset file");
+    }
+    Ok(out)
+}
+
+/// Imports files a user already has: `<dir>/<dataset dir>/<name>[.gz]` or `<dir>/<name>[.gz]`,
+/// or the dataset's archive in `<dir>`.
+pub fn import(entry: &DatasetEntry, dir: &Path, cache: &Path) -> Result<()> {
+    if let Some(archive) = &entry.archive {
+        let path = dir.join(&archive.name);
+        if path.exists() {
+            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let origin = path.display().to_string();
+            archive.checksums.verify(&origin, &bytes).with_context(|| {
+                format!("{origin} failed verification; nothing was cached")
+            })?;
+            return unpack(entry, cache, &archive.prefix, &origin, &bytes);
+        }
+    }
+    for f in &entry.files {
+        let candidates = [
+            dir.join(&entry.dir).join(&f.name),
+            dir.join(&entry.dir).join(f.gz_name()),
+            dir.join(&f.name),
+            dir.join(f.gz_name()),
+        ];
+        let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+            bail!(
+                "{} not found in {} (looked for {})",
+                f.name,
+                dir.display(),
+                candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            );
+        };
+        let origin = path.display().to_string();
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {origin}"))?;
+        let raw = maybe_inflate(&origin, bytes)?;
+        store(entry, cache, f, &origin, &raw)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,237 @@
+//! `cargo xtask reproduce` and `cargo xtask train`: expand the registry into runs, execute them
+//! (in parallel with `--jobs`), and write one JSON record per run atomically.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use cnn_zoo::Arch;
+use serde::{Deserialize, Serialize};
+use tensor_core::{DType, Device, SeededInit};
+
+use crate::data::DataSource;
+use crate::experiments::{Experiment, RunContext, RunKind, RunSpec};
+use crate::flags::{ReproduceArgs, ScheduleArg, TrainArgs};
+use crate::paths::{default_out_dir, git_revision, write_json_atomic};
+use crate::progress::Progress;
+use crate::train::{self, LrSchedule, TrainSpec};
+
+/// Everything a finished run leaves behind.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Experiment name.
+    pub experiment: String,
+    /// Run id within the experiment.
+    pub run: String,
+    /// The exact spec that ran.
+    pub spec: RunSpec,
+    /// The run's seed.
+    pub seed: u64,
+    /// Git revision of the code.
+    pub git_revision: String,
+    /// Version of the toolkit.
+    pub version: String,
+    /// Whether the run is bit-for-bit reproducible from its seed on this device.
+    pub deterministic: bool,
+    /// Experiment-specific results.
+    pub metrics: serde_json::Value,
+    /// Wall-clock seconds.
+    pub wall_seconds: f64,
+}
+
+/// `cargo xtask reproduce`.
+pub fn run(args: &ReproduceArgs) -> Result<()> {
+    let out = args.out.clone().unwrap_or_else(default_out_dir);
+    let ctx = RunContext {
+        device: args.device,
+        data_dir: args.data_dir.clone(),
+    };
+    let experiments: Vec<Experiment> = if args.only.is_empty() {
+        Experiment::ALL.to_vec()
+    } else {
+        args.only.clone()
+    };
+    let runs: Vec<RunSpec> = experiments
+        .iter()
+        .flat_map(|e| e.runs(args.profile, &ctx))
+        .collect();
+    let (done, todo): (Vec<_>, Vec<_>) = runs
+        .into_iter()
+        .partition(|r| args.resume && record_path(&out, r).exists());
+    if args.dry_run {
+        for r in &todo {
+            println!("run  {} / {}", r.experiment, r.id);
+        }
+        for r in &done {
+            println!("skip {} / {} (recorded)", r.experiment, r.id);
+        }
+        return Ok(());
+    }
+    let progress = Progress::new();
+    progress.println(format!(
+        "reproduce ({:?} profile): {} runs to do, {} already recorded, output in {}",
+        args.profile,
+        todo.len(),
+        done.len(),
+        out.display()
+    ));
+    let overall = progress.bar(todo.len() as u64, "reproduce");
+    let queue = Mutex::new(todo.iter());
+    let failures = Mutex::new(Vec::new());
+    let jobs = args.jobs.clamp(1, todo.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
+                    let Some(run) = next else { break };
+                    if crate::progress::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Err(e) = execute(run, &out, args.resume, &progress) {
+                        progress.println(format!("FAILED {} / {}: {e:#}", run.experiment, run.id));
+                        if let Ok(mut f) = failures.lock() {
+                            f.push(format!("{} / {}", run.experiment, run.id));
+                        }
+                    }
+                    overall.inc(1);
+                }
+            });
+        }
+    });
+    overall.finish_and_clear();
+    let failures = failures.into_inner().unwrap_or_default();
+    progress.println(format!(
+        "records: {}\ncheckpoints: {}",
+        out.join("records").display(),
+        out.join("checkpoints").display()
+    ));
+    if !failures.is_empty() {
+        bail!("{} run(s) failed: {}", failures.len(), failures.join(", "));
+    }
+    Ok(())
+}
+
+fn record_path(out: &Path, run: &RunSpec) -> PathBuf {
+    out.join("records")
+        .join(run.experiment.name())
+        .join(format!("{}.json", run.id))
+}
+
+fn execute(run: &RunSpec, out: &Path, resume: bool, progress: &Progress) -> Result<()> {
+    let started = Instant::now();
+    let label = format!("{}/{}", run.experiment, run.id);
+    let (metrics, deterministic) = match &run.kind {
+        RunKind::Geometry { arch } => (geometry_metrics(*arch)?, true),
+        RunKind::Train(spec) => {
+            let dir = out
+                .join("checkpoints")
+                .join(run.experiment.name())
+                .join(&run.id);
+            let mut obs = progress.run_observer(label.clone());
+            let outcome = train::train(spec, &dir, resume, &mut obs)?;
+            (serde_json::to_value(&outcome)?, spec.device == tensor_core::DeviceSpec::Cpu)
+        }
+    };
+    let record = RunRecord {
+        experiment: run.experiment.name().into(),
+        run: run.id.clone(),
+        spec: run.clone(),
+        seed: run.seed(),
+        git_revision: git_revision(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        deterministic,
+        metrics,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    write_json_atomic(&record_path(out, run), &record)?;
+    progress.println(format!("done {label} in {:.1}s", record.wall_seconds));
+    Ok(())
+}
+
+/// Per-layer geometry of a model and its totals, checked against the exact totals the specs give.
+fn geometry_metrics(arch: Arch) -> Result<serde_json::Value> {
+    let init = SeededInit::new(0);
+    let vb = init.var_builder(DType::F32, &Device::Cpu);
+    let [c, _, _] = arch.input_shape();
+    let net = cnn_zoo::build(arch, arch.default_classes(), c, vb)
+        .with_context(|| format!("cannot build {arch}"))?;
+    let layers: Vec<serde_json::Value> = net
+        .layers()
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "name": l.name, "geometry": l.geometry,
+                "weights": l.geometry.weights(), "macs": l.geometry.macs(),
+            })
+        })
+        .collect();
+    let weights: usize = net.layers().iter().map(|l| l.geometry.weights()).sum();
+    let macs: usize = net.layers().iter().map(|l| l.geometry.macs()).sum();
+    // energy-models.md B.10 and A.7 (biases excluded).
+    let expected = match arch {
+        Arch::AlexnetCaffe => Some((60_954_656, 724_406_816)),
+        Arch::Googlenet => Some((6_990_272, 1_582_671_872)),
+        Arch::Squeezenet1_0 => Some((1_244_448, 832_667_936)),
+        _ => None,
+    };
+    if let Some((w, m)) = expected {
+        if (w, m) != (weights, macs) {
+            bail!("{arch}: {weights} weights / {macs} MACs, the spec says {w} / {m}");
+        }
+    }
+    Ok(serde_json::json!({
+        "arch": arch.to_string(), "layers": layers,
+        "total_weights": weights, "total_macs": macs,
+        "expected": expected.map(|(w, m)| serde_json::json!({"weights": w, "macs": m})),
+    }))
+}
+
+/// `cargo xtask train`.
+pub fn train_one(args: &TrainArgs) -> Result<()> {
+    let mut spec = TrainSpec::recipe(args.arch, args.dataset);
+    if let Some(dir) = &args.data_dir {
+        spec.data = DataSource::Dir(dir.clone());
+    }
+    spec.train_limit = args.train_limit;
+    if let Some(e) = args.epochs {
+        spec.epochs = e;
+    }
+    if let Some(b) = args.batch {
+        spec.batch = b;
+    }
+    if let Some(lr) = args.lr {
+        spec.optimizer.lr = lr;
+    }
+    spec.schedule = match args.schedule {
+        ScheduleArg::Constant => LrSchedule::Constant,
+        ScheduleArg::Cosine => LrSchedule::Cosine,
+    };
+    spec.seed = args.seed;
+    spec.device = args.device;
+    let out = args.out.clone().unwrap_or_else(default_out_dir);
+    let id = format!("{}-{}-seed{}", spec.arch, spec.dataset, spec.seed);
+    let dir = out.join("train").join(&id);
+    let progress = Progress::new();
+    let started = Instant::now();
+    let mut obs = progress.run_observer(id.clone());
+    let outcome = train::train(&spec, &dir, args.resume, &mut obs)?;
+    drop(obs);
+    let record = serde_json::json!({
+        "spec": spec, "outcome": outcome, "git_revision": git_revision(),
+        "wall_seconds": started.elapsed().as_secs_f64(),
+    });
+    write_json_atomic(&dir.join("record.json"), &record)?;
+    println!(
+        "{id}: test accuracy {:.2}% on {} test images after {} epochs ({} training images, {:.0}s); \
+         checkpoint {}",
+        100.0 * outcome.final_accuracy,
+        outcome.test_samples,
+        spec.epochs,
+        outcome.train_samples,
+        started.elapsed().as_secs_f64(),
+        outcome.checkpoint.display()
+    );
+    Ok(())
+}
