@@ -74,7 +74,10 @@ fn meta_of(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
     let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
         .with_context(|| format!("{} is not a safetensors file", path.display()))?;
     let Some(json) = header.metadata().as_ref().and_then(|m| m.get(META_KEY)) else {
-        bail!("{} has no `{META_KEY}` metadata: not a checkpoint of this project", path.display())
+        bail!(
+            "{} has no `{META_KEY}` metadata: not a checkpoint of this project",
+            path.display()
+        )
     };
     serde_json::from_str(json)
         .with_context(|| format!("{} has malformed `{META_KEY}` metadata", path.display()))

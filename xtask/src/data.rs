@@ -56,8 +56,12 @@ impl SplitData {
             None => {
                 // A deterministic transform never touches the generator.
                 let mut unused = tensor_core::rng(0, "unused");
-                self.raw
-                    .batch(indices, &self.transform.without_augment(), &mut unused, device)
+                self.raw.batch(
+                    indices,
+                    &self.transform.without_augment(),
+                    &mut unused,
+                    device,
+                )
             }
         };
         batch.context("cannot build a batch")

@@ -38,10 +38,17 @@ pub fn run(args: &DatasetsArgs) -> Result<()> {
         let entry = manifest.dataset(id)?;
         if args.verify {
             verify_cached(entry, &cache)?;
-            println!("ok  {id}: every file in {} verifies", cache.join(&entry.dir).display());
+            println!(
+                "ok  {id}: every file in {} verifies",
+                cache.join(&entry.dir).display()
+            );
         } else if let Some(dir) = &args.from_dir {
             import(entry, dir, &cache)?;
-            println!("ok  {id}: imported from {} into {}", dir.display(), cache.display());
+            println!(
+                "ok  {id}: imported from {} into {}",
+                dir.display(),
+                cache.display()
+            );
         } else {
             download(entry, &cache, &progress)?;
             println!("ok  {id}: {}", cache.join(&entry.dir).display());
@@ -59,11 +66,20 @@ pub fn verify_cached(entry: &DatasetEntry, cache: &Path) -> Result<()> {
     for f in &entry.files {
         let path = cached_path(entry, cache, f);
         let bytes = std::fs::read(&path).with_context(|| {
-            format!("{} is missing; run `cargo xtask datasets --only {}`", path.display(), entry.id)
+            format!(
+                "{} is missing; run `cargo xtask datasets --only {}`",
+                path.display(),
+                entry.id
+            )
         })?;
         f.raw
             .verify(&path.display().to_string(), &bytes)
-            .with_context(|| format!("cached file {} is corrupt; delete it and fetch again", path.display()))?;
+            .with_context(|| {
+                format!(
+                    "cached file {} is corrupt; delete it and fetch again",
+                    path.display()
+                )
+            })?;
     }
     Ok(())
 }
@@ -85,7 +101,13 @@ fn maybe_inflate(name: &str, bytes: Vec<u8>) -> Result<Vec<u8>> {
 }
 
 /// Verifies `raw` against the file's raw checksums and writes it into the cache atomically.
-fn store(entry: &DatasetEntry, cache: &Path, f: &FileEntry, origin: &str, raw: &[u8]) -> Result<()> {
+fn store(
+    entry: &DatasetEntry,
+    cache: &Path,
+    f: &FileEntry,
+    origin: &str,
+    raw: &[u8],
+) -> Result<()> {
     f.raw
         .verify(origin, raw)
         .with_context(|| format!("{origin} failed verification; nothing was cached"))?;
@@ -106,7 +128,10 @@ fn download(entry: &DatasetEntry, cache: &Path, progress: &Progress) -> Result<(
         None => {
             for f in &entry.files {
                 if f.raw
-                    .verify("", &std::fs::read(cached_path(entry, cache, f)).unwrap_or_default())
+                    .verify(
+                        "",
+                        &std::fs::read(cached_path(entry, cache, f)).unwrap_or_default(),
+                    )
                     .is_ok()
                     && f.raw.has_digest()
                 {
@@ -137,10 +162,19 @@ fn report_unpublished_sha256(name: &str, checks: &Checksums, bytes: &[u8]) {
 }
 
 /// Extracts the manifest's files from a verified tar.gz into the cache.
-fn unpack(entry: &DatasetEntry, cache: &Path, prefix: &str, name: &str, bytes: &[u8]) -> Result<()> {
+fn unpack(
+    entry: &DatasetEntry,
+    cache: &Path,
+    prefix: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<()> {
     let mut archive = tar::Archive::new(GzDecoder::new(bytes));
     let mut found = Vec::new();
-    for member in archive.entries().with_context(|| format!("cannot read {name}"))? {
+    for member in archive
+        .entries()
+        .with_context(|| format!("cannot read {name}"))?
+    {
         let mut member = member.with_context(|| format!("corrupt member in {name}"))?;
         let path = member.path()?.to_string_lossy().to_string();
         let Some(file) = path.strip_prefix(prefix).and_then(|n| entry.file(n)) else {
@@ -188,9 +222,14 @@ fn fetch(url: &str, progress: &Progress) -> Result<Vec<u8>> {
         .timeout(std::time::Duration::from_secs(600))
         .call()
         .with_context(|| format!("GET {url}"))?;
-    let len: Option<u64> = response.header("Content-Length").and_then(|v| v.parse().ok());
+    let len: Option<u64> = response
+        .header("Content-Length")
+        .and_then(|v| v.parse().ok());
     if len.is_some_and(|l| l > MAX_DOWNLOAD) {
-        bail!("{url} announces {} bytes, more than any dataset file", len.unwrap_or(0));
+        bail!(
+            "{url} announces {} bytes, more than any dataset file",
+            len.unwrap_or(0)
+        );
     }
     let name = url.rsplit('/').next().unwrap_or(url).to_string();
     let bar = progress.byte_bar(len.unwrap_or(0), name);
@@ -212,11 +251,13 @@ pub fn import(entry: &DatasetEntry, dir: &Path, cache: &Path) -> Result<()> {
     if let Some(archive) = &entry.archive {
         let path = dir.join(&archive.name);
         if path.exists() {
-            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let origin = path.display().to_string();
-            archive.checksums.verify(&origin, &bytes).with_context(|| {
-                format!("{origin} failed verification; nothing was cached")
-            })?;
+            archive
+                .checksums
+                .verify(&origin, &bytes)
+                .with_context(|| format!("{origin} failed verification; nothing was cached"))?;
             return unpack(entry, cache, &archive.prefix, &origin, &bytes);
         }
     }
@@ -232,7 +273,11 @@ pub fn import(entry: &DatasetEntry, dir: &Path, cache: &Path) -> Result<()> {
                 "{} not found in {} (looked for {})",
                 f.name,
                 dir.display(),
-                candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         };
         let origin = path.display().to_string();

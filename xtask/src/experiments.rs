@@ -146,7 +146,8 @@ impl RunSpec {
 
 /// The registry as help text for `reproduce --help`.
 pub fn registry_help() -> String {
-    let mut s = String::from("Experiment registry (quick profile runs offline on embedded data):\n");
+    let mut s =
+        String::from("Experiment registry (quick profile runs offline on embedded data):\n");
     for e in Experiment::ALL {
         s.push_str(&format!("  {:<18} {}\n", e.name(), e.about()));
     }

@@ -141,7 +141,7 @@ impl Observer for RunProgress {
         self.batches += 1;
         if let Some(b) = &self.bar {
             b.inc(1);
-            if self.batches % 10 == 0 {
+            if self.batches.is_multiple_of(10) {
                 b.set_message(format!(
                     "epoch {}/{} loss {:.4}",
                     stats.epoch + 1,

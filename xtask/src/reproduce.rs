@@ -102,6 +102,11 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     });
     overall.finish_and_clear();
     let failures = failures.into_inner().unwrap_or_default();
+    for r in done.iter().chain(&todo) {
+        if let Some(line) = summary_line(&out, r) {
+            progress.println(line);
+        }
+    }
     progress.println(format!(
         "records: {}\ncheckpoints: {}",
         out.join("records").display(),
@@ -111,6 +116,32 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         bail!("{} run(s) failed: {}", failures.len(), failures.join(", "));
     }
     Ok(())
+}
+
+/// One line on a recorded run's headline result, if it has a record.
+fn summary_line(out: &Path, run: &RunSpec) -> Option<String> {
+    let text = std::fs::read_to_string(record_path(out, run)).ok()?;
+    let record: RunRecord = serde_json::from_str(&text).ok()?;
+    let m = &record.metrics;
+    let what = match &run.kind {
+        RunKind::Geometry { .. } => format!(
+            "{} weights, {} MACs (batch 1, biases excluded)",
+            m["total_weights"], m["total_macs"]
+        ),
+        RunKind::Train(spec) => format!(
+            "{} on {}: test accuracy {:.2}% on {} images after {} epochs, seed {}",
+            spec.arch,
+            spec.dataset,
+            100.0 * m["final_accuracy"].as_f64()?,
+            m["test_samples"],
+            spec.epochs,
+            spec.seed
+        ),
+    };
+    Some(format!(
+        "{:<34} {what}",
+        format!("{}/{}", run.experiment, run.id)
+    ))
 }
 
 fn record_path(out: &Path, run: &RunSpec) -> PathBuf {
@@ -131,7 +162,10 @@ fn execute(run: &RunSpec, out: &Path, resume: bool, progress: &Progress) -> Resu
                 .join(&run.id);
             let mut obs = progress.run_observer(label.clone());
             let outcome = train::train(spec, &dir, resume, &mut obs)?;
-            (serde_json::to_value(&outcome)?, spec.device == tensor_core::DeviceSpec::Cpu)
+            (
+                serde_json::to_value(&outcome)?,
+                spec.device == tensor_core::DeviceSpec::Cpu,
+            )
         }
     };
     let record = RunRecord {
@@ -176,10 +210,10 @@ fn geometry_metrics(arch: Arch) -> Result<serde_json::Value> {
         Arch::Squeezenet1_0 => Some((1_244_448, 832_667_936)),
         _ => None,
     };
-    if let Some((w, m)) = expected {
-        if (w, m) != (weights, macs) {
-            bail!("{arch}: {weights} weights / {macs} MACs, the spec says {w} / {m}");
-        }
+    if let Some((w, m)) = expected
+        && (w, m) != (weights, macs)
+    {
+        bail!("{arch}: {weights} weights / {macs} MACs, the spec says {w} / {m}");
     }
     Ok(serde_json::json!({
         "arch": arch.to_string(), "layers": layers,

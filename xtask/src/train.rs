@@ -104,7 +104,11 @@ impl TrainSpec {
 
     fn validate(&self) -> Result<()> {
         if self.epochs == 0 || self.batch == 0 {
-            bail!("epochs and batch size must be positive (got {} and {})", self.epochs, self.batch);
+            bail!(
+                "epochs and batch size must be positive (got {} and {})",
+                self.epochs,
+                self.batch
+            );
         }
         self.optimizer.validate()?;
         Ok(())
@@ -162,7 +166,10 @@ pub fn train(
     let net = cnn_zoo::build(spec.arch, spec.dataset.num_classes(), c, vb)
         .with_context(|| format!("cannot build {}", spec.arch))?;
     let vars = init.named_vars();
-    let mut opt = MomentumSgd::with_config(vars.iter().map(|(_, v)| v.clone()).collect(), spec.optimizer)?;
+    let mut opt = MomentumSgd::with_config(
+        vars.iter().map(|(_, v)| v.clone()).collect(),
+        spec.optimizer,
+    )?;
 
     let ckpt_path = dir.join("last.safetensors");
     let spec_json = serde_json::to_value(spec)?;
@@ -183,7 +190,11 @@ pub fn train(
             .collect();
         opt.set_buffers(buffers)?;
         history = serde_json::from_value(
-            ckpt.meta.extra.get(HISTORY_KEY).cloned().unwrap_or_default(),
+            ckpt.meta
+                .extra
+                .get(HISTORY_KEY)
+                .cloned()
+                .unwrap_or_default(),
         )
         .unwrap_or_default();
         start_epoch = ckpt.meta.epoch;
@@ -207,7 +218,9 @@ pub fn train(
         let mut loss_sum = 0.0;
         for (b, idx) in order.chunks(spec.batch).enumerate() {
             let iter = epoch * per_epoch + b;
-            let lr = spec.schedule.rate(spec.optimizer.lr, epoch, iter, total_iters);
+            let lr = spec
+                .schedule
+                .rate(spec.optimizer.lr, epoch, iter, total_iters);
             tensor_core::tensor::Optimizer::set_learning_rate(&mut opt, lr);
             let (xs, ys) = train_set.batch(idx, Some(&mut augment), &device)?;
             let logits = net.forward_t(&xs, true)?;
@@ -283,14 +296,19 @@ pub fn train(
 }
 
 /// Top-1 accuracy and mean cross-entropy over a whole split, in eval mode.
-pub fn evaluate(net: &dyn Network, data: &SplitData, device: &tensor_core::Device) -> Result<(f64, f64)> {
+pub fn evaluate(
+    net: &dyn Network,
+    data: &SplitData,
+    device: &tensor_core::Device,
+) -> Result<(f64, f64)> {
     let n = data.len();
     let (mut correct, mut loss_sum) = (0u64, 0.0f64);
     let idx: Vec<usize> = (0..n).collect();
     for chunk in idx.chunks(500) {
         let (xs, ys) = data.batch(chunk, None, device)?;
         let logits = net.forward_t(&xs, false)?;
-        loss_sum += nn::loss::cross_entropy(&logits, &ys)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+        loss_sum +=
+            nn::loss::cross_entropy(&logits, &ys)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
         let pred = logits.argmax(1)?;
         correct += pred
             .eq(&ys)?

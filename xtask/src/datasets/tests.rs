@@ -35,7 +35,10 @@ fn import_verifies_gzip_content_and_caches_raw() {
     std::fs::write(src.join("t10k-labels-idx1-ubyte.gz"), gz).unwrap();
     let e = entry(&raw);
     import(&e, &src, &cache).unwrap();
-    assert_eq!(std::fs::read(cache.join("mnist/t10k-labels-idx1-ubyte")).unwrap(), raw);
+    assert_eq!(
+        std::fs::read(cache.join("mnist/t10k-labels-idx1-ubyte")).unwrap(),
+        raw
+    );
     verify_cached(&e, &cache).unwrap();
 }
 
@@ -51,7 +54,10 @@ fn corrupt_import_names_the_file_and_caches_nothing() {
     std::fs::write(&bad, &raw).unwrap();
     let err = format!("{:#}", import(&e, &src, &cache).unwrap_err());
     assert!(err.contains(&bad.display().to_string()), "{err}");
-    assert!(!cache.join("mnist").exists() || std::fs::read_dir(cache.join("mnist")).unwrap().count() == 0);
+    assert!(
+        !cache.join("mnist").exists()
+            || std::fs::read_dir(cache.join("mnist")).unwrap().count() == 0
+    );
     // Truncated: the size check speaks first.
     std::fs::write(&bad, &raw[..50]).unwrap();
     let err = format!("{:#}", import(&e, &src, &cache).unwrap_err());
@@ -62,6 +68,9 @@ fn corrupt_import_names_the_file_and_caches_nothing() {
 #[test]
 fn missing_import_lists_where_it_looked() {
     let e = entry(b"x");
-    let err = format!("{:#}", import(&e, &scratch("empty"), &scratch("cache-empty")).unwrap_err());
+    let err = format!(
+        "{:#}",
+        import(&e, &scratch("empty"), &scratch("cache-empty")).unwrap_err()
+    );
     assert!(err.contains("t10k-labels-idx1-ubyte not found"), "{err}");
 }

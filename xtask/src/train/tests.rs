@@ -25,3 +25,129 @@ fn step_schedule_multiplies_at_milestones() {
         assert!((got - want).abs() < 1e-12, "{r:?}");
     }
 }
+
+fn small_spec(limit: usize, epochs: usize) -> TrainSpec {
+    let mut spec = TrainSpec::recipe(Arch::Lenet5, DatasetId::Mnist);
+    spec.train_limit = Some(limit);
+    spec.epochs = epochs;
+    spec.seed = 5;
+    spec
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("xtask-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn model_tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let ckpt = checkpoint::load(path, &tensor_core::Device::Cpu).unwrap();
+    let mut v: Vec<_> = ckpt
+        .model
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// datasets.md §6 suggests > 80% after 3 epochs on 2k images; one epoch on the embedded 10k
+/// with momentum SGD measured 93.8% here (the spec's reference: 89.8–94.7% over 3 seeds).
+#[test]
+fn one_epoch_on_embedded_mnist_beats_85_percent() {
+    let spec = small_spec(10_000, 1);
+    let dir = scratch("one-epoch");
+    let mut obs = tensor_core::RecordingObserver::default();
+    let out = train(&spec, &dir, false, &mut obs).unwrap();
+    assert_eq!(out.test_samples, 10_000);
+    assert!(out.final_accuracy > 0.85, "accuracy {}", out.final_accuracy);
+    let meta = checkpoint::load(&out.checkpoint, &tensor_core::Device::Cpu)
+        .unwrap()
+        .meta;
+    assert_eq!(
+        (
+            meta.arch.as_str(),
+            meta.dataset.as_str(),
+            meta.epoch,
+            meta.seed
+        ),
+        ("lenet5", "mnist", 1, 5)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn interrupted_run_resumes_to_identical_weights() {
+    let spec = small_spec(256, 2);
+    let (a, b) = (scratch("straight"), scratch("resumed"));
+    let straight = train(&spec, &a, false, &mut tensor_core::NoopObserver).unwrap();
+
+    // Stop one batch into the second epoch: the checkpoint of epoch 1 must survive.
+    let per_epoch = 256usize.div_ceil(spec.batch);
+    let mut stopper = tensor_core::RecordingObserver {
+        stop_after_batches: Some(per_epoch + 1),
+        ..Default::default()
+    };
+    let err = train(&spec, &b, false, &mut stopper).unwrap_err();
+    assert!(format!("{err}").contains("interrupted"), "{err}");
+    let ckpt = b.join("last.safetensors");
+    assert_eq!(
+        checkpoint::load(&ckpt, &tensor_core::Device::Cpu)
+            .unwrap()
+            .meta
+            .epoch,
+        1
+    );
+
+    let resumed = train(&spec, &b, true, &mut tensor_core::NoopObserver).unwrap();
+    assert_eq!(
+        model_tensors(&straight.checkpoint),
+        model_tensors(&resumed.checkpoint)
+    );
+    assert_eq!(straight.history.len(), resumed.history.len());
+    assert_eq!(straight.final_accuracy, resumed.final_accuracy);
+
+    // A checkpoint of another spec is refused, not silently continued.
+    let mut other = spec.clone();
+    other.seed = 6;
+    let err = train(&other, &b, true, &mut tensor_core::NoopObserver).unwrap_err();
+    assert!(format!("{err}").contains("different run spec"), "{err}");
+    for d in [a, b] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn checkpoint_of_another_arch_is_a_clear_error() {
+    let dir = scratch("arch");
+    let spec = small_spec(64, 1);
+    let out = train(&spec, &dir, false, &mut tensor_core::NoopObserver).unwrap();
+    let ckpt = checkpoint::load(&out.checkpoint, &tensor_core::Device::Cpu).unwrap();
+    let init = SeededInit::new(0);
+    let vb = init.var_builder(DType::F32, &tensor_core::Device::Cpu);
+    cnn_zoo::build(Arch::Lenet5Caffe, 10, 1, vb).unwrap();
+    let err = checkpoint::restore_vars(&out.checkpoint, &ckpt, &init.named_vars()).unwrap_err();
+    assert!(format!("{err}").contains("last.safetensors"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn diverging_loss_stops_with_the_step_named() {
+    let mut spec = small_spec(512, 1);
+    spec.optimizer.lr = 1e9;
+    spec.schedule = LrSchedule::Constant;
+    let dir = scratch("nan");
+    let err = train(&spec, &dir, false, &mut tensor_core::NoopObserver).unwrap_err();
+    let msg = format!("{err}");
+    assert!(
+        msg.contains("training loss became") && msg.contains("global step"),
+        "{msg}"
+    );
+    assert!(!dir.join("last.safetensors").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
