@@ -126,6 +126,19 @@ impl Arch {
         }
     }
 
+    /// Whether training uses dropout. Dropout masks come from the device generator, which candle
+    /// cannot seed on the CPU, so training such a model is not bit-reproducible from a seed.
+    pub fn uses_dropout(self) -> bool {
+        matches!(
+            self,
+            Arch::Alexnet
+                | Arch::AlexnetCaffe
+                | Arch::Squeezenet1_0
+                | Arch::Googlenet
+                | Arch::MobilenetV2
+        )
+    }
+
     /// Output classes of the reference dataset: 10 (MNIST, CIFAR-10) or 1000 (ImageNet).
     pub fn default_classes(self) -> usize {
         match self {
