@@ -2,5 +2,68 @@
 //! (Yang, Zhu, Liu, "Energy-Constrained Compression for Deep Neural Networks via Weighted Sparse
 //! Projection and Layer Input Masking", ICLR 2019).
 //!
-//! Scope: `shared/spec/sparse-projection.md`. Not implemented yet; the crate depends on
-//! tensor-core only and reaches energy models through its `EnergyModel` trait.
+//! With input masks fixed, a network's relaxed modelled energy is linear in which weights are
+//! nonzero, so "energy ≤ budget" is a weighted L0 ball and projecting onto it is a 0/1 knapsack
+//! (value `w²`, cost `κ`). This crate holds:
+//!
+//! - [`project_weighted_l0`]: the greedy projection kernel over plain slices (prefix rule by
+//!   default, two ½-approximate variants), in expected linear time;
+//! - [`project_layers`]: the network-level projection with the cache-tail costs of
+//!   [`layer_costs`], ranking all layers at once; [`project_layers_magnitude`], the magnitude
+//!   pruning baseline at equal energy;
+//! - [`InputMasks`]: trainable conv input masks applied through the network's taps;
+//! - [`BudgetSchedule`]: the linear or exponential descent of the budget to the target;
+//! - [`train_constrained`]: the W-phase / M-phase trainer whose result is guaranteed within the
+//!   budget under the energy model that priced it.
+//!
+//! The energy model arrives as `&dyn EnergyModel` (tensor-core); the per-weight costs come from
+//! its `weight_costs`. Deviations from the reference code (an off-by-one that drops one fitting
+//! weight, a crash when nothing fits, a silent clamp of infeasible budgets) are listed in
+//! `shared/spec/sparse-projection.md` §4 and are not reproduced.
+//!
+//! ```
+//! use sparse_proj::{project_layers, GreedyVariant};
+//! use tensor_core::WeightCosts;
+//! // Two layers; the first pays 2 per weight, the second 1; 5 units are fixed.
+//! let costs = [
+//!     WeightCosts { fixed: 3.0, kappa_in: 2.0, kappa_out: 2.0, cached: 16 },
+//!     WeightCosts { fixed: 2.0, kappa_in: 1.0, kappa_out: 1.0, cached: 16 },
+//! ];
+//! let (mut a, mut b) = ([3.0f32, -1.0], [2.0f32, 0.5]);
+//! let out = project_layers(&mut [&mut a, &mut b], &costs, 8.0, GreedyVariant::Prefix)?;
+//! assert_eq!((a, b), ([3.0, 0.0], [2.0, 0.0]));
+//! assert_eq!(out.energy, 8.0);
+//! # Ok::<(), sparse_proj::Error>(())
+//! ```
+//!
+//! Other crates in this workspace: `tensor-core` (the shared vocabulary), `energy-model` (the
+//! ICLR'19 model that supplies the costs), `cnn-zoo` (the networks), `energy-prune`, `e2-train`.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod cost;
+pub mod error;
+pub mod input_mask;
+pub mod projection;
+pub mod schedule;
+pub mod trainer;
+
+pub use config::{ConstrainedConfig, MaskConfig, Projection};
+pub use cost::{
+    NetworkProjection, floor_energy, layer_costs, layer_relaxed_energy, project_layers,
+    project_layers_magnitude, relaxed_energy,
+};
+pub use error::{Error, Result};
+pub use input_mask::InputMasks;
+pub use projection::{
+    GreedyVariant, ProjectionOutcome, project_prefix_sorted, project_weighted_l0, top_k_magnitude,
+};
+pub use schedule::{BudgetDecay, BudgetSchedule, projects_at};
+pub use trainer::{
+    BatchSource, ConstrainedOutcome, ConstrainedRun, EnergyPoint, EpochLog, train_constrained,
+    weight_costs,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,388 @@
+//! Invariants of `shared/spec/sparse-projection.md` §11 (numbered as there), goldens, and a small
+//! end-to-end run of the trainer on a synthetic task.
+
+use proptest::prelude::*;
+use tensor_core::WeightCosts;
+
+use crate::*;
+
+/// Brute-force optimum of the knapsack over ≤ 12 items: the best Σ w² with Σ κ ≤ capacity.
+fn brute_force(values: &[f32], costs: &[f64], capacity: f64) -> f64 {
+    let n = values.len();
+    let mut best = 0.0f64;
+    for set in 0u32..(1 << n) {
+        let (mut c, mut v) = (0.0, 0.0);
+        for i in 0..n {
+            if set & (1 << i) != 0 {
+                c += costs[i];
+                v += f64::from(values[i]) * f64::from(values[i]);
+            }
+        }
+        if c <= capacity {
+            best = best.max(v);
+        }
+    }
+    best
+}
+
+fn kept_cost(values: &[f32], costs: &[f64]) -> f64 {
+    values
+        .iter()
+        .zip(costs)
+        .filter(|(v, _)| **v != 0.0)
+        .map(|(_, c)| c)
+        .sum()
+}
+
+fn value(values: &[f32]) -> f64 {
+    values.iter().map(|v| f64::from(*v) * f64::from(*v)).sum()
+}
+
+/// Integer costs (as the ICLR'19 model gives) keep every sum exact.
+fn instance(max: usize) -> impl Strategy<Value = (Vec<f32>, Vec<f64>, f64)> {
+    (1..=max).prop_flat_map(|n| {
+        (
+            proptest::collection::vec(
+                prop_oneof![Just(0.0f32), -4.0f32..4.0, (-3i8..=3).prop_map(f32::from)],
+                n,
+            ),
+            proptest::collection::vec((1u32..20).prop_map(f64::from), n),
+            0u32..80,
+        )
+            .prop_map(|(v, c, b)| (v, c, f64::from(b)))
+    })
+}
+
+#[test]
+fn worked_example_keeps_the_whole_fitting_prefix() {
+    // §12: the reference returns (3, 0, 0, 0) here; the fitting prefix is {0, 2}.
+    let mut w = [3.0f32, -1.0, 2.0, 0.5];
+    let out =
+        project_weighted_l0(&mut w, &[2.0, 1.0, 1.0, 1.0], 3.0, GreedyVariant::Prefix).unwrap();
+    assert_eq!(w, [3.0, 0.0, 2.0, 0.0]);
+    assert_eq!(out.kept, 2);
+    assert_eq!(out.consumed, 3.0);
+    assert_eq!(out.kept_value, 13.0);
+    assert_eq!(
+        brute_force(&[3.0, -1.0, 2.0, 0.5], &[2.0, 1.0, 1.0, 1.0], 3.0),
+        13.0
+    );
+}
+
+#[test]
+fn prefix_has_no_multiplicative_bound_but_the_half_variants_do() {
+    // §5 counter-example: W² = 1 and 100, costs 0.1 and 11, capacity 11.
+    let costs = [0.1, 11.0];
+    let mut w = [1.0f32, 10.0];
+    project_weighted_l0(&mut w, &costs, 11.0, GreedyVariant::Prefix).unwrap();
+    assert_eq!(w, [1.0, 0.0]);
+    for variant in [
+        GreedyVariant::PrefixOrBestSingle,
+        GreedyVariant::FillOrBestSingle,
+    ] {
+        let mut w = [1.0f32, 10.0];
+        project_weighted_l0(&mut w, &costs, 11.0, variant).unwrap();
+        assert_eq!(w, [0.0, 10.0], "{variant:?}");
+    }
+}
+
+#[test]
+fn bad_inputs_are_typed_errors() {
+    let mut w = [1.0f32, f32::NAN];
+    assert!(matches!(
+        project_weighted_l0(&mut w, &[1.0, 1.0], 1.0, GreedyVariant::Prefix),
+        Err(Error::NonFinite { index: 1, .. })
+    ));
+    let mut w = [1.0f32, 2.0];
+    assert!(matches!(
+        project_weighted_l0(&mut w, &[1.0, 0.0], 1.0, GreedyVariant::Prefix),
+        Err(Error::InvalidCost { index: 1, .. })
+    ));
+    assert!(matches!(
+        project_weighted_l0(&mut w, &[1.0], 1.0, GreedyVariant::Prefix),
+        Err(Error::LengthMismatch { .. })
+    ));
+    assert!(matches!(
+        project_weighted_l0(&mut w, &[1.0, 1.0], -1.0, GreedyVariant::Prefix),
+        Err(Error::InvalidCapacity { .. })
+    ));
+    let costs = [WeightCosts {
+        fixed: 10.0,
+        kappa_in: 1.0,
+        kappa_out: 1.0,
+        cached: 4,
+    }];
+    let mut a = [1.0f32];
+    match project_layers(&mut [&mut a], &costs, 9.5, GreedyVariant::Prefix) {
+        Err(Error::BudgetInfeasible { budget, floor }) => assert_eq!((budget, floor), (9.5, 10.0)),
+        other => panic!("expected an infeasible budget, got {other:?}"),
+    }
+}
+
+#[test]
+fn cache_tail_charges_the_smallest_entries() {
+    let costs = WeightCosts {
+        fixed: 0.0,
+        kappa_in: 5.0,
+        kappa_out: 9.0,
+        cached: 2,
+    };
+    let mut out = Vec::new();
+    // Squares 1, 9, 0, 9, 4: the two largest (indices 1 and 3) are cached, zeros count too.
+    layer_costs(&[1.0, -3.0, 0.0, 3.0, 2.0], &costs, &mut out);
+    assert_eq!(out, [9.0, 5.0, 9.0, 5.0, 9.0]);
+    // Ties in w² go to the lower index.
+    layer_costs(&[1.0, 1.0, 1.0], &costs, &mut out);
+    assert_eq!(out, [5.0, 5.0, 9.0]);
+    assert_eq!(layer_relaxed_energy(&costs, 3), 5.0 * 2.0 + 9.0);
+}
+
+#[test]
+fn magnitude_projection_fits_the_budget_with_the_largest_top_k() {
+    let costs = [
+        WeightCosts {
+            fixed: 1.0,
+            kappa_in: 2.0,
+            kappa_out: 3.0,
+            cached: 1,
+        },
+        WeightCosts {
+            fixed: 1.0,
+            kappa_in: 1.0,
+            kappa_out: 1.0,
+            cached: 8,
+        },
+    ];
+    let (mut a, mut b) = ([5.0f32, -4.0, 0.1], [3.0f32, 0.2]);
+    // Order by |w|: a0 (2), a1 (3, tail), b0 (1), b1 (1), a2 (3). Budget 2 + 7 = 9.
+    let out = project_layers_magnitude(&mut [&mut a, &mut b], &costs, 9.0).unwrap();
+    assert_eq!((a, b), ([5.0, -4.0, 0.0], [3.0, 0.2]));
+    assert_eq!(out.kept_per_layer, [2, 2]);
+    assert_eq!(out.energy, 9.0);
+}
+
+#[test]
+fn budget_schedule_descends_to_the_target() {
+    // Invariant 22: non-increasing, never below the target, at the target at the end.
+    for decay in [BudgetDecay::Linear, BudgetDecay::Exponential] {
+        let (epochs, batches, interval) = (3, 25, 4);
+        let mut s = BudgetSchedule::new(1000.0, 200.0, decay, epochs, batches, interval).unwrap();
+        let mut last = s.current();
+        let mut at_end = 0.0;
+        for e in 0..epochs {
+            for k in 0..batches {
+                if projects_at(k, batches - 1, interval) {
+                    let c = s.current();
+                    assert!(c <= last && c >= 200.0, "{decay:?}: {c} after {last}");
+                    last = c;
+                    at_end = c;
+                    s.after_projection(e + 1 == epochs, k, batches - 1);
+                }
+            }
+        }
+        assert_eq!(at_end, 200.0, "{decay:?}");
+    }
+}
+
+proptest! {
+    /// 1, 2: feasible, values preserved, support shrinks; also for the ½ variants.
+    #[test]
+    fn feasible_and_values_preserved((v, c, b) in instance(14)) {
+        for variant in [GreedyVariant::Prefix, GreedyVariant::PrefixOrBestSingle, GreedyVariant::FillOrBestSingle] {
+            let mut p = v.clone();
+            let out = project_weighted_l0(&mut p, &c, b, variant).unwrap();
+            prop_assert!(kept_cost(&p, &c) <= b);
+            prop_assert_eq!(out.consumed, kept_cost(&p, &c));
+            prop_assert_eq!(out.kept, p.iter().filter(|x| **x != 0.0).count());
+            for (x, y) in p.iter().zip(&v) {
+                prop_assert!(*x == 0.0 || x == y);
+            }
+        }
+    }
+
+    /// The linear-time selection and the sorted scan keep the same entries.
+    #[test]
+    fn selection_matches_sort((v, c, b) in instance(200)) {
+        let (mut a, mut s) = (v.clone(), v.clone());
+        let oa = project_weighted_l0(&mut a, &c, b, GreedyVariant::Prefix).unwrap();
+        let os = project_prefix_sorted(&mut s, &c, b).unwrap();
+        prop_assert_eq!(a, s);
+        prop_assert_eq!(oa, os);
+    }
+
+    /// 3: idempotent.
+    #[test]
+    fn idempotent((v, c, b) in instance(40)) {
+        let mut p = v.clone();
+        project_weighted_l0(&mut p, &c, b, GreedyVariant::Prefix).unwrap();
+        let once = p.clone();
+        project_weighted_l0(&mut p, &c, b, GreedyVariant::Prefix).unwrap();
+        prop_assert_eq!(p, once);
+    }
+
+    /// 4: monotone in the budget.
+    #[test]
+    fn monotone_in_budget((v, c, b) in instance(40), extra in 0u32..40) {
+        let (mut small, mut large) = (v.clone(), v.clone());
+        let os = project_weighted_l0(&mut small, &c, b, GreedyVariant::Prefix).unwrap();
+        let ol = project_weighted_l0(&mut large, &c, b + f64::from(extra), GreedyVariant::Prefix).unwrap();
+        for (s, l) in small.iter().zip(&large) {
+            prop_assert!(*s == 0.0 || *l != 0.0);
+        }
+        prop_assert!(os.kept_value <= ol.kept_value);
+    }
+
+    /// 5: extremes.
+    #[test]
+    fn extremes((v, c, _b) in instance(30)) {
+        let mut all = v.clone();
+        project_weighted_l0(&mut all, &c, c.iter().sum(), GreedyVariant::Prefix).unwrap();
+        prop_assert_eq!(&all, &v);
+        let min = c.iter().cloned().fold(f64::INFINITY, f64::min);
+        let mut none = v.clone();
+        project_weighted_l0(&mut none, &c, min - 0.5, GreedyVariant::Prefix).unwrap();
+        prop_assert!(none.iter().all(|x| *x == 0.0));
+    }
+
+    /// 6: uniform costs give top-⌊B/c⌋ by magnitude.
+    #[test]
+    fn uniform_costs_are_top_k((v, _c, b) in instance(40), unit in 1u32..5) {
+        let unit = f64::from(unit);
+        let mut p = v.clone();
+        project_weighted_l0(&mut p, &vec![unit; v.len()], b, GreedyVariant::Prefix).unwrap();
+        let mut t = v.clone();
+        top_k_magnitude(&mut t, (b / unit).floor() as usize, "w").unwrap();
+        prop_assert_eq!(p, t);
+    }
+
+    /// 7, 8: exact at consumed capacity; additive bound against brute force.
+    #[test]
+    fn exact_at_consumed_and_additive_bound((v, c, b) in instance(11)) {
+        let mut p = v.clone();
+        let out = project_weighted_l0(&mut p, &c, b, GreedyVariant::Prefix).unwrap();
+        let opt_consumed = brute_force(&v, &c, out.consumed);
+        prop_assert!(out.kept_value >= opt_consumed - 1e-9);
+        let opt = brute_force(&v, &c, b);
+        let rejected = out.first_rejected.map_or(0.0, |i| f64::from(v[i]) * f64::from(v[i]));
+        prop_assert!(out.kept_value >= opt - rejected - 1e-9);
+    }
+
+    /// 9: the ½ variants reach half the optimum; the fill dominates the prefix.
+    #[test]
+    fn half_approximation((v, c, b) in instance(11)) {
+        let opt = brute_force(&v, &c, b);
+        let mut prefix = v.clone();
+        let op = project_weighted_l0(&mut prefix, &c, b, GreedyVariant::Prefix).unwrap();
+        for variant in [GreedyVariant::PrefixOrBestSingle, GreedyVariant::FillOrBestSingle] {
+            let mut p = v.clone();
+            let out = project_weighted_l0(&mut p, &c, b, variant).unwrap();
+            prop_assert!(out.kept_value >= opt / 2.0 - 1e-9, "{:?}", variant);
+            prop_assert!(value(&p) == out.kept_value);
+        }
+        let mut fill = v.clone();
+        let of = project_weighted_l0(&mut fill, &c, b, GreedyVariant::FillOrBestSingle).unwrap();
+        prop_assert!(of.kept_value >= op.kept_value);
+    }
+
+    /// 10: scale and sign.
+    #[test]
+    fn scale_and_sign((v, c, b) in instance(40), flip in proptest::collection::vec(any::<bool>(), 40)) {
+        let mut p = v.clone();
+        project_weighted_l0(&mut p, &c, b, GreedyVariant::Prefix).unwrap();
+        // Powers of two scale w² exactly, so scores keep their order and ties.
+        let mut scaled: Vec<f32> = v.iter().map(|x| x * -4.0).collect();
+        project_weighted_l0(&mut scaled, &c, b, GreedyVariant::Prefix).unwrap();
+        let expect: Vec<f32> = p.iter().map(|x| x * -4.0).collect();
+        prop_assert_eq!(scaled, expect);
+        let mut signed: Vec<f32> = v.iter().zip(&flip).map(|(x, f)| if *f { -x } else { *x }).collect();
+        project_weighted_l0(&mut signed, &c, b, GreedyVariant::Prefix).unwrap();
+        for (s, q) in signed.iter().zip(&p) {
+            prop_assert_eq!(*s != 0.0, *q != 0.0);
+        }
+    }
+
+    /// 11: permutation equivariance on tie-free inputs (distinct scores).
+    #[test]
+    fn permutation_equivariant(seed in 0u64..1000, n in 2usize..30, b in 0u32..100) {
+        let v: Vec<f32> = (0..n).map(|i| 0.5 + i as f32 * 0.37).collect();
+        let c: Vec<f64> = (0..n).map(|i| 1.0 + (i % 7) as f64).collect();
+        let mut perm: Vec<usize> = (0..n).collect();
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        for i in (1..n).rev() {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            perm.swap(i, (s >> 33) as usize % (i + 1));
+        }
+        let mut p = v.clone();
+        project_weighted_l0(&mut p, &c, f64::from(b), GreedyVariant::Prefix).unwrap();
+        let mut pv: Vec<f32> = perm.iter().map(|&i| v[i]).collect();
+        let pc: Vec<f64> = perm.iter().map(|&i| c[i]).collect();
+        project_weighted_l0(&mut pv, &pc, f64::from(b), GreedyVariant::Prefix).unwrap();
+        for (j, &i) in perm.iter().enumerate() {
+            prop_assert_eq!(pv[j], p[i]);
+        }
+    }
+
+    /// 12: splitting into layers changes nothing when per-entry costs are the same.
+    #[test]
+    fn layer_grouping_invariant((v, c, b) in instance(40), cut in 0usize..40) {
+        let cut = cut.min(v.len());
+        let costs_of = |c: f64| WeightCosts { fixed: 0.0, kappa_in: c, kappa_out: c, cached: usize::MAX };
+        // One layer per entry: every entry keeps its own cost.
+        let mut parts: Vec<Vec<f32>> = v.iter().map(|x| vec![*x]).collect();
+        let lc: Vec<WeightCosts> = c.iter().map(|x| costs_of(*x)).collect();
+        let mut slices: Vec<&mut [f32]> = parts.iter_mut().map(|p| p.as_mut_slice()).collect();
+        project_layers(&mut slices, &lc, b, GreedyVariant::Prefix).unwrap();
+        let split: Vec<f32> = parts.into_iter().flatten().collect();
+        let mut flat = v.clone();
+        project_weighted_l0(&mut flat, &c, b, GreedyVariant::Prefix).unwrap();
+        prop_assert_eq!(&split, &flat);
+        // And two uniform-cost layers equal one layer of both.
+        let (mut x, mut y) = (v[..cut].to_vec(), v[cut..].to_vec());
+        project_layers(&mut [&mut x, &mut y], &[costs_of(3.0), costs_of(3.0)], b, GreedyVariant::Prefix).unwrap();
+        let mut joined = v.clone();
+        project_layers(&mut [&mut joined], &[costs_of(3.0)], b, GreedyVariant::Prefix).unwrap();
+        x.extend(y);
+        prop_assert_eq!(x, joined);
+    }
+
+    /// The cache tail keeps the knapsack an upper bound of the relaxed energy: whatever survives
+    /// a network projection has relaxed energy ≤ the budget.
+    #[test]
+    fn network_projection_respects_relaxed_energy(
+        (v, _c, _b) in instance(60),
+        cached in 0usize..20,
+        tail in 0u32..50,
+        b in 0u32..3000,
+    ) {
+        let costs = [WeightCosts { fixed: 7.0, kappa_in: 10.0, kappa_out: 10.0 + f64::from(tail), cached }];
+        let budget = 7.0 + f64::from(b);
+        for magnitude in [false, true] {
+            let mut w = v.clone();
+            let out = if magnitude {
+                project_layers_magnitude(&mut [&mut w], &costs, budget).unwrap()
+            } else {
+                project_layers(&mut [&mut w], &costs, budget, GreedyVariant::Prefix).unwrap()
+            };
+            let relaxed = relaxed_energy(&[&w], &costs);
+            prop_assert!(relaxed <= budget);
+            prop_assert!(relaxed <= out.energy);
+        }
+    }
+
+    /// 20 (projection part): top-k keeps at most k entries, the largest ones.
+    #[test]
+    fn top_k_keeps_the_largest((v, _c, _b) in instance(50), k in 0usize..60) {
+        let mut t = v.clone();
+        let kept = top_k_magnitude(&mut t, k, "m").unwrap();
+        prop_assert!(kept <= k);
+        prop_assert_eq!(kept, t.iter().filter(|x| **x != 0.0).count());
+        let min_kept = t.iter().filter(|x| **x != 0.0).map(|x| x.abs()).fold(f32::INFINITY, f32::min);
+        for (a, b) in t.iter().zip(&v) {
+            if *a == 0.0 && *b != 0.0 {
+                prop_assert!(b.abs() <= min_kept);
+            }
+        }
+    }
+}
+
+mod trainer;
