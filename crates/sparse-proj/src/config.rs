@@ -71,6 +71,10 @@ pub struct ConstrainedConfig {
     pub masks: Option<MaskConfig>,
     /// Starts with an M-phase instead of a W-phase. Default false.
     pub skip_first_w_phase: bool,
+    /// Fraction of every layer's weights (rounded up) kept by both projections whatever the
+    /// global ranking says, against layer collapse. Default 0 (the paper's method); in [0, 1).
+    #[serde(default)]
+    pub min_layer_density: f64,
 }
 
 impl Default for ConstrainedConfig {
@@ -91,6 +95,7 @@ impl Default for ConstrainedConfig {
             },
             masks: None,
             skip_first_w_phase: false,
+            min_layer_density: 0.0,
         }
     }
 }
@@ -115,6 +120,10 @@ impl ConstrainedConfig {
         let l = self.distillation;
         if !(0.0..=1.0).contains(&l) {
             return Err(bad("distillation", format!("{l} is not in [0, 1]")));
+        }
+        let g = self.min_layer_density;
+        if !(0.0..1.0).contains(&g) {
+            return Err(bad("min_layer_density", format!("{g} is not in [0, 1)")));
         }
         self.sgd.validate()?;
         if let Some(m) = &self.masks {

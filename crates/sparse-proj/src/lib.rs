@@ -30,7 +30,7 @@
 //!     WeightCosts { fixed: 2.0, kappa_in: 1.0, kappa_out: 1.0, cached: 16 },
 //! ];
 //! let (mut a, mut b) = ([3.0f32, -1.0], [2.0f32, 0.5]);
-//! let out = project_layers(&mut [&mut a, &mut b], &costs, 8.0, GreedyVariant::Prefix)?;
+//! let out = project_layers(&mut [&mut a, &mut b], &costs, 8.0, GreedyVariant::Prefix, &[])?;
 //! assert_eq!((a, b), ([3.0, 0.0], [2.0, 0.0]));
 //! assert_eq!(out.energy, 8.0);
 //! # Ok::<(), sparse_proj::Error>(())
@@ -61,8 +61,8 @@ pub use projection::{
 };
 pub use schedule::{BudgetDecay, BudgetSchedule, projects_at};
 pub use trainer::{
-    BatchSource, ConstrainedOutcome, ConstrainedRun, EnergyPoint, EpochLog, train_constrained,
-    weight_costs,
+    BatchSource, ConstrainedOutcome, ConstrainedRun, EnergyPoint, EpochLog, Trained,
+    train_constrained, weight_costs,
 };
 
 #[cfg(test)]

@@ -113,7 +113,7 @@ fn bad_inputs_are_typed_errors() {
         cached: 4,
     }];
     let mut a = [1.0f32];
-    match project_layers(&mut [&mut a], &costs, 9.5, GreedyVariant::Prefix) {
+    match project_layers(&mut [&mut a], &costs, 9.5, GreedyVariant::Prefix, &[]) {
         Err(Error::BudgetInfeasible { budget, floor }) => assert_eq!((budget, floor), (9.5, 10.0)),
         other => panic!("expected an infeasible budget, got {other:?}"),
     }
@@ -155,7 +155,7 @@ fn magnitude_projection_fits_the_budget_with_the_largest_top_k() {
     ];
     let (mut a, mut b) = ([5.0f32, -4.0, 0.1], [3.0f32, 0.2]);
     // Order by |w|: a0 (2), a1 (3, tail), b0 (1), b1 (1), a2 (3). Budget 2 + 7 = 9.
-    let out = project_layers_magnitude(&mut [&mut a, &mut b], &costs, 9.0).unwrap();
+    let out = project_layers_magnitude(&mut [&mut a, &mut b], &costs, 9.0, &[]).unwrap();
     assert_eq!((a, b), ([5.0, -4.0, 0.0], [3.0, 0.2]));
     assert_eq!(out.kept_per_layer, [2, 2]);
     assert_eq!(out.energy, 9.0);
@@ -331,16 +331,16 @@ proptest! {
         let mut parts: Vec<Vec<f32>> = v.iter().map(|x| vec![*x]).collect();
         let lc: Vec<WeightCosts> = c.iter().map(|x| costs_of(*x)).collect();
         let mut slices: Vec<&mut [f32]> = parts.iter_mut().map(|p| p.as_mut_slice()).collect();
-        project_layers(&mut slices, &lc, b, GreedyVariant::Prefix).unwrap();
+        project_layers(&mut slices, &lc, b, GreedyVariant::Prefix, &[]).unwrap();
         let split: Vec<f32> = parts.into_iter().flatten().collect();
         let mut flat = v.clone();
         project_weighted_l0(&mut flat, &c, b, GreedyVariant::Prefix).unwrap();
         prop_assert_eq!(&split, &flat);
         // And two uniform-cost layers equal one layer of both.
         let (mut x, mut y) = (v[..cut].to_vec(), v[cut..].to_vec());
-        project_layers(&mut [&mut x, &mut y], &[costs_of(3.0), costs_of(3.0)], b, GreedyVariant::Prefix).unwrap();
+        project_layers(&mut [&mut x, &mut y], &[costs_of(3.0), costs_of(3.0)], b, GreedyVariant::Prefix, &[]).unwrap();
         let mut joined = v.clone();
-        project_layers(&mut [&mut joined], &[costs_of(3.0)], b, GreedyVariant::Prefix).unwrap();
+        project_layers(&mut [&mut joined], &[costs_of(3.0)], b, GreedyVariant::Prefix, &[]).unwrap();
         x.extend(y);
         prop_assert_eq!(x, joined);
     }
@@ -359,13 +359,55 @@ proptest! {
         for magnitude in [false, true] {
             let mut w = v.clone();
             let out = if magnitude {
-                project_layers_magnitude(&mut [&mut w], &costs, budget).unwrap()
+                project_layers_magnitude(&mut [&mut w], &costs, budget, &[]).unwrap()
             } else {
-                project_layers(&mut [&mut w], &costs, budget, GreedyVariant::Prefix).unwrap()
+                project_layers(&mut [&mut w], &costs, budget, GreedyVariant::Prefix, &[]).unwrap()
             };
             let relaxed = relaxed_energy(&[&w], &costs);
             prop_assert!(relaxed <= budget);
             prop_assert!(relaxed <= out.energy);
+        }
+    }
+
+    /// The layer-collapse guard keeps each layer's largest entries and still fits the budget.
+    #[test]
+    fn guarded_projection_keeps_each_layers_best(
+        (v, _c, _b) in instance(40),
+        cut in 1usize..39,
+        k in 0usize..4,
+        b in 0u32..2000,
+    ) {
+        let cut = cut.min(v.len());
+        let costs = [
+            WeightCosts { fixed: 5.0, kappa_in: 90.0, kappa_out: 95.0, cached: 3 },
+            WeightCosts { fixed: 5.0, kappa_in: 7.0, kappa_out: 7.0, cached: 100 },
+        ];
+        let budget = 10.0 + f64::from(b);
+        for magnitude in [false, true] {
+            let (mut x, mut y) = (v[..cut].to_vec(), v[cut..].to_vec());
+            let result = if magnitude {
+                project_layers_magnitude(&mut [&mut x, &mut y], &costs, budget, &[k, k])
+            } else {
+                project_layers(&mut [&mut x, &mut y], &costs, budget, GreedyVariant::Prefix, &[k, k])
+            };
+            match result {
+                Ok(out) => {
+                    let relaxed = relaxed_energy(&[&x, &y], &costs);
+                    prop_assert!(relaxed <= budget);
+                    prop_assert!(relaxed <= out.energy);
+                    for (orig, now) in [(&v[..cut], &x), (&v[cut..], &y)] {
+                        let nz = orig.iter().filter(|a| **a != 0.0).count();
+                        prop_assert!(now.iter().filter(|a| **a != 0.0).count() >= k.min(nz));
+                        let mut t = orig.to_vec();
+                        top_k_magnitude(&mut t, k, "t").unwrap();
+                        for (a, b) in t.iter().zip(now.iter()) {
+                            prop_assert!(*a == 0.0 || a == b);
+                        }
+                    }
+                }
+                Err(Error::BudgetInfeasible { floor, .. }) => prop_assert!(floor > budget),
+                Err(e) => prop_assert!(false, "{e}"),
+            }
         }
     }
 

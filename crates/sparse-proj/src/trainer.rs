@@ -119,12 +119,23 @@ struct Ctx<'a, 'b> {
     global_epoch: usize,
 }
 
-/// Trains under the energy constraint; see the module docs for the procedure.
+/// The trained student's summary and, for masked runs, its final binary input masks (apply them
+/// through [`InputMasks`]'s taps to evaluate or export the model).
+#[derive(Debug)]
+pub struct Trained {
+    /// Energies, accuracy and history.
+    pub outcome: ConstrainedOutcome,
+    /// The masks of the returned model.
+    pub masks: Option<InputMasks>,
+}
+
+/// Trains under the energy constraint; see the module docs for the procedure. The student's
+/// variables hold the returned model afterwards.
 pub fn train_constrained(
     mut run: ConstrainedRun<'_>,
     config: &ConstrainedConfig,
     observer: &mut dyn Observer,
-) -> Result<ConstrainedOutcome> {
+) -> Result<Trained> {
     let config = config.clone().validate()?;
     if config.distillation > 0.0 && run.teacher.is_none() {
         return Err(Error::Config {
@@ -246,7 +257,7 @@ pub fn train_constrained(
     // Exact integer costs make this an equality check in practice; the slack only absorbs
     // rounding of non-integer costs.
     let within_budget = energy.relaxed <= b * (1.0 + 1e-9);
-    Ok(ConstrainedOutcome {
+    let outcome = ConstrainedOutcome {
         dense_energy,
         floor,
         relative_budget: b,
@@ -256,6 +267,10 @@ pub fn train_constrained(
         best_round,
         history,
         within_budget,
+    };
+    Ok(Trained {
+        outcome,
+        masks: ctx.masks.take(),
     })
 }
 
@@ -455,12 +470,23 @@ impl Ctx<'_, '_> {
                 });
             }
         }
+        let guard = self.config.min_layer_density;
+        let min_kept: Vec<usize> = if guard > 0.0 {
+            layers
+                .iter()
+                .map(|l| (guard * l.weight.elem_count() as f64).ceil() as usize)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut slices: Vec<&mut [f32]> = host_weights.iter_mut().map(Vec::as_mut_slice).collect();
         let projected = match self.config.projection {
             Projection::Weighted { variant } => {
-                project_layers(&mut slices, costs, budget, variant)?
+                project_layers(&mut slices, costs, budget, variant, &min_kept)?
             }
-            Projection::Magnitude => project_layers_magnitude(&mut slices, costs, budget)?,
+            Projection::Magnitude => {
+                project_layers_magnitude(&mut slices, costs, budget, &min_kept)?
+            }
         };
         for (l, w) in layers.iter().zip(&host_weights) {
             let t = Tensor::from_slice(w, l.weight.dims(), &self.device)?;
@@ -470,13 +496,15 @@ impl Ctx<'_, '_> {
     }
 
     fn evaluate(&mut self, epoch: usize, observer: &mut dyn Observer) -> Result<f64> {
-        let (mut correct, mut total) = (0usize, 0usize);
+        let (mut correct, mut total, mut loss_sum) = (0usize, 0usize, 0.0f64);
         for batch in 0..self.run.val.batches_per_epoch() {
             let (xs, ys) = self.run.val.batch(0, batch)?;
             let logits = match &self.masks {
                 Some(m) => self.run.student.forward_tapped(&xs, false, &mut &*m)?,
                 None => self.run.student.forward_t(&xs, false)?,
             };
+            let ce = nn::loss::cross_entropy(&logits, &ys)?.to_scalar::<f32>()?;
+            loss_sum += f64::from(ce) * xs.dim(0)? as f64;
             let predicted = logits.argmax(D::Minus1)?;
             let hits = predicted
                 .eq(&ys.to_dtype(predicted.dtype())?)?
@@ -486,16 +514,16 @@ impl Ctx<'_, '_> {
             correct += hits as usize;
             total += xs.dim(0)?;
         }
-        let accuracy = if total == 0 {
-            0.0
+        let (accuracy, loss) = if total == 0 {
+            (0.0, 0.0)
         } else {
-            correct as f64 / total as f64
+            (correct as f64 / total as f64, loss_sum / total as f64)
         };
         observer.on_eval(&EvalStats {
             epoch,
             split: "val".into(),
             accuracy,
-            loss: f64::NAN,
+            loss,
             samples: total,
         });
         Ok(accuracy)

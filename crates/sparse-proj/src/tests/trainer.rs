@@ -228,6 +228,7 @@ fn run(net: &Tiny, cfg: &ConstrainedConfig) -> Result<ConstrainedOutcome> {
         cfg,
         &mut NoopObserver,
     )
+    .map(|t| t.outcome)
 }
 
 #[test]
@@ -317,7 +318,9 @@ fn masks_lower_the_floor_and_end_binary() {
             train: &mut train,
             val: &mut val,
         };
-        let out = train_constrained(run, &cfg, &mut NoopObserver).unwrap();
+        let out = train_constrained(run, &cfg, &mut NoopObserver)
+            .unwrap()
+            .outcome;
         masks_seen.replace(out.energy.nonzero_inputs);
         out
     };
