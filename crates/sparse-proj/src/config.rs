@@ -71,10 +71,12 @@ pub struct ConstrainedConfig {
     pub masks: Option<MaskConfig>,
     /// Starts with an M-phase instead of a W-phase. Default false.
     pub skip_first_w_phase: bool,
-    /// Fraction of every layer's weights (rounded up) kept by both projections whatever the
-    /// global ranking says, against layer collapse. Default 0 (the paper's method); in [0, 1).
+    /// Share of the weight budget reserved equally across layers, against layer collapse: each
+    /// of the `L` layers keeps its largest weights worth up to `share/L` of the budget left after
+    /// the floor, and the global ranking spends the rest. Both projections get the same
+    /// reservation. Default 0 (the paper's method); in [0, 1).
     #[serde(default)]
-    pub min_layer_density: f64,
+    pub reserved_share: f64,
 }
 
 impl Default for ConstrainedConfig {
@@ -95,7 +97,7 @@ impl Default for ConstrainedConfig {
             },
             masks: None,
             skip_first_w_phase: false,
-            min_layer_density: 0.0,
+            reserved_share: 0.0,
         }
     }
 }
@@ -121,9 +123,9 @@ impl ConstrainedConfig {
         if !(0.0..=1.0).contains(&l) {
             return Err(bad("distillation", format!("{l} is not in [0, 1]")));
         }
-        let g = self.min_layer_density;
+        let g = self.reserved_share;
         if !(0.0..1.0).contains(&g) {
-            return Err(bad("min_layer_density", format!("{g} is not in [0, 1)")));
+            return Err(bad("reserved_share", format!("{g} is not in [0, 1)")));
         }
         self.sgd.validate()?;
         if let Some(m) = &self.masks {

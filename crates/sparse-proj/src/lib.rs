@@ -62,7 +62,7 @@ pub use projection::{
 pub use schedule::{BudgetDecay, BudgetSchedule, projects_at};
 pub use trainer::{
     BatchSource, ConstrainedOutcome, ConstrainedRun, EnergyPoint, EpochLog, Trained,
-    train_constrained, weight_costs,
+    reserved_counts, train_constrained, weight_costs,
 };
 
 #[cfg(test)]

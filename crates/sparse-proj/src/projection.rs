@@ -196,11 +196,103 @@ fn value_of(values: &[f32], keep: &[usize]) -> f64 {
         .sum()
 }
 
+/// Score buckets of the first pass: the top 16 bits of a positive `f64` (sign, exponent and four
+/// mantissa bits), whose order is the order of the scores.
+const BUCKET_SHIFT: u32 = 48;
+const BUCKETS: usize = 1 << (64 - BUCKET_SHIFT);
+/// Inputs at least this long take the bucketed path.
+pub(crate) const BUCKETED_MIN: usize = 1 << 12;
+
+fn score_of(w: f32, c: f64) -> f64 {
+    let w = f64::from(w);
+    w * w / c
+}
+
+/// The longest fitting prefix by a bucketed threshold search: one pass histograms the cost mass
+/// per score bucket, the bucket where the running cost first exceeds the capacity is resolved
+/// exactly, and a last pass zeroes everything after the first rejected item. Three streaming
+/// passes instead of a sort.
+fn prefix_bucketed(values: &mut [f32], costs: &[f64], capacity: f64) -> Result<ProjectionOutcome> {
+    let mut mass = vec![0.0f64; BUCKETS];
+    for (index, (&v, &c)) in values.iter().zip(costs).enumerate() {
+        if !v.is_finite() {
+            return Err(Error::NonFinite {
+                what: "weights".into(),
+                index,
+            });
+        }
+        if !(c.is_finite() && c > 0.0) {
+            return Err(Error::InvalidCost { index, cost: c });
+        }
+        if v != 0.0 {
+            mass[(score_of(v, c).to_bits() >> BUCKET_SHIFT) as usize] += c;
+        }
+    }
+    let mut remaining = capacity;
+    let mut boundary = None;
+    for b in (0..BUCKETS).rev() {
+        if mass[b] > remaining {
+            boundary = Some(b);
+            break;
+        }
+        remaining -= mass[b];
+    }
+    let first_rejected = match boundary {
+        None => None,
+        Some(b) => {
+            let mut items: Vec<Item> = values
+                .iter()
+                .zip(costs)
+                .enumerate()
+                .filter(|(_, (v, c))| {
+                    **v != 0.0 && (score_of(**v, **c).to_bits() >> BUCKET_SHIFT) as usize == b
+                })
+                .map(|(index, (v, c))| Item {
+                    score: score_of(*v, *c),
+                    cost: *c,
+                    index,
+                })
+                .collect();
+            let (_, rejected) = fitting_prefix(&mut items, remaining);
+            rejected.map(|i| (score_of(values[i], costs[i]), i))
+        }
+    };
+    let (mut kept, mut consumed, mut kept_value) = (0usize, 0.0f64, 0.0f64);
+    for (index, (v, &c)) in values.iter_mut().zip(costs).enumerate() {
+        if *v == 0.0 {
+            continue;
+        }
+        let keep = match first_rejected {
+            None => true,
+            Some((score, at)) => {
+                let s = score_of(*v, c);
+                s > score || (s == score && index < at)
+            }
+        };
+        if keep {
+            kept += 1;
+            consumed += c;
+            let w = f64::from(*v);
+            kept_value += w * w;
+        } else {
+            *v = 0.0;
+        }
+    }
+    Ok(ProjectionOutcome {
+        kept,
+        consumed,
+        kept_value,
+        first_rejected: first_rejected.map(|(_, i)| i),
+    })
+}
+
 /// Projects `values` in place onto `{w : Σ_{w_j ≠ 0} κ_j ≤ capacity}` with a greedy rule.
 ///
-/// Kept entries are unchanged (hard thresholding). Expected time is linear for
-/// [`GreedyVariant::Prefix`] and [`GreedyVariant::PrefixOrBestSingle`] (weighted selection of the
-/// score threshold); [`GreedyVariant::FillOrBestSingle`] sorts.
+/// Kept entries are unchanged (hard thresholding). [`GreedyVariant::Prefix`] runs in three
+/// streaming passes (a cost histogram over score buckets, an exact resolution of the boundary
+/// bucket, the write-back); [`GreedyVariant::PrefixOrBestSingle`] runs in expected linear time by
+/// weighted selection; [`GreedyVariant::FillOrBestSingle`] sorts. A non-finite value or cost is
+/// an error and leaves `values` untouched.
 ///
 /// Feasibility is decided in `f64`: exact whenever the costs are integers below 2⁵³ (the ICLR'19
 /// model's are). A capacity below every cost leaves all zeros.
@@ -221,6 +313,21 @@ pub fn project_weighted_l0(
     capacity: f64,
     variant: GreedyVariant,
 ) -> Result<ProjectionOutcome> {
+    if variant == GreedyVariant::Prefix {
+        if values.len() != costs.len() {
+            return Err(Error::LengthMismatch {
+                values: values.len(),
+                costs: costs.len(),
+            });
+        }
+        if !capacity.is_finite() || capacity < 0.0 {
+            return Err(Error::InvalidCapacity { capacity });
+        }
+        // The histogram costs a fixed 512 KiB pass; below a few thousand entries selection wins.
+        if values.len() >= BUCKETED_MIN {
+            return prefix_bucketed(values, costs, capacity);
+        }
+    }
     validate(values, costs, capacity)?;
     let mut items = candidates(values, costs);
     let (mut keep, first_rejected) = match variant {

@@ -120,6 +120,49 @@ fn bad_inputs_are_typed_errors() {
 }
 
 #[test]
+fn bucketed_prefix_matches_the_sorted_scan_on_large_inputs() {
+    // Integer costs keep every sum exact, so both paths must agree bit for bit. Values repeat so
+    // that score ties and crowded buckets occur.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for (n, levels) in [(5_000usize, 7u64), (40_000, 1000), (20_000, 2)] {
+        assert!(n >= crate::projection::BUCKETED_MIN);
+        let values: Vec<f32> = (0..n)
+            .map(|_| {
+                let r = next();
+                if r % 10 == 0 {
+                    0.0
+                } else {
+                    ((r >> 8) % levels) as f32 * 0.25 - 1.0
+                }
+            })
+            .collect();
+        let costs: Vec<f64> = (0..n)
+            .map(|_| [210.0, 654.0, 3732.0][(next() % 3) as usize])
+            .collect();
+        let total: f64 = costs.iter().sum();
+        for frac in [0.0, 0.01, 0.3, 0.5, 0.99, 1.0] {
+            let (mut a, mut b) = (values.clone(), values.clone());
+            let oa = project_weighted_l0(
+                &mut a,
+                &costs,
+                (total * frac).floor(),
+                GreedyVariant::Prefix,
+            )
+            .unwrap();
+            let ob = project_prefix_sorted(&mut b, &costs, (total * frac).floor()).unwrap();
+            assert_eq!(a, b, "n {n}, levels {levels}, fraction {frac}");
+            assert_eq!(oa, ob, "n {n}, levels {levels}, fraction {frac}");
+        }
+    }
+}
+
+#[test]
 fn cache_tail_charges_the_smallest_entries() {
     let costs = WeightCosts {
         fixed: 0.0,

@@ -470,15 +470,7 @@ impl Ctx<'_, '_> {
                 });
             }
         }
-        let guard = self.config.min_layer_density;
-        let min_kept: Vec<usize> = if guard > 0.0 {
-            layers
-                .iter()
-                .map(|l| (guard * l.weight.elem_count() as f64).ceil() as usize)
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let min_kept = reserved_counts(costs, &host_weights, budget, self.config.reserved_share);
         let mut slices: Vec<&mut [f32]> = host_weights.iter_mut().map(Vec::as_mut_slice).collect();
         let projected = match self.config.projection {
             Projection::Weighted { variant } => {
@@ -606,6 +598,38 @@ pub fn weight_costs(
             model
                 .weight_costs(&l.geometry, s)
                 .map_err(|e| Error::Core(e.in_layer(l.id)))
+        })
+        .collect()
+}
+
+/// Entries each layer keeps under a reservation of `share` of the weight budget split equally
+/// across layers: the largest count whose cheapest-first costs fit the layer's part. Empty when
+/// nothing is reserved.
+pub fn reserved_counts(
+    costs: &[WeightCosts],
+    weights: &[Vec<f32>],
+    budget: f64,
+    share: f64,
+) -> Vec<usize> {
+    if share <= 0.0 || costs.is_empty() {
+        return Vec::new();
+    }
+    let spare = (budget - crate::cost::floor_energy(costs)).max(0.0);
+    let part = share * spare / costs.len() as f64;
+    costs
+        .iter()
+        .zip(weights)
+        .map(|(c, w)| {
+            let nonzero = w.iter().filter(|v| **v != 0.0).count();
+            // The guarded entries are a layer's largest, so they take the cached slots first.
+            let cheap = ((part / c.kappa_in).floor() as usize).min(c.cached);
+            let k = if cheap < c.cached {
+                cheap
+            } else {
+                let rest = part - c.kappa_in * c.cached as f64;
+                c.cached + (rest / c.kappa_out).floor() as usize
+            };
+            k.min(nonzero)
         })
         .collect()
 }
