@@ -1,0 +1,82 @@
+//! Errors of the least-squares restoration, the layer loop and the fine-tuning.
+
+use tensor_core::LayerId;
+
+/// Everything that can go wrong in energy-prune.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A filter's least-squares system is numerically singular: the condition number estimate of
+    /// `[X_S; √λ·I]` exceeds the configured limit (or a pivot vanished, reported as infinity).
+    #[error(
+        "layer {layer}, filter {filter}: least-squares system is singular (condition {cond:e})"
+    )]
+    SingularSystem {
+        /// The layer being pruned.
+        layer: LayerId,
+        /// The filter (output channel) within the layer.
+        filter: usize,
+        /// The condition estimate that failed the check.
+        cond: f64,
+    },
+    /// A configuration value outside its valid range.
+    #[error("invalid {field}: {reason}")]
+    Config {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Matrix or vector sizes that do not fit together.
+    #[error("dimension mismatch in {what}: expected {expected}, got {got}")]
+    Dimension {
+        /// What was being checked.
+        what: &'static str,
+        /// The expected size.
+        expected: usize,
+        /// The size found.
+        got: usize,
+    },
+    /// A weight, activation or target that is NaN or infinite.
+    #[error("non-finite value in {what} of layer {layer}")]
+    NonFinite {
+        /// The layer.
+        layer: LayerId,
+        /// Weights, inputs or targets.
+        what: &'static str,
+    },
+    /// A data source without the samples a step needs.
+    #[error("{what} has no samples")]
+    EmptyData {
+        /// Which source (calibration, validation, training).
+        what: &'static str,
+    },
+    /// The fine-tuning loss became NaN or infinite.
+    #[error("fine-tuning loss became {loss} in epoch {epoch}, batch {batch}")]
+    DivergedLoss {
+        /// The loss value.
+        loss: f64,
+        /// Epoch.
+        epoch: usize,
+        /// Batch within the epoch.
+        batch: usize,
+    },
+    /// The observer asked to stop.
+    #[error("stopped by the observer in fine-tuning epoch {epoch}")]
+    Interrupted {
+        /// Epoch.
+        epoch: usize,
+    },
+    /// Tensor, shape or energy-model failure from tensor-core.
+    #[error(transparent)]
+    Core(#[from] tensor_core::Error),
+}
+
+impl From<tensor_core::tensor::candle::Error> for Error {
+    fn from(e: tensor_core::tensor::candle::Error) -> Self {
+        Error::Core(e.into())
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
