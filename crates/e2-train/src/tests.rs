@@ -1,0 +1,869 @@
+//! Unit and property tests of the e2-train.md §8 invariants, plus a small end-to-end run.
+
+use proptest::prelude::*;
+use rand::Rng as _;
+use tensor_core::tensor::{DType, Device, Tensor, Var};
+use tensor_core::testing::{assert_tensor_close, max_abs_diff};
+use tensor_core::{Iteration, Network, NoTaps, RecordingObserver, SeededInit, SgdConfig};
+
+use crate::quantize::{QuantGrid, TensorGrid, quantize_weights, round_ties_even, straight_through};
+use crate::sign_gradient::{
+    FallbackCell, PsgConfig, PsgOperands, Threshold, psg_conv2d, psg_linear, select_gradient,
+};
+use crate::*;
+
+type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+fn cpu() -> Device {
+    Device::Cpu
+}
+
+fn host(t: &Tensor) -> Vec<f32> {
+    t.flatten_all()
+        .and_then(|t| t.to_dtype(DType::F32))
+        .and_then(|t| t.to_vec1())
+        .expect("host copy")
+}
+
+fn random(shape: &[usize], seed: u64, scale: f32) -> Tensor {
+    let mut rng = tensor_core::rng(seed, "test");
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale)
+        .collect();
+    Tensor::from_vec(v, shape, &cpu()).expect("tensor")
+}
+
+// ---------------------------------------------------------------- quantisers (Q1, Q2)
+
+#[test]
+fn round_ties_even_golden() -> TestResult {
+    // torch.round([0.5, 1.5, 2.5, 3.5, 2.4, 2.6, 0.0]) = [0, 2, 2, 4, 2, 3, 0]
+    let xs = Tensor::new(&[0.5f32, 1.5, 2.5, 3.5, 2.4, 2.6, 0.0], &cpu())?;
+    assert_eq!(host(&round_ties_even(&xs)?), [0., 2., 2., 4., 2., 3., 0.]);
+    Ok(())
+}
+
+#[test]
+fn msb_grid_has_17_levels_at_8_over_4_bits() -> TestResult {
+    // e2-train.md §3: {0, 16, ..., 240, 255}.
+    let g = QuantGrid::new(8, 1.0, false)?;
+    let mut levels: Vec<u32> = (0..256).map(|c| g.msb_code(c as f32, 4) as u32).collect();
+    levels.dedup();
+    assert_eq!(levels.len(), 17);
+    assert_eq!(levels.last(), Some(&255));
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn quantiser_range_grid_and_error(
+        bits in 2u8..=8, scale in 0.01f32..10.0, signed: bool, t in 0.0f32..=1.0,
+    ) {
+        let g = QuantGrid::new(bits, scale, signed).unwrap();
+        let x = g.min + t * (scale - g.min);
+        let code = g.code(x);
+        let q = g.quantize(x);
+        // Q1: on the grid, in range, within Δ/2 (plus one Δ at the clamped top code).
+        prop_assert!(code >= 0.0 && code <= g.top_code() && code.fract() == 0.0);
+        prop_assert!((q - g.dequantize(code)).abs() <= 1e-6 * scale);
+        let slack = if code == g.top_code() { 1.5 } else { 0.5 };
+        prop_assert!((q - x).abs() <= slack * g.delta + 1e-5 * scale);
+        // Idempotence.
+        prop_assert!((g.quantize(q) - q).abs() <= 1e-5 * scale);
+    }
+
+    #[test]
+    fn msb_codes_lie_on_the_coarse_grid(bits in 2u8..=8, m in 1u8..=8, code in 0u32..256) {
+        let m = m.min(bits);
+        let g = QuantGrid::new(bits, 1.0, true).unwrap();
+        let code = (code % (1 << bits)) as f32;
+        let msb = g.msb_code(code, m);
+        let step = 2f32.powi(i32::from(bits - m));
+        // Q2: MSB codes in {k·2^(b−m)} ∪ {2^b − 1}; m = b is the identity.
+        prop_assert!(msb % step == 0.0 || msb == g.top_code());
+        if m == bits {
+            prop_assert_eq!(msb, code);
+        }
+    }
+
+    #[test]
+    fn tensor_grid_matches_scalar_grid(seed: u64, bits in 2u8..=8, signed: bool) {
+        let xs = random(&[64], seed, 3.0);
+        let scale = 2.0f32;
+        let tg = TensorGrid::new(bits, &Tensor::new(scale, &cpu()).unwrap(), signed).unwrap();
+        let g = QuantGrid::new(bits, scale, signed).unwrap();
+        let q = host(&tg.quantize(&xs).unwrap());
+        let m = host(&tg.msb(&xs, 3.min(bits)).unwrap());
+        for ((x, q), m) in host(&xs).into_iter().zip(q).zip(m) {
+            prop_assert!((g.quantize(x) - q).abs() <= 1e-6);
+            prop_assert!((g.msb(x, 3.min(bits)) - m).abs() <= 1e-6);
+        }
+    }
+}
+
+#[test]
+fn zero_tensor_quantises_to_zero() -> TestResult {
+    let xs = Tensor::zeros(8, DType::F32, &cpu())?;
+    let g = TensorGrid::new(8, &Tensor::new(0f32, &cpu())?, true)?;
+    assert_eq!(host(&g.quantize(&xs)?), vec![0.0; 8]);
+    Ok(())
+}
+
+#[test]
+fn straight_through_quantiser_passes_gradient() -> TestResult {
+    let x = Var::from_tensor(&random(&[16], 1, 1.0))?;
+    let g = TensorGrid::new(4, &Tensor::new(1f32, &cpu())?, true)?;
+    let y = straight_through(x.as_tensor(), &g.quantize(x.as_tensor())?)?;
+    let grads = (y * 3.0)?.sum_all()?.backward()?;
+    assert_eq!(host(grads.get(&x).expect("grad")), vec![3.0; 16]);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- SMD (S1–S3)
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    #[test]
+    fn drop_count_is_binomial(seed: u64, p in 0.05f64..0.95) {
+        let n = 2_000.0;
+        let mut d = MinibatchDrop::new(SmdConfig { p }, tensor_core::rng(seed, "smd")).unwrap();
+        let count = (0..2_000).filter(|_| d.next_dropped()).count() as f64;
+        let sd = (n * p * (1.0 - p)).sqrt();
+        prop_assert!((count - n * p).abs() <= 4.0 * sd, "{count} drops at p = {p}");
+    }
+
+    #[test]
+    fn drops_are_deterministic_per_seed(seed: u64) {
+        let draw = || {
+            let mut d = MinibatchDrop::new(SmdConfig { p: 0.5 }, tensor_core::rng(seed, "smd")).unwrap();
+            (0..64).map(|_| d.next_dropped()).collect::<Vec<_>>()
+        };
+        prop_assert_eq!(draw(), draw());
+    }
+}
+
+#[test]
+fn drop_extremes() -> TestResult {
+    let mut never = MinibatchDrop::new(SmdConfig { p: 0.0 }, tensor_core::rng(1, "smd"))?;
+    let mut always = MinibatchDrop::new(SmdConfig { p: 1.0 }, tensor_core::rng(1, "smd"))?;
+    assert!((0..500).all(|_| !never.next_dropped() && always.next_dropped()));
+    assert!(SmdConfig { p: 1.5 }.validate().is_err());
+    Ok(())
+}
+
+#[test]
+fn paper_lr_schedule() {
+    // e2-train.md §1: 0.1 below 42,666, 0.01 below 64,000, then 0.001.
+    let s = LrSchedule::paper_smd();
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+    assert!(close(s.lr(0), 0.1) && close(s.lr(42_665), 0.1));
+    assert!(close(s.lr(42_666), 0.01) && close(s.lr(63_999), 0.01));
+    assert!(close(s.lr(64_000), 0.001));
+    let w = LrSchedule {
+        warmup: Some((400, 0.01)),
+        ..s
+    };
+    assert!(close(w.lr(399), 0.01) && close(w.lr(400), 0.1));
+}
+
+// ---------------------------------------------------------------- gate algebra (G1–G5)
+
+#[test]
+fn straight_through_gate_is_binary_with_unit_gradient() -> TestResult {
+    let pi = Var::from_tensor(&Tensor::new(&[0.1f32, 0.4, 0.6, 0.9], &cpu())?)?;
+    let u = Tensor::new(&[0.5f32, 0.3, 0.7, 0.2], &cpu())?;
+    let m = straight_through_gate(pi.as_tensor(), &u)?;
+    assert_eq!(host(&m), [0.0, 1.0, 0.0, 1.0]);
+    let grads = m.sum_all()?.backward()?;
+    assert_eq!(host(grads.get(&pi).expect("grad")), [1.0; 4]);
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn executed_percentage_is_a_percentage(
+        masks in proptest::collection::vec(proptest::collection::vec(prop_oneof![Just(0.0f32), Just(1.0)], 1..8), 0..6),
+        target in 0.0f64..=100.0,
+    ) {
+        let cp = executed_percentage(&masks);
+        prop_assert!((0.0..=100.0).contains(&cp));
+        prop_assert_eq!(regulariser_sign(cp, target) > 0.0, cp > target);
+    }
+
+    #[test]
+    fn survival_decays_linearly(l in 1usize..60, p in 0.01f64..=1.0) {
+        let sd = StochasticDepthConfig { final_survival: p };
+        let a = sd.survival(l - 1, l);
+        let b = sd.survival(l, l);
+        prop_assert!(a >= b && (b - p).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn zero_beta_regulariser_vanishes() -> TestResult {
+    let m = vec![Tensor::ones(4, DType::F32, &cpu())?];
+    let off = SluConfig {
+        target: 50.0,
+        beta: 0.0,
+    };
+    assert!(compute_regulariser(&m, 100.0, &off)?.is_none());
+    let on = SluConfig::with_target(50.0);
+    let r = compute_regulariser(&m, 100.0, &on)?.expect("term");
+    assert!((r.to_scalar::<f32>()? - 4e-5).abs() < 1e-9);
+    let r = compute_regulariser(&m, 10.0, &on)?.expect("term");
+    assert!((r.to_scalar::<f32>()? + 4e-5).abs() < 1e-9);
+    Ok(())
+}
+
+fn tiny(conv: ConvMode, gates: bool, seed: u64) -> (GatedResnet, SeededInit) {
+    let init = SeededInit::new(seed);
+    let config = GatedResnetConfig {
+        depth: 8,
+        num_classes: 3,
+        in_channels: 3,
+        conv,
+        gates,
+    };
+    let net = gated_resnet(config, init.var_builder(DType::F32, &cpu())).expect("net");
+    (net, init)
+}
+
+#[test]
+fn backbone_layers_and_names() {
+    let (net, _) = tiny(ConvMode::quantized8(), true, 0);
+    let names: Vec<_> = net.layers().iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "conv1",
+            "layer1.0.conv1",
+            "layer1.0.conv2",
+            "layer2.0.conv1",
+            "layer2.0.conv2",
+            "layer2.0.downsample.0",
+            "layer3.0.conv1",
+            "layer3.0.conv2",
+            "layer3.0.downsample.0",
+            "fc"
+        ]
+    );
+    let ids: Vec<_> = net.layers().iter().map(|l| l.id.0).collect();
+    assert_eq!(ids, (0..10).collect::<Vec<_>>());
+    assert_eq!(net.layers()[3].geometry.in_h, 32);
+    assert_eq!(net.layers()[3].geometry.out_h(), 16);
+    // G3: #gates = #blocks − 1.
+    assert_eq!(net.num_gates(), net.num_blocks() - 1);
+    assert_eq!(net.gate_layers()[0].name, "layer1.0.gate");
+    assert_eq!(net.gate_layers()[0].id.0, 10);
+}
+
+fn opts(train: bool, gating: Gating, skip: SkipExecution) -> ForwardOptions {
+    ForwardOptions {
+        train,
+        gating,
+        skip,
+    }
+}
+
+#[test]
+fn all_on_gates_reproduce_the_plain_resnet() -> TestResult {
+    // G3: π ≡ 1 gives the plain network's output exactly (same seed, same names).
+    let xs = random(&[4, 3, 32, 32], 3, 1.0);
+    let (gated, _) = tiny(ConvMode::quantized8(), true, 7);
+    let (plain, _) = tiny(ConvMode::quantized8(), false, 7);
+    let mut rng = tensor_core::rng(0, "g");
+    let on = Gating::Gates {
+        mode: GateMode::AllOn,
+    };
+    let a = gated.forward_gated(
+        &xs,
+        &opts(false, on, SkipExecution::Gather),
+        &mut rng,
+        &mut NoTaps,
+    )?;
+    let b = plain.forward_t(&xs, false)?;
+    assert_eq!(host(&a.logits), host(&b));
+    assert_eq!(a.executed, vec![1.0; 3]);
+    Ok(())
+}
+
+#[test]
+fn real_skipping_matches_masking_in_evaluation() -> TestResult {
+    let xs = random(&[6, 3, 32, 32], 4, 1.0);
+    let (net, _) = tiny(ConvMode::Float, true, 11);
+    let mut rng = tensor_core::rng(0, "g");
+    // Stochastic gates with a shared seed give both executions the same decisions.
+    let g = Gating::Gates {
+        mode: GateMode::Stochastic,
+    };
+    let a = net.forward_gated(
+        &xs,
+        &opts(false, g, SkipExecution::Masked),
+        &mut rng,
+        &mut NoTaps,
+    )?;
+    let mut rng = tensor_core::rng(0, "g");
+    let b = net.forward_gated(
+        &xs,
+        &opts(false, g, SkipExecution::Gather),
+        &mut rng,
+        &mut NoTaps,
+    )?;
+    assert_eq!(a.decisions, b.decisions);
+    assert_tensor_close(&a.logits, &b.logits, 1e-4);
+    for d in a.decisions.iter().flatten() {
+        assert!(*d == 0.0 || *d == 1.0);
+    }
+    Ok(())
+}
+
+#[test]
+fn deterministic_masks_are_per_sample() -> TestResult {
+    // G5: in evaluation, sample 1's input cannot change sample 0's gates.
+    let (net, _) = tiny(ConvMode::Float, true, 5);
+    let xs = random(&[2, 3, 32, 32], 8, 1.0);
+    let other = Tensor::cat(&[xs.narrow(0, 0, 1)?, random(&[1, 3, 32, 32], 9, 2.0)], 0)?;
+    let g = Gating::Gates {
+        mode: GateMode::Deterministic,
+    };
+    let mut rng = tensor_core::rng(0, "g");
+    let o = opts(false, g, SkipExecution::Gather);
+    let a = net.forward_gated(&xs, &o, &mut rng, &mut NoTaps)?;
+    let b = net.forward_gated(&other, &o, &mut rng, &mut NoTaps)?;
+    for (pa, pb) in a.probabilities.iter().zip(&b.probabilities) {
+        assert!((pa[0] - pb[0]).abs() < 1e-6);
+    }
+    Ok(())
+}
+
+#[test]
+fn dropped_block_gets_no_gradient() -> TestResult {
+    // G2: with m = 0 the block's parameters get zero gradient (stochastic depth with a
+    // vanishing survival drops the last block).
+    let (net, init) = tiny(ConvMode::Float, false, 2);
+    let sd = Gating::StochasticDepth(StochasticDepthConfig {
+        final_survival: 1e-9,
+    });
+    let xs = random(&[4, 3, 32, 32], 1, 1.0);
+    let mut rng = tensor_core::rng(3, "sd");
+    let out = net.forward_gated(
+        &xs,
+        &opts(true, sd, SkipExecution::Masked),
+        &mut rng,
+        &mut NoTaps,
+    )?;
+    assert_eq!(out.executed[2], 0.0);
+    let grads = out.logits.sqr()?.sum_all()?.backward()?;
+    let w = init
+        .named_vars()
+        .into_iter()
+        .find(|(n, _)| n == "layer3.0.conv1.weight")
+        .map(|(_, v)| v)
+        .expect("var");
+    if let Some(g) = grads.get(&w) {
+        assert_eq!(max_abs_diff(g, &g.zeros_like()?)?, 0.0);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- PSG (P1–P6)
+
+fn conv_case(seed: u64) -> (Var, Var, Tensor) {
+    let x = Var::from_tensor(&random(&[2, 3, 6, 6], seed, 1.0)).expect("x");
+    let w = Var::from_tensor(&random(&[4, 3, 3, 3], seed + 1, 0.5)).expect("w");
+    let r = random(&[2, 4, 3, 3], seed + 2, 1.0);
+    (x, w, r)
+}
+
+fn operands(x: &Tensor, w: &Tensor, msb: u8) -> PsgOperands {
+    let s = crate::quantize::per_sample_max_abs(x)
+        .and_then(|t| Ok(t.mean_all()?))
+        .expect("scale");
+    let g = TensorGrid::new(8, &s, true).expect("grid");
+    PsgOperands {
+        xq: g.quantize(x).expect("xq"),
+        xm: g.msb(x, msb).expect("xm"),
+        wq: quantize_weights(w, 8).expect("wq"),
+    }
+}
+
+/// The plain 8-bit op: straight-through fake quantisers around candle's conv (stride 2, pad 1).
+fn plain_conv(x: &Var, w: &Var, ops: &PsgOperands) -> Tensor {
+    let xq = straight_through(x.as_tensor(), &ops.xq).expect("ste");
+    let wq = straight_through(w.as_tensor(), &ops.wq).expect("ste");
+    xq.conv2d(&wq, 1, 2, 1, 1).expect("conv")
+}
+
+#[test]
+fn psg_conv_keeps_forward_and_input_gradient() -> TestResult {
+    // P6 and P1: same forward value and input gradient as the plain op; weight gradient signs.
+    for seed in [1, 5, 9] {
+        let (x, w, r) = conv_case(seed);
+        let ops = operands(x.as_tensor(), w.as_tensor(), 4);
+        let plain = plain_conv(&x, &w, &ops);
+        let cell = FallbackCell::default();
+        let y = psg_conv2d(
+            x.as_tensor(),
+            w.as_tensor(),
+            ops,
+            2,
+            1,
+            &PsgConfig::reference(),
+            &cell,
+        )?;
+        assert_eq!(host(&plain), host(&y));
+        let gp = (plain * &r)?.sum_all()?.backward()?;
+        let gs = (y * &r)?.sum_all()?.backward()?;
+        assert_tensor_close(gs.get(&x).expect("gx"), gp.get(&x).expect("gx"), 1e-6);
+        let gw = host(gs.get(&w).expect("gw"));
+        assert!(gw.iter().all(|v| [-1.0, 0.0, 1.0].contains(v)));
+        let rho = cell.lock().expect("cell").expect("recorded");
+        assert!((0.0..=1.0).contains(&rho));
+    }
+    Ok(())
+}
+
+#[test]
+fn psg_with_full_msb_is_sign_of_the_accurate_gradient() -> TestResult {
+    // P2: m_x = b_x and an unquantised predictor gradient give G_m = G_q, for every τ.
+    for tau in [0.0, 1e-3, f64::INFINITY] {
+        let (x, w, r) = conv_case(3);
+        let ops = operands(x.as_tensor(), w.as_tensor(), 8);
+        let plain = plain_conv(&x, &w, &ops);
+        let config = PsgConfig {
+            msb_act_bits: 8,
+            msb_grad_bits: 32,
+            threshold: Threshold::Absolute(tau),
+            ..PsgConfig::reference()
+        };
+        let y = psg_conv2d(
+            x.as_tensor(),
+            w.as_tensor(),
+            ops,
+            2,
+            1,
+            &config,
+            &FallbackCell::default(),
+        )?;
+        let gp = (plain * &r)?.sum_all()?.backward()?;
+        let gs = (y * &r)?.sum_all()?.backward()?;
+        let expected = gp.get(&w).expect("gw").sign()?;
+        assert_eq!(host(gs.get(&w).expect("gw")), host(&expected));
+    }
+    Ok(())
+}
+
+#[test]
+fn psg_linear_keeps_input_gradient() -> TestResult {
+    let x = Var::from_tensor(&random(&[5, 7], 1, 1.0))?;
+    let w = Var::from_tensor(&random(&[3, 7], 2, 1.0))?;
+    let r = random(&[5, 3], 3, 1.0);
+    let ops = operands(x.as_tensor(), w.as_tensor(), 4);
+    let xq = straight_through(x.as_tensor(), &ops.xq)?;
+    let wq = straight_through(w.as_tensor(), &ops.wq)?;
+    let plain = xq.matmul(&wq.t()?)?;
+    let y = psg_linear(
+        x.as_tensor(),
+        w.as_tensor(),
+        ops,
+        &PsgConfig::reference(),
+        &FallbackCell::default(),
+    )?;
+    assert_tensor_close(&plain, &y, 1e-6);
+    let gp = (plain * &r)?.sum_all()?.backward()?;
+    let gs = (y * &r)?.sum_all()?.backward()?;
+    assert_tensor_close(gs.get(&x).expect("gx"), gp.get(&x).expect("gx"), 1e-6);
+    assert!(
+        host(gs.get(&w).expect("gw"))
+            .iter()
+            .all(|v| [-1.0, 0.0, 1.0].contains(v))
+    );
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn selection_rule(seed: u64, tau in 0.0f64..1.0, sparsify: bool) {
+        // P3: sign(G_m) where |G_m| ≥ τ, else sign(G_q) (or 0 with sparsify).
+        let gq = random(&[32], seed, 1.0);
+        let gm = random(&[32], seed ^ 1, 1.0);
+        let config = PsgConfig { threshold: Threshold::Absolute(tau), sparsify, ..PsgConfig::reference() };
+        let (g, rho) = select_gradient(&gq, &gm, &config).unwrap();
+        let (gq, gm, g) = (host(&gq), host(&gm), host(&g));
+        let mut fallback = 0;
+        for i in 0..32 {
+            let expected = if f64::from(gm[i].abs()) >= tau {
+                gm[i].signum()
+            } else {
+                fallback += 1;
+                if sparsify { 0.0 } else { gq[i].signum() }
+            };
+            prop_assert_eq!(g[i], if expected == 0.0 { 0.0 } else { expected });
+        }
+        prop_assert!((rho - f64::from(fallback) / 32.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn relative_threshold_is_scale_invariant(seed: u64, r in 0.0f64..1.0, c in 0.01f32..100.0) {
+        // P4: scaling both gradients (the loss) by c > 0 changes nothing under the relative rule.
+        let gq = random(&[32], seed, 1.0);
+        let gm = random(&[32], seed ^ 1, 1.0);
+        let config = PsgConfig { threshold: Threshold::Relative(r), ..PsgConfig::reference() };
+        let (a, ra) = select_gradient(&gq, &gm, &config).unwrap();
+        let (b, rb) = select_gradient(&(&gq * f64::from(c)).unwrap(), &(&gm * f64::from(c)).unwrap(), &config).unwrap();
+        prop_assert_eq!(host(&a), host(&b));
+        prop_assert!((ra - rb).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn absolute_threshold_is_not_scale_invariant() -> TestResult {
+    let gq = Tensor::new(&[1f32, -1.0], &cpu())?;
+    let gm = Tensor::new(&[-0.5f32, 0.5], &cpu())?;
+    let config = PsgConfig {
+        threshold: Threshold::Absolute(1.0),
+        ..PsgConfig::reference()
+    };
+    let (_, small) = select_gradient(&gq, &gm, &config)?;
+    let (_, large) = select_gradient(&(&gq * 4.0)?, &(&gm * 4.0)?, &config)?;
+    assert_eq!((small, large), (1.0, 0.0));
+    Ok(())
+}
+
+#[test]
+fn sign_agreement_grows_with_msb_bits() -> TestResult {
+    // P5 (statistical): averaged over seeds, more MSB bits never agree less with the exact sign.
+    let mut agreement = Vec::new();
+    for m in [2u8, 4, 8] {
+        let mut total = 0.0;
+        for seed in 0..6 {
+            let (x, w, r) = conv_case(100 + seed);
+            let ops = operands(x.as_tensor(), w.as_tensor(), m);
+            let exact = (plain_conv(&x, &w, &ops) * &r)?.sum_all()?.backward()?;
+            let exact = host(exact.get(&w).expect("gw"));
+            let config = PsgConfig {
+                msb_act_bits: m,
+                threshold: Threshold::Absolute(0.0),
+                ..PsgConfig::reference()
+            };
+            let y = psg_conv2d(
+                x.as_tensor(),
+                w.as_tensor(),
+                ops,
+                2,
+                1,
+                &config,
+                &FallbackCell::default(),
+            )?;
+            let pred = (y * &r)?.sum_all()?.backward()?;
+            let pred = host(pred.get(&w).expect("gw"));
+            let agree = exact
+                .iter()
+                .zip(&pred)
+                .filter(|(e, p)| e.signum() == **p)
+                .count();
+            total += agree as f64 / exact.len() as f64;
+        }
+        agreement.push(total / 6.0);
+    }
+    assert!(agreement[0] <= agreement[1] + 0.05 && agreement[1] <= agreement[2] + 0.05);
+    // Entries whose prediction is large agree at least as often as all entries (τ at the median
+    // of |G_m|; the unsigned prediction comes from τ = 0 without the sign).
+    let (mut all, mut large) = (0.0, 0.0);
+    for seed in 0..6 {
+        let (x, w, r) = conv_case(200 + seed);
+        let ops = operands(x.as_tensor(), w.as_tensor(), 3);
+        let exact = (plain_conv(&x, &w, &ops) * &r)?.sum_all()?.backward()?;
+        let exact = host(exact.get(&w).expect("gw"));
+        let config = PsgConfig {
+            msb_act_bits: 3,
+            msb_grad_bits: 4,
+            threshold: Threshold::Absolute(0.0),
+            sign: false,
+            ..PsgConfig::reference()
+        };
+        let y = psg_conv2d(
+            x.as_tensor(),
+            w.as_tensor(),
+            ops,
+            2,
+            1,
+            &config,
+            &FallbackCell::default(),
+        )?;
+        let gm = (y * &r)?.sum_all()?.backward()?;
+        let gm = host(gm.get(&w).expect("gw"));
+        let mut mags: Vec<f32> = gm.iter().map(|v| v.abs()).collect();
+        mags.sort_by(f32::total_cmp);
+        let tau = mags[mags.len() / 2];
+        let agree = |keep: &dyn Fn(f32) -> bool| {
+            let hits: Vec<bool> = exact
+                .iter()
+                .zip(&gm)
+                .filter(|(_, m)| keep(**m))
+                .map(|(e, m)| e.signum() == m.signum())
+                .collect();
+            hits.iter().filter(|&&h| h).count() as f64 / hits.len().max(1) as f64
+        };
+        all += agree(&|_| true);
+        large += agree(&|m| m.abs() >= tau);
+    }
+    assert!(large >= all - 1e-9, "{large} < {all}");
+    assert!(agreement[2] > 0.999, "{agreement:?}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- ledger and training
+
+/// Two-class synthetic images: a fixed pattern added (class 0) or subtracted (class 1).
+struct Synthetic {
+    images: Tensor,
+    labels: Tensor,
+    batch: usize,
+}
+
+impl Synthetic {
+    fn new(n: usize, batch: usize, seed: u64) -> Self {
+        let pattern = random(&[1, 3, 32, 32], seed, 1.0);
+        let labels: Vec<u32> = (0..n as u32).map(|i| i % 2).collect();
+        let sign: Vec<f32> = labels
+            .iter()
+            .map(|&l| if l == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let sign = Tensor::from_vec(sign, (n, 1, 1, 1), &cpu()).expect("sign");
+        let noise = (random(&[n, 3, 32, 32], seed + 1, 1.0) * 0.5).expect("noise");
+        let images = (sign.broadcast_mul(&pattern).expect("mul") + noise).expect("add");
+        Self {
+            images,
+            labels: Tensor::new(labels.as_slice(), &cpu()).expect("labels"),
+            batch,
+        }
+    }
+}
+
+impl BatchSource for Synthetic {
+    fn batches_per_epoch(&self) -> usize {
+        self.labels.dim(0).unwrap_or(0) / self.batch
+    }
+    fn batch(&mut self, _epoch: usize, index: usize) -> tensor_core::Result<(Tensor, Tensor)> {
+        let s = index * self.batch;
+        Ok((
+            self.images.narrow(0, s, self.batch)?,
+            self.labels.narrow(0, s, self.batch)?,
+        ))
+    }
+}
+
+fn quick_config(conv: ConvMode, iterations: usize) -> E2TrainConfig {
+    let mut c = E2TrainConfig::quick_cpu_resnet8();
+    c.model.num_classes = 2;
+    c.model.conv = conv;
+    c.iterations = iterations;
+    c.lr = LrSchedule {
+        base: 0.05,
+        milestones: vec![],
+        gamma: 1.0,
+        warmup: None,
+    };
+    c.sgd = SgdConfig {
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+    };
+    c.eval_every = 0;
+    c
+}
+
+fn run(config: &E2TrainConfig, data: &mut Synthetic) -> (E2TrainOutcome, Vec<Vec<f32>>) {
+    let init = SeededInit::new(config.seed);
+    let net = gated_resnet(config.model, init.var_builder(DType::F32, &cpu())).expect("net");
+    let params: Vec<Var> = init.named_vars().into_iter().map(|(_, v)| v).collect();
+    let out = train(
+        TrainRun {
+            net: &net,
+            params: params.clone(),
+            train: data,
+            eval: None,
+        },
+        config,
+        &mut RecordingObserver::default(),
+    )
+    .expect("train");
+    let values = params.iter().map(|v| host(v.as_tensor())).collect();
+    (out, values)
+}
+
+#[test]
+fn fully_dropped_run_does_nothing() {
+    // S2/S3 with p = 1: no MACs, parameters (and batch-norm statistics) bit-identical.
+    let mut config = quick_config(ConvMode::quantized8(), 4);
+    config.smd = Some(SmdConfig { p: 1.0 });
+    let init = SeededInit::new(config.seed);
+    let net = gated_resnet(config.model, init.var_builder(DType::F32, &cpu())).expect("net");
+    let before: Vec<_> = init
+        .named_vars()
+        .iter()
+        .map(|(_, v)| host(v.as_tensor()))
+        .collect();
+    let (out, after) = run(&config, &mut Synthetic::new(8, 4, 1));
+    drop(net);
+    assert_eq!(out.ledger.dropped(), 4);
+    assert_eq!(executed_macs(&out.ledger), 0.0);
+    assert_eq!(before, after);
+    assert_eq!(
+        out.history.iter().map(|h| h.lr).collect::<Vec<_>>(),
+        vec![0.05; 4]
+    );
+}
+
+#[test]
+fn zero_drop_probability_is_standard_training() {
+    // S3: p = 0 reproduces training without SMD exactly.
+    let mut config = quick_config(ConvMode::quantized8(), 3);
+    config.slu = None;
+    config.smd = Some(SmdConfig { p: 0.0 });
+    let (a, wa) = run(&config, &mut Synthetic::new(8, 4, 2));
+    config.smd = None;
+    let (b, wb) = run(&config, &mut Synthetic::new(8, 4, 2));
+    assert_eq!(a, b);
+    assert_eq!(wa, wb);
+}
+
+#[test]
+fn skipped_blocks_add_no_work() -> TestResult {
+    let (net, _) = tiny(ConvMode::Psg(PsgConfig::reference()), true, 0);
+    let all = net.layer_work(&[1.0, 1.0, 1.0], true)?;
+    let some = net.layer_work(&[1.0, 0.0, 0.5], true)?;
+    let mut l = tensor_core::WorkLedger::new();
+    l.record_executed(8, all)?;
+    let full = executed_macs(&l);
+    let mut l = tensor_core::WorkLedger::new();
+    l.record_executed(8, some.clone())?;
+    let part = executed_macs(&l);
+    assert!(part < full);
+    // The skipped block's convs record fraction 0.
+    assert_eq!(some[3].executed_fraction, 0.0);
+    assert_eq!(some[4].executed_fraction, 0.0);
+    assert_eq!(some[5].executed_fraction, 1.0); // the shortcut always runs
+    assert!(some[0].input_grad.is_none()); // no gradient with respect to the images
+    assert!(some[1].predictor.is_some());
+    Ok(())
+}
+
+#[test]
+fn end_to_end_loss_decreases_and_saves_work() {
+    // SMD + SLU on the 8-bit backbone: the loss falls and the ledger holds less work than the
+    // standard-training baseline on the same schedule.
+    let mut config = quick_config(ConvMode::quantized8(), 16);
+    config.slu = Some(SluConfig {
+        target: 50.0,
+        beta: 1e-3,
+    });
+    let mut data = Synthetic::new(8, 4, 3);
+    let (out, _) = run(&config, &mut data);
+    let losses: Vec<f64> = out.history.iter().filter_map(|h| h.loss).collect();
+    assert!(losses.len() >= 6, "{} executed iterations", losses.len());
+    assert!(out.ledger.dropped() > 0);
+    let head: f64 = losses[..3].iter().sum::<f64>() / 3.0;
+    let tail: f64 = losses[losses.len() - 3..].iter().sum::<f64>() / 3.0;
+    assert!(tail < head, "loss {head} -> {tail}");
+    let (net, _) = tiny(config.model.conv, false, 0);
+    let mut base_config = config.clone();
+    base_config.model.num_classes = 3;
+    let base = baseline_ledger(&net, &base_config, 4).expect("baseline");
+    assert_eq!(base.executed(), 16);
+    assert!(executed_macs(&out.ledger) < executed_macs(&base));
+    for it in out.ledger.iterations() {
+        if let Iteration::Executed { layers, .. } = it {
+            assert!(
+                layers
+                    .iter()
+                    .all(|l| (0.0..=1.0).contains(&l.executed_fraction))
+            );
+        }
+    }
+}
+
+#[test]
+fn psg_run_records_predictor_work() {
+    let mut config = quick_config(ConvMode::Psg(PsgConfig::reference()), 4);
+    config.smd = None;
+    let mut data = Synthetic::new(8, 4, 4);
+    let (out, _) = run(&config, &mut data);
+    assert_eq!(out.ledger.executed(), 4);
+    let Iteration::Executed { layers, .. } = &out.ledger.iterations()[0] else {
+        panic!("executed iteration expected");
+    };
+    let psg: Vec<_> = layers.iter().filter(|l| l.predictor.is_some()).collect();
+    assert!(psg.len() >= 9);
+    assert!(psg.iter().any(|l| l.fallback_fraction > 0.0));
+    assert!(
+        out.history
+            .iter()
+            .all(|h| h.loss.is_some_and(f64::is_finite))
+    );
+}
+
+#[test]
+fn config_validation() {
+    let mut c = E2TrainConfig::quick_cpu_resnet8();
+    assert!(c.clone().validate().is_ok());
+    c.stochastic_depth = Some(StochasticDepthConfig {
+        final_survival: 0.5,
+    });
+    assert!(c.clone().validate().is_err());
+    let mut b = E2TrainConfig::paper_cifar10_resnet74(50.0).baseline();
+    assert!(b.slu.is_none() && b.smd.is_none() && !b.model.gates);
+    assert_eq!(b.model.conv, ConvMode::quantized8());
+    b.slu = Some(SluConfig::with_target(50.0));
+    assert!(b.validate().is_err());
+    assert_eq!(
+        E2TrainConfig::paper_cifar100_resnet110(40.0).model.depth,
+        110
+    );
+}
+
+#[test]
+fn training_macs_per_image_match_the_spec_constants() {
+    // e2-train.md §8 E3 / energy-models.md C.4: ResNet-74 training ≈ 3 × forward ≈ 0.51 G MACs
+    // per 32×32 image, ResNet-110 ≈ 0.76 G (backbone convs and FC, gates excluded); 2% tolerance.
+    for (depth, expected) in [(74, 0.51e9), (110, 0.76e9)] {
+        let init = SeededInit::new(0);
+        let config = GatedResnetConfig {
+            depth,
+            num_classes: 10,
+            in_channels: 3,
+            conv: ConvMode::Float,
+            gates: false,
+        };
+        let net = gated_resnet(config, init.var_builder(DType::F32, &cpu())).expect("net");
+        let forward: usize = net.layers().iter().map(|l| l.geometry.macs()).sum();
+        let training = 3.0 * forward as f64;
+        assert!(
+            (training / expected - 1.0).abs() < 0.02,
+            "resnet{depth}: {training}"
+        );
+    }
+}
+
+#[test]
+fn trained_baseline_ledger_equals_the_nominal_one() {
+    // Standard training recorded by the trainer is exactly the nominal baseline ledger, so the
+    // baseline configuration prices to savings 0.
+    let config = quick_config(ConvMode::Psg(PsgConfig::reference()), 2).baseline();
+    let (out, _) = run(&config, &mut Synthetic::new(8, 4, 5));
+    let (net, _) = tiny(config.model.conv, false, 0);
+    let mut c3 = config.clone();
+    c3.model.num_classes = 3;
+    let nominal = baseline_ledger(&net, &c3, 4).expect("baseline");
+    // Only the FC layer differs between 2 and 3 classes; compare the convs.
+    let convs = |l: &tensor_core::WorkLedger| -> Vec<tensor_core::LayerWork> {
+        match &l.iterations()[1] {
+            Iteration::Executed { layers, .. } => layers[..layers.len() - 1].to_vec(),
+            Iteration::Dropped => Vec::new(),
+        }
+    };
+    assert_eq!(convs(&out.ledger), convs(&nominal));
+    assert_eq!(out.ledger.executed(), nominal.executed());
+}

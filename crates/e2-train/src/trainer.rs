@@ -1,0 +1,359 @@
+//! The E2-Train loop: stochastic mini-batch dropping, selective layer update (or stochastic
+//! depth) and predictive sign gradients combined as configured, recording every iteration's work
+//! in a [`WorkLedger`] and reporting through an [`Observer`].
+//!
+//! Per iteration `i` (the global index): pull batch `i` from the source (also when it is then
+//! dropped, so the data order moves on as in the reference); set the learning rate of index `i`;
+//! if SMD drops it, record `Dropped` and touch nothing else (decision 3: true skip, parameters
+//! and momentum untouched). Otherwise run the gated forward pass, the loss
+//! `CE + reg·β·Σ m` with SLU, one backward pass (PSG convs rewrite their own weight gradients
+//! inside it), one momentum-SGD step, and record each layer's work. Evaluations run every
+//! `eval_every` global iterations whether or not that iteration was dropped (decision 12), and
+//! at the end, with deterministic gates and real skipping over every sample of the source.
+//!
+//! The observer hears `on_batch_end` for executed iterations only (a dropped one has no loss);
+//! returning `Break` stops the run after that iteration.
+
+use serde::{Deserialize, Serialize};
+use tensor_core::tensor::nn;
+use tensor_core::tensor::{DType, Optimizer, Tensor, Var};
+use tensor_core::{
+    BatchStats, EvalStats, Iteration, MomentumSgd, NoTaps, Observer, RunStart, SgdConfig,
+    WorkLedger,
+};
+
+use crate::config::E2TrainConfig;
+use crate::error::{Error, Result, bad};
+use crate::gated_resnet::{ForwardOptions, GatedResnet, Gating, SkipExecution};
+use crate::minibatch_drop::MinibatchDrop;
+use crate::selective_update::{GateMode, compute_regulariser, executed_percentage};
+
+/// Batches of `(images [b, c, 32, 32], labels [b] u32)`; the source owns shuffling and
+/// augmentation and returns the same batch for the same `(epoch, index)` (seeded).
+pub trait BatchSource {
+    /// Batches in one epoch, ≥ 1.
+    fn batches_per_epoch(&self) -> usize;
+    /// Batch `index` of epoch `epoch`.
+    fn batch(&mut self, epoch: usize, index: usize) -> tensor_core::Result<(Tensor, Tensor)>;
+}
+
+/// What a run trains on.
+pub struct TrainRun<'a> {
+    /// The network, built from the config's `model` (checked).
+    pub net: &'a GatedResnet,
+    /// Every trainable variable (weights, batch-norm affine parameters, gate parameters), in a
+    /// deterministic order (e.g. `SeededInit::named_vars`).
+    pub params: Vec<Var>,
+    /// Training batches.
+    pub train: &'a mut dyn BatchSource,
+    /// Held-out batches for evaluation, if any.
+    pub eval: Option<&'a mut dyn BatchSource>,
+}
+
+/// One iteration of the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IterationLog {
+    /// Global iteration index.
+    pub iteration: usize,
+    /// Learning rate of the index.
+    pub lr: f64,
+    /// Training loss (`None` when dropped).
+    pub loss: Option<f64>,
+    /// Executed percentage of gated (block, sample) pairs (`None` when dropped; 100 without
+    /// gating).
+    pub executed_percentage: Option<f64>,
+}
+
+/// One evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalLog {
+    /// Iterations completed when it ran.
+    pub iteration: usize,
+    /// Top-1 accuracy in `[0, 1]`.
+    pub accuracy: f64,
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Executed percentage of gated (block, sample) pairs, the training formula (decision 6).
+    pub executed_percentage: f64,
+    /// Samples evaluated (every sample of the source).
+    pub samples: usize,
+}
+
+/// Result of [`train`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct E2TrainOutcome {
+    /// The work executed, iteration by iteration (energy-model prices it).
+    pub ledger: WorkLedger,
+    /// Every iteration.
+    pub history: Vec<IterationLog>,
+    /// Every evaluation.
+    pub evals: Vec<EvalLog>,
+    /// Whether the observer stopped the run before `iterations`.
+    pub stopped_early: bool,
+}
+
+impl E2TrainOutcome {
+    /// Parameter updates performed (executed iterations).
+    pub fn updates(&self) -> u64 {
+        self.ledger.executed()
+    }
+}
+
+/// Multiply-accumulates a ledger records, operand widths ignored: `Σ f·B·(forward + input
+/// gradient + weight gradient)`, where a predicted weight gradient counts its predictor plus the
+/// fallback share `ρ` of the full one. A MAC count for tests and sanity checks; energy-model
+/// prices the widths.
+pub fn executed_macs(ledger: &WorkLedger) -> f64 {
+    ledger
+        .iterations()
+        .iter()
+        .map(|it| match it {
+            Iteration::Dropped => 0.0,
+            Iteration::Executed { batch, layers } => layers
+                .iter()
+                .map(|l| {
+                    let m =
+                        |g: Option<tensor_core::Gemm>| g.map_or(0.0, |g| g.macs_per_sample as f64);
+                    let gw = match l.predictor {
+                        Some(p) => {
+                            p.macs_per_sample as f64 + l.fallback_fraction * m(l.weight_grad)
+                        }
+                        None => m(l.weight_grad),
+                    };
+                    l.executed_fraction
+                        * *batch as f64
+                        * (l.forward.macs_per_sample as f64 + m(l.input_grad) + gw)
+                })
+                .sum(),
+        })
+        .sum()
+}
+
+/// The ledger of standard training of `net`'s backbone under `config.baseline()`: every one of
+/// the `iterations` executed on `batch` samples, every block run, no gates, no predictor.
+pub fn baseline_ledger(
+    net: &GatedResnet,
+    config: &E2TrainConfig,
+    batch: usize,
+) -> Result<WorkLedger> {
+    let base = config.baseline();
+    let work = net.standard_work(base.model.conv);
+    let mut ledger = WorkLedger::new();
+    for _ in 0..base.iterations {
+        ledger.record_executed(batch, work.clone())?;
+    }
+    Ok(ledger)
+}
+
+fn check_batch(net: &GatedResnet, xs: &Tensor, ys: &Tensor) -> Result<usize> {
+    let [c, h, w] = tensor_core::Network::input_shape(net);
+    let b = xs.dims().first().copied().unwrap_or(0);
+    if xs.dims() != [b, c, h, w] || b == 0 {
+        return Err(Error::BadBatch {
+            what: "images",
+            expected: vec![0, c, h, w],
+            got: xs.dims().to_vec(),
+        });
+    }
+    if ys.dims() != [b] || ys.dtype() != DType::U32 {
+        return Err(Error::BadBatch {
+            what: "labels (u32)",
+            expected: vec![b],
+            got: ys.dims().to_vec(),
+        });
+    }
+    Ok(b)
+}
+
+fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+/// Evaluates `net` on every batch of epoch 0 of `source` with evaluation gating: deterministic
+/// gates (`π > 0.5`) for SLU, the survival-weighted blend for stochastic depth, every block
+/// otherwise; blocks are skipped for real.
+pub fn evaluate(
+    net: &GatedResnet,
+    config: &E2TrainConfig,
+    source: &mut dyn BatchSource,
+    iteration: usize,
+) -> Result<EvalLog> {
+    let opts = ForwardOptions {
+        train: false,
+        gating: eval_gating(config),
+        skip: SkipExecution::Gather,
+    };
+    let mut rng = tensor_core::rng(config.seed, "eval");
+    let (mut correct, mut loss, mut samples) = (0.0, 0.0, 0usize);
+    let mut decisions = Vec::new();
+    for index in 0..source.batches_per_epoch() {
+        let (xs, ys) = source.batch(0, index)?;
+        let b = check_batch(net, &xs, &ys)?;
+        let out = net.forward_gated(&xs, &opts, &mut rng, &mut NoTaps)?;
+        loss += scalar(&nn::loss::cross_entropy(&out.logits, &ys)?)? * b as f64;
+        let pred = out.logits.argmax(1)?;
+        correct += scalar(&pred.eq(&ys)?.to_dtype(DType::F64)?.sum_all()?)?;
+        samples += b;
+        if matches!(opts.gating, Gating::Gates { .. }) {
+            decisions.extend(out.decisions);
+        }
+    }
+    let n = samples.max(1) as f64;
+    Ok(EvalLog {
+        iteration,
+        accuracy: correct / n,
+        loss: loss / n,
+        executed_percentage: executed_percentage(&decisions),
+        samples,
+    })
+}
+
+fn train_gating(config: &E2TrainConfig) -> Gating {
+    match (config.slu, config.stochastic_depth) {
+        (Some(_), _) => Gating::Gates {
+            mode: GateMode::Stochastic,
+        },
+        (None, Some(sd)) => Gating::StochasticDepth(sd),
+        (None, None) => Gating::AllOn,
+    }
+}
+
+fn eval_gating(config: &E2TrainConfig) -> Gating {
+    match train_gating(config) {
+        Gating::Gates { .. } => Gating::Gates {
+            mode: GateMode::Deterministic,
+        },
+        other => other,
+    }
+}
+
+/// Trains `run.net` as `config` says; see the module docs for the procedure. The network's
+/// variables hold the trained model afterwards.
+pub fn train(
+    run: TrainRun<'_>,
+    config: &E2TrainConfig,
+    observer: &mut dyn Observer,
+) -> Result<E2TrainOutcome> {
+    let config = config.clone().validate()?;
+    let TrainRun {
+        net,
+        params,
+        train: source,
+        mut eval,
+    } = run;
+    if *net.config() != config.model {
+        return Err(bad("model", "differs from the network that was given"));
+    }
+    let per_epoch = source.batches_per_epoch();
+    if per_epoch == 0 {
+        return Err(bad("train", "the batch source has no batches"));
+    }
+    let mut sgd = MomentumSgd::with_config(
+        params,
+        SgdConfig {
+            lr: config.lr.lr(0),
+            ..config.sgd
+        },
+    )?;
+    let mut drop = match config.smd {
+        Some(s) => Some(MinibatchDrop::new(s, tensor_core::rng(config.seed, "smd"))?),
+        None => None,
+    };
+    let mut gate_rng = tensor_core::rng(config.seed, "gates");
+    let gating = train_gating(&config);
+    let opts = ForwardOptions {
+        train: true,
+        gating,
+        skip: config.skip,
+    };
+    observer.on_run_start(&RunStart {
+        name: format!(
+            "e2-train {} seed {}",
+            tensor_core::Network::arch(net),
+            config.seed
+        ),
+        epochs: config.iterations.div_ceil(per_epoch),
+        batches_per_epoch: per_epoch,
+    });
+    let mut outcome = E2TrainOutcome {
+        ledger: WorkLedger::new(),
+        history: Vec::with_capacity(config.iterations),
+        evals: Vec::new(),
+        stopped_early: false,
+    };
+    for i in 0..config.iterations {
+        let (epoch, index) = (i / per_epoch, i % per_epoch);
+        if index == 0 {
+            observer.on_epoch_start(epoch);
+        }
+        let (xs, ys) = source.batch(epoch, index)?;
+        let lr = config.lr.lr(i);
+        sgd.set_learning_rate(lr);
+        let dropped = drop.as_mut().is_some_and(MinibatchDrop::next_dropped);
+        let mut stop = false;
+        if dropped {
+            outcome.ledger.record_dropped();
+            outcome.history.push(IterationLog {
+                iteration: i,
+                lr,
+                loss: None,
+                executed_percentage: None,
+            });
+        } else {
+            let b = check_batch(net, &xs, &ys)?;
+            let out = net.forward_gated(&xs, &opts, &mut gate_rng, &mut NoTaps)?;
+            let cp = executed_percentage(&out.decisions);
+            let mut loss = nn::loss::cross_entropy(&out.logits, &ys)?;
+            if let Some(slu) = &config.slu
+                && let Some(reg) = compute_regulariser(&out.masks, cp, slu)?
+            {
+                loss = (loss + reg)?;
+            }
+            let value = scalar(&loss)?;
+            if !value.is_finite() {
+                return Err(Error::DivergedLoss {
+                    loss: value,
+                    iteration: i,
+                });
+            }
+            let grads = loss.backward()?;
+            sgd.step_grads(&grads)?;
+            let work = net.layer_work(&out.executed, config.slu.is_some())?;
+            outcome.ledger.record_executed(b, work)?;
+            outcome.history.push(IterationLog {
+                iteration: i,
+                lr,
+                loss: Some(value),
+                executed_percentage: Some(cp),
+            });
+            let stats = BatchStats {
+                epoch,
+                batch: index,
+                loss: value,
+                lr,
+                samples: b,
+            };
+            stop = observer.on_batch_end(&stats).is_break();
+        }
+        let last = i + 1 == config.iterations || stop;
+        let due = config.eval_every > 0 && (i + 1).is_multiple_of(config.eval_every);
+        if let Some(source) = eval.as_deref_mut()
+            && (due || last)
+        {
+            let log = evaluate(net, &config, source, i + 1)?;
+            observer.on_eval(&EvalStats {
+                epoch,
+                split: "val".into(),
+                accuracy: log.accuracy,
+                loss: log.loss,
+                samples: log.samples,
+            });
+            outcome.evals.push(log);
+        }
+        if stop {
+            outcome.stopped_early = i + 1 < config.iterations;
+            break;
+        }
+    }
+    Ok(outcome)
+}
