@@ -198,6 +198,12 @@ pub struct WeightCosts {
 pub struct TrainingEnergy {
     /// The pricing model, e.g. `training/bit-product-proxy`; proxies say so here.
     pub model: String,
+    /// Whether the per-op energies are a stand-in rather than measured values; [`Display`]
+    /// and every report say so.
+    ///
+    /// [`Display`]: std::fmt::Display
+    #[serde(default)]
+    pub proxy: bool,
     /// Unit of every figure.
     pub unit: EnergyUnit,
     /// Forward GEMMs.
@@ -216,6 +222,29 @@ impl TrainingEnergy {
     /// Sum of the three GEMM classes.
     pub fn total(&self) -> f64 {
         self.forward + self.input_grad + self.weight_grad
+    }
+}
+
+impl std::fmt::Display for TrainingEnergy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "training energy priced by {}{}: total {:.6e} {} (forward {:.6e}, input gradient \
+             {:.6e}, weight gradient {:.6e}) over {} executed and {} dropped iterations",
+            self.model,
+            if self.proxy {
+                " (a proxy, not measured per-op energies)"
+            } else {
+                ""
+            },
+            self.total(),
+            self.unit,
+            self.forward,
+            self.input_grad,
+            self.weight_grad,
+            self.executed_iterations,
+            self.dropped_iterations
+        )
     }
 }
 

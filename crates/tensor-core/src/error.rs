@@ -22,7 +22,7 @@ pub enum Error {
     },
 
     /// An error attributed to one layer of a network.
-    #[error("layer {id}: {source}")]
+    #[error("in layer {id}")]
     Layer {
         /// The layer the error belongs to.
         id: LayerId,
@@ -64,6 +64,12 @@ pub enum Error {
         /// Where the value was found.
         what: String,
     },
+
+    /// A failure specific to one implementation of a trait of this crate (an energy model whose
+    /// input cache cannot hold a kernel, an infeasible mapping), carried through the trait's
+    /// signature; downcast the source to the implementing crate's error for its typed payload.
+    #[error(transparent)]
+    Model(Box<dyn std::error::Error + Send + Sync + 'static>),
 
     /// A string that should name something (a device, a preset) did not.
     #[error("cannot parse {what} from {input:?}: expected {expected}")]
