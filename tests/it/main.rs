@@ -2,4 +2,8 @@
 
 mod datasets_embedded;
 mod determinism;
+mod e2_train_smoke;
+mod energy_goldens;
+mod projection_end_to_end;
+mod prune_restore;
 mod zoo_geometry;

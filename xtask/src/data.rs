@@ -87,3 +87,83 @@ pub fn pipeline(arch: Arch, dataset: DatasetId, train: bool) -> TransformConfig 
     }
     config
 }
+
+/// A fixed set of records materialised as tensors once (deterministic pipelines only), served
+/// as seeded shuffled batches: the data side of the library trainers.
+pub struct TensorBatches {
+    xs: Tensor,
+    ys: Tensor,
+    batch: usize,
+    seed: u64,
+    shuffle: bool,
+    order: Option<(usize, Tensor)>,
+}
+
+impl TensorBatches {
+    /// The records at `indices` of `data`, in batches of `batch`; shuffled per epoch from `seed`
+    /// when `shuffle` is set.
+    pub fn new(
+        data: &SplitData,
+        indices: &[usize],
+        batch: usize,
+        seed: u64,
+        shuffle: bool,
+        device: &Device,
+    ) -> Result<Self> {
+        let (xs, ys) = data.batch(indices, None, device)?;
+        Ok(Self {
+            xs,
+            ys,
+            batch: batch.max(1),
+            seed,
+            shuffle,
+            order: None,
+        })
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.ys.dims()[0]
+    }
+
+    /// All images and labels.
+    pub fn all(&self) -> (&Tensor, &Tensor) {
+        (&self.xs, &self.ys)
+    }
+}
+
+impl sparse_proj::BatchSource for TensorBatches {
+    fn batches_per_epoch(&self) -> usize {
+        self.len().div_ceil(self.batch)
+    }
+
+    fn batch(&mut self, epoch: usize, index: usize) -> tensor_core::Result<(Tensor, Tensor)> {
+        let n = self.len();
+        let start = index * self.batch;
+        let len = self.batch.min(n.saturating_sub(start));
+        if !self.shuffle {
+            return Ok((
+                self.xs.narrow(0, start, len)?,
+                self.ys.narrow(0, start, len)?,
+            ));
+        }
+        let perm = match &self.order {
+            Some((e, perm)) if *e == epoch => perm.clone(),
+            _ => {
+                let mut rng = tensor_core::rng(self.seed, &format!("batches/{epoch}"));
+                let perm: Vec<u32> = tensor_core::seed::permutation(n, &mut rng)
+                    .into_iter()
+                    .map(|i| i as u32)
+                    .collect();
+                let perm = Tensor::from_vec(perm, n, self.xs.device())?;
+                self.order = Some((epoch, perm.clone()));
+                perm
+            }
+        };
+        let idx = perm.narrow(0, start, len)?;
+        Ok((
+            self.xs.index_select(&idx, 0)?,
+            self.ys.index_select(&idx, 0)?,
+        ))
+    }
+}

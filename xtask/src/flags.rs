@@ -29,6 +29,8 @@ pub enum Cmd {
     Reproduce(ReproduceArgs),
     /// Check the workspace's dependency rules.
     Tidy,
+    /// Price a model's layers with an energy model and render the per-layer report.
+    Energy(EnergyArgs),
 }
 
 /// `cargo xtask datasets`.
@@ -137,6 +139,87 @@ pub struct ReproduceArgs {
     /// List the runs that would execute and exit.
     #[arg(long)]
     pub dry_run: bool,
+    /// Run only the runs whose id contains this text (e.g. `seed1`, `b0.2-proj`).
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+}
+
+/// `cargo xtask energy`.
+#[derive(Debug, Args)]
+pub struct EnergyArgs {
+    /// Architecture whose geometry is priced (from cnn-zoo).
+    #[arg(long, value_parser = parse_arch, required_unless_present = "tool_file")]
+    pub arch: Option<Arch>,
+    /// Price the layers of an MIT energy-estimation-tool file instead of a zoo model.
+    #[arg(long, value_name = "FILE", conflicts_with = "arch")]
+    pub tool_file: Option<PathBuf>,
+    /// Energy model.
+    #[arg(long, value_enum, default_value_t = EnergyModelArg::Iclr19)]
+    pub model: EnergyModelArg,
+    /// Hardware preset of the eyeriss model (default isca16).
+    #[arg(long, value_enum)]
+    pub preset: Option<EnergyPreset>,
+    /// Batch size (eyeriss; default 16). The iclr19 model prices one sample.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Take each layer's weight support (and input mask, if saved) from this checkpoint.
+    #[arg(long, value_name = "CHECKPOINT", conflicts_with = "density")]
+    pub density_from: Option<PathBuf>,
+    /// Price every layer at this weight density in [0, 1] instead of dense weights.
+    #[arg(long, allow_negative_numbers = true)]
+    pub density: Option<f64>,
+    /// iclr19: count exact MACs (nonzero weight and input pairs) instead of the relaxed bound.
+    #[arg(long)]
+    pub exact: bool,
+    /// Output format (`mit` writes the layer table in the MIT tool's format).
+    #[arg(long, value_enum, default_value_t = EnergyFormat::Table)]
+    pub format: EnergyFormat,
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Energy models selectable on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EnergyModelArg {
+    /// ICLR'19 systolic-array model (RF-access units, one sample).
+    Iclr19,
+    /// Eyeriss row-stationary model (16-bit-MAC units).
+    Eyeriss,
+}
+
+/// Eyeriss hardware presets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EnergyPreset {
+    /// ISCA'16 analysis configuration: 16x16 PEs, 128 kB buffer.
+    Isca16,
+    /// The JSSC'17 chip: 12x14 PEs, 108 kB buffer.
+    Chip,
+}
+
+impl EnergyPreset {
+    /// The flag's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            EnergyPreset::Isca16 => "isca16",
+            EnergyPreset::Chip => "chip",
+        }
+    }
+}
+
+/// Report formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EnergyFormat {
+    /// Aligned text table.
+    Table,
+    /// JSON, one object per layer.
+    Json,
+    /// CSV, one row per layer.
+    Csv,
+    /// Stacked per-layer bar chart.
+    Svg,
+    /// The MIT estimation tool's layer format (geometry, zero counts, widths; no energies).
+    Mit,
 }
 
 fn parse_arch(s: &str) -> Result<Arch, String> {

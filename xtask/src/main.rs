@@ -4,8 +4,13 @@
 #![allow(clippy::print_stdout, clippy::print_stderr, unreachable_pub)]
 
 mod checkpoint;
+mod constrained;
 mod data;
 mod datasets;
+mod dense;
+mod e2train;
+mod eap;
+mod energy;
 mod experiments;
 mod flags;
 mod paths;
@@ -32,5 +37,6 @@ fn main() -> Result<()> {
         flags::Cmd::Train(args) => reproduce::train_one(&args),
         flags::Cmd::Reproduce(args) => reproduce::run(&args),
         flags::Cmd::Tidy => tidy::run(),
+        flags::Cmd::Energy(args) => energy::run(&args),
     }
 }

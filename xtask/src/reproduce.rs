@@ -55,6 +55,11 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     let runs: Vec<RunSpec> = experiments
         .iter()
         .flat_map(|e| e.runs(args.profile, &ctx))
+        .filter(|r| {
+            args.filter
+                .as_ref()
+                .is_none_or(|f| r.id.contains(f.as_str()))
+        })
         .collect();
     let (done, todo): (Vec<_>, Vec<_>) = runs
         .into_iter()
@@ -137,6 +142,37 @@ fn summary_line(out: &Path, run: &RunSpec) -> Option<String> {
             spec.epochs,
             spec.seed
         ),
+        RunKind::Constrained(spec) => format!(
+            "{}: energy {:.4} of dense (exact {:.4}, modelled on iclr19), {} of {} weights, \
+             test accuracy {:.2}% (dense {:.2}%)",
+            spec.method(),
+            m["relative_energy_relaxed"].as_f64()?,
+            m["relative_energy_exact"].as_f64()?,
+            m["nonzero_weights"],
+            m["total_weights"],
+            100.0 * m["test_accuracy"].as_f64()?,
+            100.0 * m["dense_test_accuracy"].as_f64()?,
+        ),
+        RunKind::E2Train(spec) => format!(
+            "{}: test accuracy {:.2}%, {} {:.4e} MAC16, saving {:.1}% vs baseline, \
+             {}/{} iterations executed, {:.0}s training ({}s process CPU)",
+            spec.label(),
+            100.0 * m["test_accuracy"].as_f64()?,
+            m["energy_label"].as_str()?,
+            m["training_energy"]["forward"].as_f64()?
+                + m["training_energy"]["input_grad"].as_f64()?
+                + m["training_energy"]["weight_grad"].as_f64()?,
+            100.0 * m["saving_vs_baseline"].as_f64()?,
+            m["executed_iterations"],
+            m["iterations"],
+            m["train_seconds"].as_f64()?,
+            m["train_process_cpu_seconds"]
+                .as_f64()
+                .map_or("?".into(), |s| format!("{s:.0}")),
+        ),
+        RunKind::Eap(_) => crate::eap::summary(m)?,
+        RunKind::EapEstimate(_) => crate::eap::estimate_summary(m)?,
+        RunKind::EapImagenet { .. } => return None,
     };
     Some(format!(
         "{:<34} {what}",
@@ -164,8 +200,47 @@ fn execute(run: &RunSpec, out: &Path, resume: bool, progress: &Progress) -> Resu
             let outcome = train::train(spec, &dir, resume, &mut obs)?;
             (
                 serde_json::to_value(&outcome)?,
+                spec.device == tensor_core::DeviceSpec::Cpu && !spec.arch.uses_dropout(),
+            )
+        }
+        RunKind::Constrained(spec) => {
+            let dir = out
+                .join("checkpoints")
+                .join(run.experiment.name())
+                .join(&run.id);
+            let metrics = crate::constrained::run(spec, out, &dir, &label, progress)?;
+            (
+                serde_json::to_value(&metrics)?,
+                spec.dense.device == tensor_core::DeviceSpec::Cpu
+                    && !spec.dense.arch.uses_dropout(),
+            )
+        }
+        RunKind::E2Train(spec) => {
+            let metrics = crate::e2train::run(spec, &label, progress)?;
+            // Every random stream of e2-train (drops, gates, stochastic depth) and of the data
+            // (shuffling, augmentation) is drawn from the run's seed.
+            (
+                serde_json::to_value(&metrics)?,
                 spec.device == tensor_core::DeviceSpec::Cpu,
             )
+        }
+        RunKind::Eap(spec) => {
+            let dir = out
+                .join("checkpoints")
+                .join(run.experiment.name())
+                .join(&run.id);
+            let metrics = crate::eap::run(spec, out, &dir, &label, progress)?;
+            // Fine-tuning is seeded and the least squares are deterministic across threads.
+            (
+                serde_json::to_value(&metrics)?,
+                spec.dense.device == tensor_core::DeviceSpec::Cpu
+                    && !spec.dense.arch.uses_dropout(),
+            )
+        }
+        RunKind::EapEstimate(spec) => (serde_json::to_value(crate::eap::estimate(spec)?)?, true),
+        RunKind::EapImagenet { arch } => {
+            crate::eap::imagenet(*arch)?;
+            (serde_json::Value::Null, false)
         }
     };
     let record = RunRecord {

@@ -869,8 +869,11 @@ impl Block {
         let dev = xs.device();
         let ia = Tensor::new(active.as_slice(), dev)?;
         let ii = Tensor::new(inactive.as_slice(), dev)?;
+        // Index-select needs contiguous storage; a training-mode batch norm (a projection
+        // shortcut, or a previous block skipped for every sample) returns a transposed view.
+        let xs = xs.contiguous()?;
         let r = self.residual(&xs.index_select(&ia, 0)?, train, mode, taps)?;
-        let s = self.shortcut(xs, train, mode, taps)?;
+        let s = self.shortcut(&xs, train, mode, taps)?.contiguous()?;
         let sa = s.index_select(&ia, 0)?;
         let full = (r + &sa)?.relu()?;
         let on = blend(&full, &sa, &m.index_select(&ia, 0)?)?;

@@ -129,13 +129,16 @@ impl EnergyPruneConfig {
         Self {
             calibration_images: 512,
             positions_per_image: 8,
-            ratio_search: RatioSearch::Step {
-                step: 0.05,
-                max_ratio: 0.95,
+            // On LeNet-5 a 0.95 ceiling never binds the accuracy budget and a 25% restore cap
+            // then sets every layer's density; a higher ceiling found by bisection and a tight
+            // cap let the budget decide.
+            ratio_search: RatioSearch::Bisection {
+                max_ratio: 0.99,
+                iterations: 6,
             },
             restore: RestoreConfig {
-                threshold: 1e-4,
-                max_fraction: 0.25,
+                threshold: 1e-3,
+                max_fraction: 0.05,
             },
             ridge_lambda: 1e-4,
             fit_bias: true,
