@@ -442,18 +442,16 @@ impl BatchNorm2d {
             }
             return Ok(ys);
         }
-        // Evaluation: one per-channel affine map from the running statistics.
-        let scale =
-            (&self.weight / (self.running_var.as_detached_tensor() + Self::EPS)?.sqrt()?)?;
-        let shift = (&self.bias - (self.running_mean.as_detached_tensor() * &scale)?)?;
-        let ys = xs
-            .broadcast_mul(&scale.reshape((1, (), 1, 1))?)?
-            .broadcast_add(&shift.reshape((1, (), 1, 1))?)?;
-        Ok(if relu {
-            ops::relu(&ys, self.backend)?
-        } else {
-            ys
-        })
+        let running = (self.running_mean.as_tensor(), self.running_var.as_tensor());
+        ops::batch_norm_eval(
+            xs,
+            &self.weight,
+            &self.bias,
+            running,
+            Self::EPS,
+            relu,
+            self.backend,
+        )
     }
 }
 

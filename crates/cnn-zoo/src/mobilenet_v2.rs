@@ -89,7 +89,7 @@ impl ConvBn {
     }
 
     fn forward(&self, xs: &Tensor, train: bool, taps: &mut dyn Taps) -> Result<Tensor> {
-        Ok(self.bn.forward_t(&self.conv.forward(xs, taps)?, train)?)
+        self.bn.forward_t(&self.conv.forward(xs, taps)?, train)
     }
 
     /// Conv, batch norm, ReLU6.

@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::gemm::{Mat, gemm};
+use super::gemm::{Mat, gemm, gemm_strided};
 use super::{scratch, storage_slice, with_slice};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -20,6 +20,9 @@ pub struct Conv2dParams {
     /// Groups, ≥ 1, dividing both channel counts (`groups == c` is depthwise).
     pub groups: usize,
 }
+
+/// Input, weight and bias gradients, each present when asked for.
+type Grads = (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>);
 
 /// Every size of one convolution call, checked once.
 #[derive(Clone, Copy, Debug)]
@@ -219,8 +222,9 @@ impl Geom {
         }
     }
 
-    /// One image's contribution to the gradients: adds `dy · colᵀ` to `dw` and the column sums
-    /// of `dy` to `db`, and writes the input gradient into `dx` when asked.
+    /// One image's contribution to the gradients: adds `dy · colᵀ` to `dw_t` (each group's
+    /// weight gradient transposed, `k × dg`) and the row sums of `dy` to `db`, and writes the
+    /// input gradient into `dx` when asked.
     fn backward_image(
         &self,
         x: &[f32],
@@ -236,14 +240,14 @@ impl Geom {
                 *acc += row.iter().sum::<f32>();
             }
         }
-        if let Some(dw) = dw {
+        if let Some(dw_t) = dw {
             let mut grad_w = |col: &[f32]| {
                 for g in 0..self.groups {
-                    gemm(
+                    gemm_strided(
                         (dg, k, n),
                         Mat::rows(&dy[g * dg * n..][..dg * n], n),
                         Mat::transposed(&col[g * k * n..][..k * n], n),
-                        &mut dw[g * dg * k..][..dg * k],
+                        (&mut dw_t[g * dg * k..][..dg * k], 1, dg),
                         true,
                     );
                 }
@@ -266,9 +270,7 @@ impl Geom {
                 if self.is_pointwise() {
                     gemm((k, n, dg), wg, dyg, &mut dx[g * k * n..][..k * n], false);
                 } else {
-                    if g == 0 {
-                        dx.fill(0.0);
-                    }
+                    // `dx` arrives zeroed: col2im only adds.
                     scratch::with_cols(k * n, |dcol| {
                         gemm((k, n, dg), wg, dyg, dcol, false);
                         self.col2im(dcol, g * self.cg(), dx);
@@ -293,7 +295,7 @@ impl Geom {
         w: &[f32],
         dy: &[f32],
         (need_dx, need_dw, need_db): (bool, bool, bool),
-    ) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+    ) -> Grads {
         let (x_len, y_len, w_len) = (self.x_len(), self.y_len(), self.d * self.k());
         // One chunk of images per thread: each accumulates its own weight gradient.
         let threads = rayon::current_num_threads().max(1);
@@ -327,17 +329,36 @@ impl Geom {
                 (dw, db)
             })
             .collect();
-        let sum = |pick: fn(&(Vec<f32>, Vec<f32>)) -> &Vec<f32>| {
-            let mut acc = pick(&partials[0]).clone();
-            for p in &partials[1..] {
-                for (a, v) in acc.iter_mut().zip(pick(p)) {
+        let sum = |parts: Vec<Vec<f32>>| {
+            let mut parts = parts.into_iter();
+            let mut acc = parts.next().unwrap_or_default();
+            for p in parts {
+                for (a, v) in acc.iter_mut().zip(&p) {
                     *a += v;
                 }
             }
             acc
         };
-        let dw = need_dw.then(|| sum(|p| &p.0));
-        let db = need_db.then(|| sum(|p| &p.1));
+        let (dws, dbs): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
+        let dw = need_dw.then(|| {
+            // Back from each group's `k × dg` to the weight's `dg × k`.
+            let dw_t = sum(dws);
+            let (k, dg) = (self.k(), self.dg());
+            let mut dw = vec![0f32; w_len];
+            for g in 0..self.groups {
+                let (src, dst) = (
+                    &dw_t[g * dg * k..][..dg * k],
+                    &mut dw[g * dg * k..][..dg * k],
+                );
+                for d in 0..dg {
+                    for kk in 0..k {
+                        dst[d * k + kk] = src[kk * dg + d];
+                    }
+                }
+            }
+            dw
+        });
+        let db = need_db.then(|| sum(dbs));
         (dx, dw, db)
     }
 }

@@ -130,6 +130,23 @@ pub fn batch_norm_train(
     norm::batch_norm_train_candle(xs, gamma, beta, eps, relu)
 }
 
+/// Evaluation-mode batch norm over `[b, c, h, w]` with the running statistics `(mean, var)`
+/// (treated as constants), affine `gamma`, `beta`, optionally followed by a ReLU.
+pub fn batch_norm_eval(
+    xs: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running: (&Tensor, &Tensor),
+    eps: f64,
+    relu: bool,
+    backend: OpsBackend,
+) -> Result<Tensor> {
+    if backend.fast_for(xs) {
+        return norm::batch_norm_eval(xs, gamma, beta, running, eps, relu);
+    }
+    norm::batch_norm_eval_candle(xs, gamma, beta, running, eps, relu)
+}
+
 /// `max(x, 0)`, differentiated through the output (one pass each way).
 pub fn relu(xs: &Tensor, backend: OpsBackend) -> Result<Tensor> {
     if backend.fast_for(xs) {

@@ -64,12 +64,14 @@ impl Sizes {
     }
 }
 
-/// The fused op: inputs `(x, gamma, beta)`, batch `mean` and `inv_std` saved from the forward.
+/// The fused op: inputs `(x, gamma, beta)`; `mean` and `inv_std` are the batch statistics
+/// (`train`, which the backward pass differentiates through) or the running ones (constants).
 struct BatchNormOp {
     sizes: Sizes,
     mean: Vec<f32>,
     inv_std: Vec<f32>,
     relu: bool,
+    train: bool,
 }
 
 impl CustomOp3 for BatchNormOp {
@@ -161,13 +163,15 @@ impl CustomOp3 for BatchNormOp {
                                     (sd as f32, sdx as f32)
                                 })
                                 .collect();
-                            // Pass 2, per image: dx = γ·σ⁻¹·(dy − Σdy/m − x̂·Σdy·x̂/m).
+                            // Pass 2, per image: dx = γ·σ⁻¹·(dy − Σdy/m − x̂·Σdy·x̂/m) in
+                            // training, γ·σ⁻¹·dy with fixed statistics.
+                            let centre = if self.train { 1.0 / m } else { 0.0 };
                             let mut dx = vec![0f32; x.len()];
                             dx.par_chunks_mut(c * hw).enumerate().for_each(|(i, dxi)| {
                                 for ch in 0..c {
                                     let (mu, is) = (self.mean[ch], self.inv_std[ch]);
                                     let k0 = gamma[ch] * is;
-                                    let (sd, sdx) = (sums[ch].0 / m, sums[ch].1 / m);
+                                    let (sd, sdx) = (sums[ch].0 * centre, sums[ch].1 * centre);
                                     let xs = sizes.run(x, i, ch);
                                     let run = i * c + ch;
                                     for (k, (o, &v)) in
@@ -245,9 +249,57 @@ pub(super) fn batch_norm_train(
         inv_std,
         sizes,
         relu,
+        train: true,
     };
     let ys = xs.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
     Ok((ys, stats))
+}
+
+/// Evaluation-mode batch norm (running statistics), one fused pass.
+pub(super) fn batch_norm_eval(
+    xs: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    (running_mean, running_var): (&Tensor, &Tensor),
+    eps: f64,
+    relu: bool,
+) -> Result<Tensor> {
+    let sizes = Sizes::of(xs)?;
+    check_affine(&sizes, gamma, beta)?;
+    check_affine(&sizes, running_mean, running_var)?;
+    let mean = running_mean.to_vec1::<f32>()?;
+    let inv_std = running_var
+        .to_vec1::<f32>()?
+        .iter()
+        .map(|&v| (1.0 / (f64::from(v) + eps).sqrt()) as f32)
+        .collect();
+    let op = BatchNormOp {
+        sizes,
+        mean,
+        inv_std,
+        relu,
+        train: false,
+    };
+    Ok(xs
+        .contiguous()?
+        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?)
+}
+
+/// Evaluation-mode batch norm from candle ops.
+pub(super) fn batch_norm_eval_candle(
+    xs: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    (running_mean, running_var): (&Tensor, &Tensor),
+    eps: f64,
+    relu: bool,
+) -> Result<Tensor> {
+    let scale = (gamma / (running_var.detach() + eps)?.sqrt()?)?;
+    let shift = (beta - (running_mean.detach() * &scale)?)?;
+    let ys = xs
+        .broadcast_mul(&scale.reshape((1, (), 1, 1))?)?
+        .broadcast_add(&shift.reshape((1, (), 1, 1))?)?;
+    Ok(if relu { ys.relu()? } else { ys })
 }
 
 /// The same computation from candle ops (the reference and the `Candle` backend).

@@ -310,3 +310,38 @@ fn bad_shapes_are_errors() {
     assert!(max_pool2d(&xs, 9, OpsBackend::Fast).is_err());
     assert!("fast".parse::<OpsBackend>().is_ok() && "gpu".parse::<OpsBackend>().is_err());
 }
+
+#[test]
+fn batch_norm_eval_matches_candle() {
+    for relu in [false, true] {
+        let seed = 11;
+        let xs = randn(seed, "x", &[3, 4, 5, 6]);
+        let rm = randn(seed, "rm", &[4]);
+        let rv = (randn(seed, "rv", &[4]).abs().unwrap() + 0.5).unwrap();
+        let gs = randn(seed, "gamma", &[4]);
+        let bs = randn(seed, "beta", &[4]);
+        let mut results = Vec::new();
+        for backend in [OpsBackend::Fast, OpsBackend::Candle] {
+            let x = Var::from_tensor(&xs).unwrap();
+            let g = Var::from_tensor(&gs).unwrap();
+            let b = Var::from_tensor(&bs).unwrap();
+            let ys = batch_norm_eval(
+                x.as_tensor(),
+                g.as_tensor(),
+                b.as_tensor(),
+                (&rm, &rv),
+                1e-5,
+                relu,
+                backend,
+            )
+            .unwrap();
+            let r = randn(seed, "r", ys.dims());
+            let grads = (&ys * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            results.push((ys, [&x, &g, &b].map(|v| grads.get(v).unwrap().clone())));
+        }
+        assert_close("output", &results[0].0, &results[1].0);
+        for i in 0..3 {
+            assert_close("gradient", &results[0].1[i], &results[1].1[i]);
+        }
+    }
+}
