@@ -155,6 +155,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                         }
                         Contender::Fast | Contender::Candle => {
                             let mut cmd = Command::new(&exe);
+                            if who == Contender::Fast {
+                                // The fast ops parallelise through rayon; what is left to candle
+                                // (element-wise adds, the loss) runs inline rather than on its
+                                // spin-waiting pool, which competes with rayon for the cores.
+                                cmd.env("CANDLE_NUM_THREADS", "1");
+                            }
                             cmd.args(["bench-worker", "--suite", suite.name()]);
                             cmd.args(["--backend", who.name()]);
                             cmd.args(["--iters", &worker_iters(args, suite, who).to_string()]);
@@ -254,9 +260,10 @@ fn resolve_python(python: &Path) -> PathBuf {
 
 fn run_child(mut cmd: Command, threads: usize) -> Result<(String, String)> {
     let t = threads.to_string();
-    cmd.env("RAYON_NUM_THREADS", &t)
-        .env("CANDLE_NUM_THREADS", &t)
-        .env("OMP_NUM_THREADS", &t);
+    cmd.env("RAYON_NUM_THREADS", &t).env("OMP_NUM_THREADS", &t);
+    if cmd.get_envs().all(|(k, _)| k != "CANDLE_NUM_THREADS") {
+        cmd.env("CANDLE_NUM_THREADS", &t);
+    }
     let out = cmd
         .output()
         .with_context(|| format!("cannot run {cmd:?}"))?;

@@ -147,7 +147,10 @@ impl Geom {
                         dst[hi..].fill(0.0);
                         let x0 = lo * s + kj - self.pad;
                         if s == 1 {
-                            dst[lo..hi].copy_from_slice(&src[x0..x0 + hi - lo]);
+                            // An inline loop: rows are 8-32 floats, too short for a memcpy call.
+                            for (d, &v) in dst[lo..hi].iter_mut().zip(&src[x0..x0 + hi - lo]) {
+                                *d = v;
+                            }
                         } else {
                             for (o, v) in dst[lo..hi].iter_mut().enumerate() {
                                 *v = src[x0 + o * s];
@@ -297,9 +300,11 @@ impl Geom {
         (need_dx, need_dw, need_db): (bool, bool, bool),
     ) -> Grads {
         let (x_len, y_len, w_len) = (self.x_len(), self.y_len(), self.d * self.k());
-        // One chunk of images per thread: each accumulates its own weight gradient.
+        // A few chunks of images per thread, each accumulating its own weight gradient: enough
+        // to rebalance when a core is busy elsewhere, few enough that summing them is cheap.
         let threads = rayon::current_num_threads().max(1);
-        let per = self.b.div_ceil(threads).max(1);
+        let chunks = if threads == 1 { 1 } else { 4 * threads };
+        let per = self.b.div_ceil(chunks).max(1);
         let chunks = self.b.div_ceil(per);
         let mut dx = need_dx.then(|| vec![0f32; self.b * x_len]);
         let dx_chunks: Vec<Option<&mut [f32]>> = match dx.as_mut() {
