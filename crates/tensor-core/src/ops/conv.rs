@@ -21,6 +21,9 @@ pub struct Conv2dParams {
     pub groups: usize,
 }
 
+/// Image chunks of the backward pass (see `Geom::backward`).
+const WEIGHT_GRAD_CHUNKS: usize = 8;
+
 /// Input, weight and bias gradients, each present when asked for.
 type Grads = (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>);
 
@@ -145,6 +148,9 @@ impl Geom {
                         let src = &plane[iy * self.w..][..self.w];
                         dst[..lo].fill(0.0);
                         dst[hi..].fill(0.0);
+                        if lo == hi {
+                            continue;
+                        }
                         let x0 = lo * s + kj - self.pad;
                         if s == 1 {
                             // An inline loop: rows are 8-32 floats, too short for a memcpy call.
@@ -300,11 +306,10 @@ impl Geom {
         (need_dx, need_dw, need_db): (bool, bool, bool),
     ) -> Grads {
         let (x_len, y_len, w_len) = (self.x_len(), self.y_len(), self.d * self.k());
-        // A few chunks of images per thread, each accumulating its own weight gradient: enough
-        // to rebalance when a core is busy elsewhere, few enough that summing them is cheap.
-        let threads = rayon::current_num_threads().max(1);
-        let chunks = if threads == 1 { 1 } else { 4 * threads };
-        let per = self.b.div_ceil(chunks).max(1);
+        // A fixed number of image chunks, each accumulating its own weight gradient: several
+        // per thread, so that work rebalances when a core is busy elsewhere, and independent of
+        // the thread count, so that the summation order (and the result, bit for bit) is too.
+        let per = self.b.div_ceil(WEIGHT_GRAD_CHUNKS).max(1);
         let chunks = self.b.div_ceil(per);
         let mut dx = need_dx.then(|| vec![0f32; self.b * x_len]);
         let dx_chunks: Vec<Option<&mut [f32]>> = match dx.as_mut() {

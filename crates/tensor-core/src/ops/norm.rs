@@ -191,9 +191,9 @@ impl CustomOp3 for BatchNormOp {
                                     let (mu, is) = (self.mean[ch], self.inv_std[ch]);
                                     let k0 = gamma[ch] * is;
                                     let (sd, sdx) = (sums[ch].0 * centre, sums[ch].1 * centre);
-                                    // dx = k0·dy − k0·sd − k0·sdx·σ⁻¹·(x − μ) = k0·dy + a·x + b
-                                    let a = -k0 * sdx * is;
-                                    let b = -k0 * sd - a * mu;
+                                    // dx = k0·dy − k0·sd − k0·sdx·σ⁻¹·(x − μ), centred before
+                                    // scaling: σ⁻¹ can be large.
+                                    let (e, a) = (k0 * sd, k0 * sdx * is);
                                     let out = &mut dxi[ch * hw..][..hw];
                                     let (xs, ys) = (sizes.run(x, i, ch), sizes.run(y, i, ch));
                                     let dys = sizes.run(dy, i, ch);
@@ -202,7 +202,7 @@ impl CustomOp3 for BatchNormOp {
                                     {
                                         // The ReLU passes gradient where its output is positive.
                                         let g = if relu && yv <= 0.0 { 0.0 } else { g };
-                                        *o = k0 * g + a * v + b;
+                                        *o = k0 * g - e - a * (v - mu);
                                     }
                                 }
                             });
