@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cnn_zoo::Arch;
 use datasets::DatasetId;
-use tensor_core::DeviceSpec;
+use tensor_core::{DeviceSpec, OpsBackend};
 
 use crate::experiments::Experiment;
 
@@ -31,6 +31,109 @@ pub enum Cmd {
     Tidy,
     /// Price a model's layers with an energy model and render the per-layer report.
     Energy(EnergyArgs),
+    /// Time training steps, eval and convs: fast ops vs candle's stock ops (and PyTorch).
+    Bench(BenchArgs),
+    /// One benchmark suite in this process (what `bench` runs for each measurement).
+    #[command(hide = true)]
+    BenchWorker(BenchWorkerArgs),
+    /// Time the weighted sparse projection against numpy's and torch's argsort versions.
+    BenchProjection(ProjectionBenchArgs),
+}
+
+/// `cargo xtask bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Python interpreter with torch: also run `bench_torch.py`, alternating with ours. A bare
+    /// name (`python3`) is looked up in the project's `.venv/bin` first, then on the PATH.
+    #[arg(long, value_name = "PYTHON")]
+    pub peer: Option<PathBuf>,
+    /// The PyTorch script (default: `../shared/peer-bench/bench_torch.py` from the project root).
+    #[arg(long, value_name = "PATH")]
+    pub peer_script: Option<PathBuf>,
+    /// Suites to run (default: all of lenet, resnet, conv).
+    #[arg(long, value_enum, num_args = 1..)]
+    pub suite: Vec<Suite>,
+    /// Thread counts, each measured in its own processes.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2])]
+    pub threads: Vec<usize>,
+    /// Alternating rounds (PyTorch, fast, candle) per thread count.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    /// Timed iterations per run (ResNet at most 8, convs at most 7, as in `bench_torch.py`).
+    #[arg(long, default_value_t = 10)]
+    pub iters: usize,
+    /// Untimed warm-up iterations per run.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Skip candle's stock ops (their ResNet-20 step takes seconds).
+    #[arg(long)]
+    pub no_candle: bool,
+    /// ResNet-20 training steps of the memory check per thread count (0 skips it).
+    #[arg(long, default_value_t = 100)]
+    pub memory_steps: usize,
+}
+
+/// `cargo xtask bench-worker`.
+#[derive(Debug, Args)]
+pub struct BenchWorkerArgs {
+    /// The suite.
+    #[arg(long, value_enum)]
+    pub suite: Suite,
+    /// Ops backend.
+    #[arg(long, value_parser = parse_backend)]
+    pub backend: OpsBackend,
+    /// Timed iterations (training steps for `memory`).
+    #[arg(long, default_value_t = 10)]
+    pub iters: usize,
+    /// Untimed warm-up iterations.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+}
+
+/// Benchmark suites, named as `bench_torch.py`'s modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Suite {
+    /// LeNet-5 (Caffe 20-50-500-10, 1x28x28) batch 64: train step and eval forward.
+    Lenet,
+    /// CIFAR ResNet-20 batch 128: train step and eval forward.
+    Resnet,
+    /// Per-layer conv forward and forward+backward.
+    Conv,
+    /// ResNet-20 peak and resident memory over many training steps.
+    Memory,
+}
+
+impl Suite {
+    /// The name on the command line and in `bench_torch.py`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Lenet => "lenet",
+            Suite::Resnet => "resnet",
+            Suite::Conv => "conv",
+            Suite::Memory => "memory",
+        }
+    }
+}
+
+/// `cargo xtask bench-projection`.
+#[derive(Debug, Args)]
+pub struct ProjectionBenchArgs {
+    /// Python interpreter with numpy and torch: also run `sparse_proj.py`, alternating with ours.
+    #[arg(long, value_name = "PYTHON")]
+    pub peer: Option<PathBuf>,
+    /// The peer script (default: `../shared/peer-bench/sparse_proj.py` from the project root).
+    #[arg(long, value_name = "PATH")]
+    pub peer_script: Option<PathBuf>,
+    /// Numbers of weights.
+    #[arg(long, value_delimiter = ',', default_values_t = [60_000, 1_000_000, 10_000_000])]
+    pub sizes: Vec<usize>,
+    /// Alternating rounds (ours, peer) per size.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+}
+
+fn parse_backend(s: &str) -> Result<OpsBackend, String> {
+    s.parse().map_err(|e| format!("{e}"))
 }
 
 /// `cargo xtask datasets`.

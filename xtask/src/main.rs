@@ -3,6 +3,7 @@
 // A binary has no public API: `pub` marks what modules share.
 #![allow(clippy::print_stdout, clippy::print_stderr, unreachable_pub)]
 
+mod bench;
 mod checkpoint;
 mod constrained;
 mod data;
@@ -15,6 +16,7 @@ mod experiments;
 mod flags;
 mod paths;
 mod progress;
+mod projbench;
 mod reproduce;
 mod tidy;
 mod train;
@@ -23,6 +25,7 @@ use anyhow::Result;
 use clap::Parser;
 
 fn main() -> Result<()> {
+    keep_freed_memory();
     let flags = flags::Flags::parse();
     // A first Ctrl-C asks running loops to stop at the next batch (checkpoints and records stay
     // whole); a second one exits at once.
@@ -38,5 +41,22 @@ fn main() -> Result<()> {
         flags::Cmd::Reproduce(args) => reproduce::run(&args),
         flags::Cmd::Tidy => tidy::run(),
         flags::Cmd::Energy(args) => energy::run(&args),
+        flags::Cmd::Bench(args) => bench::run(&args),
+        flags::Cmd::BenchProjection(args) => projbench::run(&args),
+        flags::Cmd::BenchWorker(args) => bench::worker(&args),
+    }
+}
+
+/// Training frees and reallocates the same multi-megabyte activation buffers every step. By
+/// default glibc returns such blocks to the kernel (mmap above 128 KiB, heap trimming), so every
+/// step pays for fresh zeroed pages: a quarter of a conv's backward time. Serving blocks up to
+/// 32 MiB (glibc's maximum) from the heap and never trimming it keeps them for reuse.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; it is called before any other thread
+    // exists and with documented parameter values.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }

@@ -77,7 +77,9 @@ fn run_peer(python: &Path, script: &Path, n: usize) -> Result<Vec<(String, f64)>
     }
     let mut results = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Some(rest) = line.strip_prefix("RESULT ") else { continue };
+        let Some(rest) = line.strip_prefix("RESULT ") else {
+            continue;
+        };
         let kv: Vec<(&str, &str)> = rest.split(' ').filter_map(|p| p.split_once('=')).collect();
         let get = |k: &str| kv.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
         if let (Some(name), Some(ms)) = (get("impl"), get("ms").and_then(|v| v.parse().ok())) {

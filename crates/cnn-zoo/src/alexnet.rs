@@ -18,7 +18,7 @@
 //! Initialisation: PyTorch's defaults for `Conv2d` and `Linear` (torchvision's AlexNet keeps
 //! them), i.e. weights and biases `U(−1/√fan_in, 1/√fan_in)`.
 
-use tensor_core::{Result, Taps, Tensor, VarBuilder};
+use tensor_core::{OpsBackend, Result, Taps, Tensor, VarBuilder};
 
 use crate::layer::{BiasInit, ConvSpec, Layer, LayerStack, Meta, WeightInit, impl_network};
 use crate::pool::{adaptive_avg_pool2d, dropout, max_pool2d};
@@ -36,7 +36,17 @@ pub struct Alexnet {
 
 /// Builds torchvision's AlexNet for `in_channels`×224×224 inputs and `num_classes` outputs.
 pub fn alexnet(num_classes: usize, in_channels: usize, vb: VarBuilder) -> Result<Alexnet> {
-    let mut stack = LayerStack::default();
+    alexnet_on(num_classes, in_channels, vb, OpsBackend::Fast)
+}
+
+/// [`alexnet`](fn@alexnet) with its ops on `backend`.
+pub(crate) fn alexnet_on(
+    num_classes: usize,
+    in_channels: usize,
+    vb: VarBuilder,
+    backend: OpsBackend,
+) -> Result<Alexnet> {
+    let mut stack = LayerStack::new(backend);
     let (w, b) = (WeightInit::Torch, BiasInit::Torch);
     let f = vb.pp("features");
     let convs = [
@@ -104,7 +114,17 @@ pub fn alexnet_caffe(
     in_channels: usize,
     vb: VarBuilder,
 ) -> Result<AlexnetCaffe> {
-    let mut stack = LayerStack::default();
+    alexnet_caffe_on(num_classes, in_channels, vb, OpsBackend::Fast)
+}
+
+/// [`alexnet_caffe`](fn@alexnet_caffe) with its ops on `backend`.
+pub(crate) fn alexnet_caffe_on(
+    num_classes: usize,
+    in_channels: usize,
+    vb: VarBuilder,
+    backend: OpsBackend,
+) -> Result<AlexnetCaffe> {
+    let mut stack = LayerStack::new(backend);
     let (w, b) = (WeightInit::Torch, BiasInit::Torch);
     let convs = [
         stack.conv(

@@ -1,11 +1,14 @@
 //! [`Arch`], the typed name of every model in the zoo, and [`build`], which constructs one.
 
 use serde::{Deserialize, Serialize};
-use tensor_core::{Error, Network, Result, VarBuilder};
+use tensor_core::{Error, Network, OpsBackend, Result, VarBuilder};
 
-use crate::{
-    alexnet, alexnet_caffe, googlenet, lenet5, lenet5_caffe, mobilenet_v2, resnet, squeezenet1_0,
-};
+use crate::alexnet::{alexnet_caffe_on, alexnet_on};
+use crate::googlenet::googlenet_on;
+use crate::lenet5::{lenet5_caffe_on, lenet5_on};
+use crate::mobilenet_v2::mobilenet_v2_on;
+use crate::resnet::resnet_on;
+use crate::squeezenet::squeezenet1_0_on;
 
 /// Every architecture of the zoo. The serde, [`FromStr`](std::str::FromStr) and
 /// [`Display`](std::fmt::Display) forms are the names in [`Arch::name`].
@@ -176,16 +179,29 @@ impl std::str::FromStr for Arch {
 
 /// Builds `arch` with `num_classes` outputs for `in_channels`×h×w inputs (h and w from
 /// [`Arch::input_shape`]), its parameters taken from or created in `vb` under the reference
-/// model's `state_dict` names.
+/// model's `state_dict` names. Its layers run on [`OpsBackend::Fast`] (see [`build_with`]).
 pub fn build(
     arch: Arch,
     num_classes: usize,
     in_channels: usize,
     vb: VarBuilder,
 ) -> Result<Box<dyn Network>> {
+    build_with(arch, num_classes, in_channels, vb, OpsBackend::Fast)
+}
+
+/// [`build`] with the layer ops (conv, batch norm, ReLU, max-pool) on `backend`: the fast CPU
+/// kernels of `tensor_core::ops` or candle's stock ops. Either way CUDA tensors run candle's ops.
+pub fn build_with(
+    arch: Arch,
+    num_classes: usize,
+    in_channels: usize,
+    vb: VarBuilder,
+    backend: OpsBackend,
+) -> Result<Box<dyn Network>> {
+    let b = backend;
     Ok(match arch {
-        Arch::Lenet5 => Box::new(lenet5(num_classes, in_channels, vb)?),
-        Arch::Lenet5Caffe => Box::new(lenet5_caffe(num_classes, in_channels, vb)?),
+        Arch::Lenet5 => Box::new(lenet5_on(num_classes, in_channels, vb, b)?),
+        Arch::Lenet5Caffe => Box::new(lenet5_caffe_on(num_classes, in_channels, vb, b)?),
         Arch::Resnet8
         | Arch::Resnet14
         | Arch::Resnet20
@@ -199,12 +215,12 @@ pub fn build(
                     what: format!("{arch} without a resnet depth"),
                 });
             };
-            Box::new(resnet(depth, num_classes, in_channels, vb)?)
+            Box::new(resnet_on(depth, num_classes, in_channels, vb, b)?)
         }
-        Arch::Alexnet => Box::new(alexnet(num_classes, in_channels, vb)?),
-        Arch::AlexnetCaffe => Box::new(alexnet_caffe(num_classes, in_channels, vb)?),
-        Arch::Squeezenet1_0 => Box::new(squeezenet1_0(num_classes, in_channels, vb)?),
-        Arch::Googlenet => Box::new(googlenet(num_classes, in_channels, vb)?),
-        Arch::MobilenetV2 => Box::new(mobilenet_v2(num_classes, in_channels, vb)?),
+        Arch::Alexnet => Box::new(alexnet_on(num_classes, in_channels, vb, b)?),
+        Arch::AlexnetCaffe => Box::new(alexnet_caffe_on(num_classes, in_channels, vb, b)?),
+        Arch::Squeezenet1_0 => Box::new(squeezenet1_0_on(num_classes, in_channels, vb, b)?),
+        Arch::Googlenet => Box::new(googlenet_on(num_classes, in_channels, vb, b)?),
+        Arch::MobilenetV2 => Box::new(mobilenet_v2_on(num_classes, in_channels, vb, b)?),
     })
 }

@@ -20,7 +20,7 @@
 //! Initialisation: convs `N(0, 2/fan_in)` (He et al. 2015; the network has no batch norm, so the
 //! variance-preserving choice matters), conv biases zero, the FC layer PyTorch's default.
 
-use tensor_core::{Result, Taps, Tensor, VarBuilder};
+use tensor_core::{OpsBackend, Result, Taps, Tensor, VarBuilder};
 
 use crate::layer::{BiasInit, ConvSpec, Layer, LayerStack, Meta, WeightInit, impl_network};
 use crate::pool::{dropout, global_avg_pool, max_pool2d};
@@ -67,7 +67,17 @@ struct Inception {
 
 /// Builds GoogLeNet v1 for `in_channels`×224×224 inputs and `num_classes` outputs.
 pub fn googlenet(num_classes: usize, in_channels: usize, vb: VarBuilder) -> Result<Googlenet> {
-    let mut stack = LayerStack::default();
+    googlenet_on(num_classes, in_channels, vb, OpsBackend::Fast)
+}
+
+/// [`googlenet`](fn@googlenet) with its ops on `backend`.
+pub(crate) fn googlenet_on(
+    num_classes: usize,
+    in_channels: usize,
+    vb: VarBuilder,
+    backend: OpsBackend,
+) -> Result<Googlenet> {
+    let mut stack = LayerStack::new(backend);
     let (w, b) = (WeightInit::HeNormal, BiasInit::Zero);
     let conv1 = stack.conv(
         vb.pp("conv1"),

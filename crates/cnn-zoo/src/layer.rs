@@ -7,11 +7,12 @@
 //! activation. [`LayerStack::finish`] runs the finished model once on a batch-1 zero input under
 //! a [`ShapeProbe`] and turns what it saw into [`LayerInfo`]s.
 
+use tensor_core::ops::{self, Conv2dParams};
 use tensor_core::tensor::nn::init::{FanInOut, NonLinearity, NormalOrUniform};
-use tensor_core::tensor::nn::{self, BatchNorm, BatchNormConfig, Init};
+use tensor_core::tensor::nn::{self, BatchNormConfig, Init};
 use tensor_core::{
-    Error, LayerConfig, LayerId, LayerInfo, Network, Result, ShapeProbe, Taps, Tensor, Var,
-    VarBuilder,
+    Error, LayerConfig, LayerId, LayerInfo, ModuleT, Network, OpsBackend, Result, ShapeProbe, Taps,
+    Tensor, Var, VarBuilder,
 };
 
 use crate::pool::window_views;
@@ -123,6 +124,7 @@ pub(crate) struct Layer {
     config: LayerConfig,
     weight: Var,
     bias: Option<Var>,
+    backend: OpsBackend,
 }
 
 impl Layer {
@@ -158,14 +160,21 @@ impl Layer {
                 ..
             } => {
                 let (_, c, _, _) = xs.dims4()?;
-                let ys = if groups > 1 && groups == c && w.dim(0)? == c {
-                    depthwise_conv2d(xs, w, padding.0, stride.0)?
-                } else {
-                    xs.conv2d(w, padding.0, stride.0, 1, groups)?
+                let bias = self.bias.as_ref().map(Var::as_tensor);
+                let params = Conv2dParams {
+                    stride: stride.0,
+                    padding: padding.0,
+                    groups,
                 };
-                match &self.bias {
-                    None => ys,
-                    Some(b) => ys.broadcast_add(&b.as_tensor().reshape((1, (), 1, 1))?)?,
+                if self.backend == OpsBackend::Candle && groups > 1 && groups == c && w.dim(0)? == c
+                {
+                    let ys = depthwise_conv2d(xs, w, padding.0, stride.0)?;
+                    match bias {
+                        None => ys,
+                        Some(b) => ys.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+                    }
+                } else {
+                    ops::conv2d(xs, w, bias, params, self.backend)?
                 }
             }
             LayerConfig::Fc { .. } => {
@@ -218,9 +227,24 @@ pub(crate) fn depthwise_conv2d(
 #[derive(Debug, Default)]
 pub(crate) struct LayerStack {
     built: Vec<(String, Layer)>,
+    backend: OpsBackend,
 }
 
 impl LayerStack {
+    /// An empty stack whose layers run on `backend`.
+    pub(crate) fn new(backend: OpsBackend) -> Self {
+        Self {
+            built: Vec::new(),
+            backend,
+        }
+    }
+
+    /// Batch norm with PyTorch's defaults (eps 1e-5, momentum 0.1, γ = 1, β = 0) on the
+    /// stack's backend.
+    pub(crate) fn batch_norm(&self, channels: usize, vb: VarBuilder) -> Result<BatchNorm2d> {
+        BatchNorm2d::new(channels, vb, self.backend)
+    }
+
     /// A convolution named after `vb`'s prefix, with `weight` `[d, c/g, k, k]` and an optional
     /// `bias` `[d]`.
     pub(crate) fn conv(
@@ -303,6 +327,7 @@ impl LayerStack {
             // any other (loaded weights) becomes a new one, which the forward pass then uses.
             weight: Var::from_tensor(&weight)?,
             bias: bias.as_ref().map(Var::from_tensor).transpose()?,
+            backend: self.backend,
         };
         self.built.push((vb.prefix(), layer.clone()));
         Ok(layer)
@@ -353,11 +378,81 @@ impl LayerStack {
     }
 }
 
-/// Batch norm with PyTorch's defaults: eps 1e-5, momentum 0.1, affine, γ = 1 and β = 0.
-/// candle-nn's convention is PyTorch's (`running ← (1 − m)·running + m·batch`, unbiased batch
-/// variance for the running estimate); `forward_t(xs, true)` normalises with batch statistics.
-pub(crate) fn batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
-    Ok(nn::batch_norm(channels, BatchNormConfig::default(), vb)?)
+/// Batch norm over `[b, c, h, w]` with PyTorch's defaults: eps 1e-5, momentum 0.1, affine,
+/// γ = 1 and β = 0, parameters `weight`, `bias`, `running_mean`, `running_var`.
+///
+/// PyTorch's (and candle-nn's) convention: `running ← (1 − m)·running + m·batch` with the
+/// unbiased batch variance; training normalises with batch statistics. On the `Candle` backend
+/// it is candle-nn's `BatchNorm`; on `Fast` one fused op (with the following ReLU where the model
+/// has one) that updates the same running-statistics variables.
+#[derive(Clone, Debug)]
+pub(crate) struct BatchNorm2d {
+    stock: nn::BatchNorm,
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    backend: OpsBackend,
+}
+
+impl BatchNorm2d {
+    const EPS: f64 = 1e-5;
+    const MOMENTUM: f64 = 0.1;
+
+    fn new(channels: usize, vb: VarBuilder, backend: OpsBackend) -> Result<Self> {
+        let stock = nn::batch_norm(channels, BatchNormConfig::default(), vb.clone())?;
+        // The same names give back the variables candle-nn's layer holds (a variable-backed
+        // builder), so both paths read and update one set of parameters.
+        let get = |name, init| vb.get_with_hints(channels, name, init);
+        Ok(Self {
+            weight: get("weight", Init::Const(1.0))?,
+            bias: get("bias", Init::Const(0.0))?,
+            running_mean: Var::from_tensor(&get("running_mean", Init::Const(0.0))?)?,
+            running_var: Var::from_tensor(&get("running_var", Init::Const(1.0))?)?,
+            stock,
+            backend,
+        })
+    }
+
+    /// Batch norm; `train` normalises with batch statistics and updates the running ones.
+    pub(crate) fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward(xs, train, false)
+    }
+
+    /// Batch norm followed by a ReLU (fused on the `Fast` backend).
+    pub(crate) fn forward_relu(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward(xs, train, true)
+    }
+
+    fn forward(&self, xs: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+        if self.backend == OpsBackend::Candle {
+            let ys = self.stock.forward_t(xs, train)?;
+            return Ok(if relu { ys.relu()? } else { ys });
+        }
+        if train {
+            let (ys, stats) =
+                ops::batch_norm_train(xs, &self.weight, &self.bias, Self::EPS, relu, self.backend)?;
+            let m = Self::MOMENTUM;
+            for (running, batch) in [
+                (&self.running_mean, &stats.mean),
+                (&self.running_var, &stats.var),
+            ] {
+                let updated = ((running.as_tensor() * (1.0 - m))? + (batch * m)?)?;
+                running.set(&updated)?;
+            }
+            return Ok(ys);
+        }
+        let running = (self.running_mean.as_tensor(), self.running_var.as_tensor());
+        ops::batch_norm_eval(
+            xs,
+            &self.weight,
+            &self.bias,
+            running,
+            Self::EPS,
+            relu,
+            self.backend,
+        )
+    }
 }
 
 /// What every model holds besides its layers: the [`Network`] metadata.
@@ -367,6 +462,8 @@ pub(crate) struct Meta {
     pub(crate) input_shape: [usize; 3],
     pub(crate) num_classes: usize,
     pub(crate) layers: Vec<LayerInfo>,
+    /// The backend of the activations and pooling a model runs between its layers.
+    pub(crate) backend: OpsBackend,
 }
 
 impl Meta {
@@ -381,6 +478,7 @@ impl Meta {
             input_shape,
             num_classes,
             layers: Vec::new(),
+            backend: OpsBackend::Fast,
         }
     }
 

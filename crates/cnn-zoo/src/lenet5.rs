@@ -15,10 +15,9 @@
 //! Initialisation: PyTorch's defaults for `Conv2d` and `Linear` (weights and biases
 //! `U(−1/√fan_in, 1/√fan_in)`), which is what both references train from.
 
-use tensor_core::{Result, Taps, Tensor, VarBuilder};
+use tensor_core::{OpsBackend, Result, Taps, Tensor, VarBuilder, ops};
 
 use crate::layer::{BiasInit, ConvSpec, Layer, LayerStack, Meta, WeightInit, impl_network};
-use crate::pool::max_pool2d;
 
 /// The ICLR'19 reference LeNet-5 (built by [`lenet5`]).
 #[derive(Clone, Debug)]
@@ -34,7 +33,17 @@ pub struct Lenet5 {
 /// Builds the ICLR'19 reference LeNet-5 for `in_channels`×32×32 inputs and `num_classes`
 /// outputs (the reference: 1 channel, 10 classes).
 pub fn lenet5(num_classes: usize, in_channels: usize, vb: VarBuilder) -> Result<Lenet5> {
-    let mut stack = LayerStack::default();
+    lenet5_on(num_classes, in_channels, vb, OpsBackend::Fast)
+}
+
+/// [`lenet5`](fn@lenet5) with its ops on `backend`.
+pub(crate) fn lenet5_on(
+    num_classes: usize,
+    in_channels: usize,
+    vb: VarBuilder,
+    backend: OpsBackend,
+) -> Result<Lenet5> {
+    let mut stack = LayerStack::new(backend);
     let (w, b) = (WeightInit::Torch, BiasInit::Torch);
     let conv1 = stack.conv(vb.pp("features.0"), ConvSpec::new(in_channels, 6, 5), w, b)?;
     let conv2 = stack.conv(vb.pp("features.3"), ConvSpec::new(6, 16, 5), w, b)?;
@@ -49,18 +58,20 @@ pub fn lenet5(num_classes: usize, in_channels: usize, vb: VarBuilder) -> Result<
         fc2,
         fc3,
     };
+    net.meta.backend = backend;
     net.meta.layers = stack.finish(&net, &vb)?;
     Ok(net)
 }
 
 impl Lenet5 {
     fn body(&self, xs: &Tensor, _train: bool, taps: &mut dyn Taps) -> Result<Tensor> {
-        let xs = self.conv1.forward(xs, taps)?.relu()?;
-        let xs = max_pool2d(&xs, 2, 2, 0, false)?;
-        let xs = self.conv2.forward(&xs, taps)?.relu()?;
-        let xs = max_pool2d(&xs, 2, 2, 0, false)?;
-        let xs = self.fc1.forward(&xs, taps)?.relu()?;
-        let xs = self.fc2.forward(&xs, taps)?.relu()?;
+        let be = self.meta.backend;
+        let xs = ops::relu(&self.conv1.forward(xs, taps)?, be)?;
+        let xs = ops::max_pool2d(&xs, 2, be)?;
+        let xs = ops::relu(&self.conv2.forward(&xs, taps)?, be)?;
+        let xs = ops::max_pool2d(&xs, 2, be)?;
+        let xs = ops::relu(&self.fc1.forward(&xs, taps)?, be)?;
+        let xs = ops::relu(&self.fc2.forward(&xs, taps)?, be)?;
         self.fc3.forward(&xs, taps)
     }
 }
@@ -79,7 +90,17 @@ pub struct Lenet5Caffe {
 
 /// Builds Caffe's 20-50-500-10 LeNet for `in_channels`×28×28 inputs and `num_classes` outputs.
 pub fn lenet5_caffe(num_classes: usize, in_channels: usize, vb: VarBuilder) -> Result<Lenet5Caffe> {
-    let mut stack = LayerStack::default();
+    lenet5_caffe_on(num_classes, in_channels, vb, OpsBackend::Fast)
+}
+
+/// [`lenet5_caffe`](fn@lenet5_caffe) with its ops on `backend`.
+pub(crate) fn lenet5_caffe_on(
+    num_classes: usize,
+    in_channels: usize,
+    vb: VarBuilder,
+    backend: OpsBackend,
+) -> Result<Lenet5Caffe> {
+    let mut stack = LayerStack::new(backend);
     let (w, b) = (WeightInit::Torch, BiasInit::Torch);
     let c1 = stack.conv(vb.pp("c1"), ConvSpec::new(in_channels, 20, 5), w, b)?;
     let c2 = stack.conv(vb.pp("c2"), ConvSpec::new(20, 50, 5), w, b)?;
@@ -92,17 +113,19 @@ pub fn lenet5_caffe(num_classes: usize, in_channels: usize, vb: VarBuilder) -> R
         f1,
         f2,
     };
+    net.meta.backend = backend;
     net.meta.layers = stack.finish(&net, &vb)?;
     Ok(net)
 }
 
 impl Lenet5Caffe {
     fn body(&self, xs: &Tensor, _train: bool, taps: &mut dyn Taps) -> Result<Tensor> {
-        let xs = self.c1.forward(xs, taps)?.relu()?;
-        let xs = max_pool2d(&xs, 2, 2, 0, false)?;
-        let xs = self.c2.forward(&xs, taps)?.relu()?;
-        let xs = max_pool2d(&xs, 2, 2, 0, false)?;
-        let xs = self.f1.forward(&xs, taps)?.relu()?;
+        let be = self.meta.backend;
+        let xs = ops::relu(&self.c1.forward(xs, taps)?, be)?;
+        let xs = ops::max_pool2d(&xs, 2, be)?;
+        let xs = ops::relu(&self.c2.forward(&xs, taps)?, be)?;
+        let xs = ops::max_pool2d(&xs, 2, be)?;
+        let xs = ops::relu(&self.f1.forward(&xs, taps)?, be)?;
         self.f2.forward(&xs, taps)
     }
 }

@@ -60,7 +60,7 @@ pub mod squeezenet;
 mod summary;
 
 pub use alexnet::{Alexnet, AlexnetCaffe, alexnet, alexnet_caffe};
-pub use arch::{Arch, build};
+pub use arch::{Arch, build, build_with};
 pub use googlenet::{Googlenet, googlenet};
 pub use lenet5::{Lenet5, Lenet5Caffe, lenet5, lenet5_caffe};
 pub use mobilenet_v2::{MobilenetV2, mobilenet_v2};

@@ -19,11 +19,10 @@
 //! Initialisation as torchvision: convs `N(0, 2/fan_out)` (He et al. 2015, fan-out), batch norm
 //! γ = 1 and β = 0 (eps 1e-5, momentum 0.1), the FC layer `N(0, 0.01²)` with zero bias.
 
-use tensor_core::tensor::nn::BatchNorm;
-use tensor_core::{ModuleT, Result, Taps, Tensor, VarBuilder};
+use tensor_core::{OpsBackend, Result, Taps, Tensor, VarBuilder};
 
 use crate::layer::{
-    BiasInit, ConvSpec, Layer, LayerStack, Meta, WeightInit, batch_norm, impl_network,
+    BatchNorm2d, BiasInit, ConvSpec, Layer, LayerStack, Meta, WeightInit, impl_network,
 };
 use crate::pool::{dropout, global_avg_pool};
 
@@ -59,7 +58,7 @@ pub struct MobilenetV2 {
 #[derive(Clone, Debug)]
 struct ConvBn {
     conv: Layer,
-    bn: BatchNorm,
+    bn: BatchNorm2d,
 }
 
 #[derive(Clone, Debug)]
@@ -85,12 +84,12 @@ impl ConvBn {
                 WeightInit::HeNormalFanOut,
                 BiasInit::Absent,
             )?,
-            bn: batch_norm(spec.out_channels, vb.pp(bn_name))?,
+            bn: stack.batch_norm(spec.out_channels, vb.pp(bn_name))?,
         })
     }
 
     fn forward(&self, xs: &Tensor, train: bool, taps: &mut dyn Taps) -> Result<Tensor> {
-        Ok(self.bn.forward_t(&self.conv.forward(xs, taps)?, train)?)
+        self.bn.forward_t(&self.conv.forward(xs, taps)?, train)
     }
 
     /// Conv, batch norm, ReLU6.
@@ -101,7 +100,17 @@ impl ConvBn {
 
 /// Builds MobileNetV2 (width 1.0) for `in_channels`×224×224 inputs and `num_classes` outputs.
 pub fn mobilenet_v2(num_classes: usize, in_channels: usize, vb: VarBuilder) -> Result<MobilenetV2> {
-    let mut stack = LayerStack::default();
+    mobilenet_v2_on(num_classes, in_channels, vb, OpsBackend::Fast)
+}
+
+/// [`mobilenet_v2`](fn@mobilenet_v2) with its ops on `backend`.
+pub(crate) fn mobilenet_v2_on(
+    num_classes: usize,
+    in_channels: usize,
+    vb: VarBuilder,
+    backend: OpsBackend,
+) -> Result<MobilenetV2> {
+    let mut stack = LayerStack::new(backend);
     let features = vb.pp("features");
     let stem = ConvBn::new(
         &mut stack,

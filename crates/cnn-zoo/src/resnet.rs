@@ -19,11 +19,10 @@
 //! momentum 0.1 in PyTorch's convention (`running ← 0.9·running + 0.1·batch`, unbiased batch
 //! variance), which is candle-nn's convention too.
 
-use tensor_core::tensor::nn::BatchNorm;
-use tensor_core::{Error, ModuleT, Result, Taps, Tensor, VarBuilder};
+use tensor_core::{Error, OpsBackend, Result, Taps, Tensor, VarBuilder, ops};
 
 use crate::layer::{
-    BiasInit, ConvSpec, Layer, LayerStack, Meta, WeightInit, batch_norm, impl_network,
+    BatchNorm2d, BiasInit, ConvSpec, Layer, LayerStack, Meta, WeightInit, impl_network,
 };
 use crate::pool::global_avg_pool;
 
@@ -35,7 +34,7 @@ const WIDTHS: [usize; 3] = [16, 32, 64];
 pub struct Resnet {
     meta: Meta,
     conv1: Layer,
-    bn1: BatchNorm,
+    bn1: BatchNorm2d,
     blocks: Vec<BasicBlock>,
     fc: Layer,
 }
@@ -43,10 +42,10 @@ pub struct Resnet {
 #[derive(Clone, Debug)]
 struct BasicBlock {
     conv1: Layer,
-    bn1: BatchNorm,
+    bn1: BatchNorm2d,
     conv2: Layer,
-    bn2: BatchNorm,
-    downsample: Option<(Layer, BatchNorm)>,
+    bn2: BatchNorm2d,
+    downsample: Option<(Layer, BatchNorm2d)>,
 }
 
 /// Builds a CIFAR ResNet of `depth` = 6n + 2 ≥ 8 for `in_channels`×32×32 inputs (3 for CIFAR,
@@ -57,6 +56,17 @@ pub fn resnet(
     in_channels: usize,
     vb: VarBuilder,
 ) -> Result<Resnet> {
+    resnet_on(depth, num_classes, in_channels, vb, OpsBackend::Fast)
+}
+
+/// [`resnet`](fn@resnet) with its ops on `backend`.
+pub(crate) fn resnet_on(
+    depth: usize,
+    num_classes: usize,
+    in_channels: usize,
+    vb: VarBuilder,
+    backend: OpsBackend,
+) -> Result<Resnet> {
     if depth < 8 || !(depth - 2).is_multiple_of(6) {
         return Err(Error::OutOfRange {
             what: "resnet depth",
@@ -65,7 +75,7 @@ pub fn resnet(
         });
     }
     let n = (depth - 2) / 6;
-    let mut stack = LayerStack::default();
+    let mut stack = LayerStack::new(backend);
     let he = WeightInit::HeNormalFanOut;
     let conv1 = stack.conv(
         vb.pp("conv1"),
@@ -73,7 +83,7 @@ pub fn resnet(
         he,
         BiasInit::Absent,
     )?;
-    let bn1 = batch_norm(WIDTHS[0], vb.pp("bn1"))?;
+    let bn1 = stack.batch_norm(WIDTHS[0], vb.pp("bn1"))?;
     let mut blocks = Vec::with_capacity(3 * n);
     let mut c_in = WIDTHS[0];
     for (stage, &c) in WIDTHS.iter().enumerate() {
@@ -86,14 +96,14 @@ pub fn resnet(
                 he,
                 BiasInit::Absent,
             )?;
-            let bn1 = batch_norm(c, vb.pp("bn1"))?;
+            let bn1 = stack.batch_norm(c, vb.pp("bn1"))?;
             let conv2 = stack.conv(
                 vb.pp("conv2"),
                 ConvSpec::new(c, c, 3).padding(1),
                 he,
                 BiasInit::Absent,
             )?;
-            let bn2 = batch_norm(c, vb.pp("bn2"))?;
+            let bn2 = stack.batch_norm(c, vb.pp("bn2"))?;
             let downsample = if stride != 1 || c_in != c {
                 let vb = vb.pp("downsample");
                 let conv = stack.conv(
@@ -102,7 +112,7 @@ pub fn resnet(
                     he,
                     BiasInit::Absent,
                 )?;
-                Some((conv, batch_norm(c, vb.pp("1"))?))
+                Some((conv, stack.batch_norm(c, vb.pp("1"))?))
             } else {
                 None
             };
@@ -130,6 +140,7 @@ pub fn resnet(
         blocks,
         fc,
     };
+    net.meta.backend = backend;
     net.meta.layers = stack.finish(&net, &vb)?;
     Ok(net)
 }
@@ -143,10 +154,9 @@ impl Resnet {
     fn body(&self, xs: &Tensor, train: bool, taps: &mut dyn Taps) -> Result<Tensor> {
         let mut xs = self
             .bn1
-            .forward_t(&self.conv1.forward(xs, taps)?, train)?
-            .relu()?;
+            .forward_relu(&self.conv1.forward(xs, taps)?, train)?;
         for block in &self.blocks {
-            xs = block.forward(&xs, train, taps)?;
+            xs = block.forward(&xs, train, taps, self.meta.backend)?;
         }
         let xs = global_avg_pool(&xs)?;
         self.fc.forward(&xs, taps)
@@ -154,17 +164,22 @@ impl Resnet {
 }
 
 impl BasicBlock {
-    fn forward(&self, xs: &Tensor, train: bool, taps: &mut dyn Taps) -> Result<Tensor> {
+    fn forward(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        taps: &mut dyn Taps,
+        backend: OpsBackend,
+    ) -> Result<Tensor> {
         let ys = self
             .bn1
-            .forward_t(&self.conv1.forward(xs, taps)?, train)?
-            .relu()?;
+            .forward_relu(&self.conv1.forward(xs, taps)?, train)?;
         let ys = self.bn2.forward_t(&self.conv2.forward(&ys, taps)?, train)?;
         let shortcut = match &self.downsample {
             None => xs.clone(),
             Some((conv, bn)) => bn.forward_t(&conv.forward(xs, taps)?, train)?,
         };
-        Ok((ys + shortcut)?.relu()?)
+        ops::relu(&(ys + shortcut)?, backend)
     }
 }
 

@@ -13,7 +13,7 @@
 //! expand1x1,expand3x3}` (fire2–9), `classifier.1` (conv10). Initialisation as torchvision:
 //! convs He-uniform (fan-in, ReLU gain), conv10 `N(0, 0.01²)`, biases zero.
 
-use tensor_core::{Result, Taps, Tensor, VarBuilder};
+use tensor_core::{OpsBackend, Result, Taps, Tensor, VarBuilder};
 
 use crate::layer::{BiasInit, ConvSpec, Layer, LayerStack, Meta, WeightInit, impl_network};
 use crate::pool::{dropout, global_avg_pool, max_pool2d};
@@ -53,7 +53,17 @@ struct Fire {
 
 /// Builds SqueezeNet 1.0 for `in_channels`×227×227 inputs and `num_classes` outputs.
 pub fn squeezenet1_0(num_classes: usize, in_channels: usize, vb: VarBuilder) -> Result<Squeezenet> {
-    let mut stack = LayerStack::default();
+    squeezenet1_0_on(num_classes, in_channels, vb, OpsBackend::Fast)
+}
+
+/// [`squeezenet1_0`](fn@squeezenet1_0) with its ops on `backend`.
+pub(crate) fn squeezenet1_0_on(
+    num_classes: usize,
+    in_channels: usize,
+    vb: VarBuilder,
+    backend: OpsBackend,
+) -> Result<Squeezenet> {
+    let mut stack = LayerStack::new(backend);
     let (w, b) = (WeightInit::HeUniform, BiasInit::Zero);
     let features = vb.pp("features");
     let conv1 = stack.conv(

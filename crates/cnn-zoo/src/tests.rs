@@ -3,7 +3,7 @@ use std::sync::OnceLock;
 use expect_test::{Expect, expect};
 use tensor_core::tensor::nn::{self, Init, Optimizer};
 use tensor_core::{
-    DType, Device, Error, LayerId, LayerKind, Network, Result, SeededInit, Taps, Tensor,
+    DType, Device, Error, LayerId, LayerKind, Network, OpsBackend, Result, SeededInit, Taps, Tensor,
 };
 
 use crate::pool::{adaptive_avg_pool2d, max_pool2d};
@@ -1026,5 +1026,63 @@ fn lenet5_gradient_descent_lowers_the_loss() -> Result<()> {
     }
     let after = loss()?.to_scalar::<f32>()?;
     assert!(after < 0.5 * before, "loss {before} -> {after}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ops backends.
+// ---------------------------------------------------------------------------------------------
+
+/// Logits, loss gradients and updated running statistics of one training-mode pass.
+fn train_pass(arch: Arch, backend: OpsBackend) -> Result<(Tensor, Vec<(String, Tensor)>)> {
+    let init = SeededInit::new(5);
+    let net = build_with(
+        arch,
+        10,
+        arch.input_shape()[0],
+        init.var_builder(DType::F32, &Device::Cpu),
+        backend,
+    )?;
+    let xs = batch(arch, 4, 9)?;
+    let ys = Tensor::new(&[1u32, 4, 7, 9], &Device::Cpu)?;
+    let logits = net.forward_t(&xs, true)?;
+    let grads = nn::loss::cross_entropy(&logits, &ys)?.backward()?;
+    let named = init
+        .named_vars()
+        .into_iter()
+        .map(|(name, var)| {
+            // Running statistics have no gradient: compare their updated values instead.
+            let t = grads
+                .get(&var)
+                .cloned()
+                .unwrap_or_else(|| var.as_tensor().clone());
+            (name, t)
+        })
+        .collect();
+    Ok((logits, named))
+}
+
+#[test]
+fn fast_and_candle_backends_agree() -> Result<()> {
+    // Same seed, same batch: logits and every gradient agree to f32 summation-order noise,
+    // max |fast − candle| ≤ 1e-3 · (1 + max |candle|) per tensor.
+    for arch in [Arch::Lenet5Caffe, Arch::Lenet5, Arch::Resnet8] {
+        let (fast_logits, fast) = train_pass(arch, OpsBackend::Fast)?;
+        let (stock_logits, stock) = train_pass(arch, OpsBackend::Candle)?;
+        let close = |what: &str, a: &Tensor, b: &Tensor| -> Result<()> {
+            let diff = (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+            let scale = b.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+            assert!(
+                diff <= 1e-3 * (1.0 + scale),
+                "{arch} {what}: |diff| {diff}, |candle| {scale}"
+            );
+            Ok(())
+        };
+        close("logits", &fast_logits, &stock_logits)?;
+        assert_eq!(fast.len(), stock.len());
+        for ((name, a), (_, b)) in fast.iter().zip(&stock) {
+            close(name, a, b)?;
+        }
+    }
     Ok(())
 }

@@ -43,6 +43,7 @@ pub mod ledger;
 pub mod mask;
 pub mod network;
 pub mod observe;
+pub mod ops;
 pub mod optim;
 #[cfg(feature = "proptest-support")]
 pub mod proptest;
@@ -66,6 +67,7 @@ pub use observe::{
     BatchStats, EvalStats, Event, NoopObserver, Observer, ProjectionStats, RecordingObserver,
     RunStart,
 };
+pub use ops::OpsBackend;
 pub use optim::{MomentumSgd, SgdConfig};
 pub use seed::{Rng, SeededInit, rng, seed_device};
 pub use sparsity::{Bitmap, Density, LayerSparsity, Precision, Support};

@@ -112,6 +112,10 @@ impl MomentumSgd {
     }
 
     /// One update from the gradients in `grads`.
+    ///
+    /// On the CPU (f32, contiguous) a parameter that already has a momentum buffer is updated in
+    /// place in two fused passes, without temporaries; the buffers returned by
+    /// [`MomentumSgd::buffers`] are therefore overwritten by later steps.
     pub fn step_grads(&mut self, grads: &GradStore) -> Result<()> {
         let SgdConfig {
             lr,
@@ -120,19 +124,120 @@ impl MomentumSgd {
         } = self.config;
         for (var, buf) in self.vars.iter().zip(self.buffers.iter_mut()) {
             let Some(g) = grads.get(var) else { continue };
+            let w = var.as_tensor();
+            if momentum != 0.0
+                && let Some(b) = buf
+                && in_place_ok(&[w, g, b])
+            {
+                let update = MomentumUpdate {
+                    momentum: momentum as f32,
+                    weight_decay: weight_decay as f32,
+                };
+                b.inplace_op3(g, w, &update)?;
+                w.inplace_op2(b, &Descend { lr: lr as f32 })?;
+                continue;
+            }
             let d = if weight_decay != 0.0 {
-                (g + (var.as_tensor() * weight_decay)?)?
+                (g + (w * weight_decay)?)?
             } else {
-                g.clone()
+                // A copy: the buffer is later updated in place and must not alias the gradient.
+                g.copy()?
             };
             let d = match buf.take() {
                 Some(b) if momentum != 0.0 => ((b * momentum)? + d)?,
                 _ => d,
             };
-            var.set(&(var.as_tensor() - (&d * lr)?)?)?;
+            var.set(&(w - (&d * lr)?)?)?;
             if momentum != 0.0 {
                 *buf = Some(d);
             }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the in-place update applies: CPU f32 tensors of one shape, contiguous from offset 0.
+fn in_place_ok(ts: &[&Tensor]) -> bool {
+    ts.iter().all(|t| {
+        matches!(t.device(), crate::tensor::Device::Cpu)
+            && t.dtype() == crate::tensor::DType::F32
+            && t.layout().is_contiguous()
+            && t.dims() == ts[0].dims()
+    })
+}
+
+fn contiguous_f32<'a>(
+    s: &'a candle_core::CpuStorage,
+    l: &candle_core::Layout,
+) -> candle_core::Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("momentum update: non-contiguous operand"),
+    }
+}
+
+fn contiguous_f32_mut<'a>(
+    s: &'a mut candle_core::CpuStorage,
+    l: &candle_core::Layout,
+) -> candle_core::Result<&'a mut [f32]> {
+    let (candle_core::CpuStorage::F32(data), Some((a, b))) = (s, l.contiguous_offsets()) else {
+        candle_core::bail!("momentum update: expected a contiguous f32 buffer")
+    };
+    Ok(&mut data[a..b])
+}
+
+/// `buf ← μ·buf + g + wd·w`, in place on the buffer; sources `(g, w)`.
+struct MomentumUpdate {
+    momentum: f32,
+    weight_decay: f32,
+}
+
+impl candle_core::InplaceOp3 for MomentumUpdate {
+    fn name(&self) -> &'static str {
+        "momentum-update"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+        s3: &candle_core::CpuStorage,
+        l3: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        let (g, w) = (contiguous_f32(s2, l2)?, contiguous_f32(s3, l3)?);
+        let buf = contiguous_f32_mut(s1, l1)?;
+        let (mu, wd) = (self.momentum, self.weight_decay);
+        for ((b, &g), &w) in buf.iter_mut().zip(g).zip(w) {
+            *b = mu * *b + g + wd * w;
+        }
+        Ok(())
+    }
+}
+
+/// `w ← w − lr·buf`, in place on the weight; source `buf`.
+struct Descend {
+    lr: f32,
+}
+
+impl candle_core::InplaceOp2 for Descend {
+    fn name(&self) -> &'static str {
+        "sgd-descend"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        let buf = contiguous_f32(s2, l2)?;
+        let w = contiguous_f32_mut(s1, l1)?;
+        for (w, &b) in w.iter_mut().zip(buf) {
+            *w -= self.lr * b;
         }
         Ok(())
     }

@@ -1,0 +1,219 @@
+//! Fast CPU kernels for the layers that dominate CNN training, as candle custom ops with
+//! hand-written backward passes.
+//!
+//! candle's stock CPU convolution differentiates its input through a direct transposed
+//! convolution, gathers im2col columns with strided writes and allocates zero-filled buffers for
+//! every op; batch norm in training mode is a dozen separate ops. The kernels here are
+//! im2col/col2im around the `gemm` crate (the GEMM candle itself uses), a fused training-mode
+//! batch norm (optionally with the ReLU that follows it), ReLU and non-overlapping max pooling.
+//! Work is split over the batch with rayon, so `RAYON_NUM_THREADS` (which candle honours too)
+//! sets the thread count; im2col scratch buffers are thread-local and reused across steps.
+//!
+//! Every function takes an [`OpsBackend`]: [`OpsBackend::Fast`] runs these kernels on contiguous
+//! f32 CPU tensors and falls back to candle's ops for anything else (CUDA, other dtypes);
+//! [`OpsBackend::Candle`] always runs candle's stock ops, for comparison.
+//!
+//! ```
+//! use tensor_core::ops::{self, Conv2dParams, OpsBackend};
+//! use tensor_core::{Device, Tensor};
+//!
+//! let xs = Tensor::randn(0f32, 1., (2, 3, 8, 8), &Device::Cpu)?;
+//! let w = Tensor::randn(0f32, 1., (4, 3, 3, 3), &Device::Cpu)?;
+//! let p = Conv2dParams { stride: 1, padding: 1, groups: 1 };
+//! let fast = ops::conv2d(&xs, &w, None, p, OpsBackend::Fast)?;
+//! let stock = ops::conv2d(&xs, &w, None, p, OpsBackend::Candle)?;
+//! let diff = (fast - stock)?.abs()?.max_all()?.to_scalar::<f32>()?;
+//! assert!(diff < 1e-4);
+//! # Ok::<(), tensor_core::Error>(())
+//! ```
+
+mod conv;
+mod gemm;
+mod norm;
+mod pointwise;
+mod scratch;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Device, Tensor};
+
+pub use conv::Conv2dParams;
+pub use norm::BatchNormStats;
+
+/// Which implementation the layer ops run on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpsBackend {
+    /// This module's kernels on CPU f32 tensors; candle's ops elsewhere (the default).
+    #[default]
+    Fast,
+    /// candle's stock ops everywhere.
+    Candle,
+}
+
+impl OpsBackend {
+    /// The backend as a lower-case name (`fast`, `candle`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OpsBackend::Fast => "fast",
+            OpsBackend::Candle => "candle",
+        }
+    }
+
+    /// Whether the fast kernels apply to `xs`: CPU, f32.
+    fn fast_for(self, xs: &Tensor) -> bool {
+        self == OpsBackend::Fast && matches!(xs.device(), Device::Cpu) && xs.dtype() == DType::F32
+    }
+}
+
+impl std::fmt::Display for OpsBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for OpsBackend {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fast" => Ok(OpsBackend::Fast),
+            "candle" => Ok(OpsBackend::Candle),
+            _ => Err(Error::Parse {
+                what: "ops backend",
+                input: s.to_string(),
+                expected: "fast or candle",
+            }),
+        }
+    }
+}
+
+/// 2-D convolution of `xs` `[b, c, h, w]` with `w` `[d, c/groups, kh, kw]` plus an optional
+/// `bias` `[d]`, as PyTorch's `conv2d` (dilation 1).
+///
+/// With [`OpsBackend::Fast`] on the CPU, no input gradient is computed when `xs` is not part of
+/// the graph (a network's input batch), which saves the first layer's col2im.
+pub fn conv2d(
+    xs: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    params: Conv2dParams,
+    backend: OpsBackend,
+) -> Result<Tensor> {
+    if backend.fast_for(xs) {
+        return conv::conv2d(xs, w, bias, params);
+    }
+    let ys = xs.conv2d(w, params.padding, params.stride, 1, params.groups)?;
+    Ok(match bias {
+        None => ys,
+        Some(b) => ys.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+    })
+}
+
+/// Training-mode batch norm over `[b, c, h, w]` with batch statistics (biased variance for the
+/// normalisation), affine `gamma`, `beta` `[c]`, optionally followed by a ReLU. Returns the
+/// output and the batch statistics (mean and unbiased variance, for the running estimates).
+///
+/// With [`OpsBackend::Candle`] it is composed from candle ops.
+pub fn batch_norm_train(
+    xs: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    relu: bool,
+    backend: OpsBackend,
+) -> Result<(Tensor, BatchNormStats)> {
+    if backend.fast_for(xs) {
+        return norm::batch_norm_train(xs, gamma, beta, eps, relu);
+    }
+    norm::batch_norm_train_candle(xs, gamma, beta, eps, relu)
+}
+
+/// Evaluation-mode batch norm over `[b, c, h, w]` with the running statistics `(mean, var)`
+/// (treated as constants), affine `gamma`, `beta`, optionally followed by a ReLU.
+pub fn batch_norm_eval(
+    xs: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running: (&Tensor, &Tensor),
+    eps: f64,
+    relu: bool,
+    backend: OpsBackend,
+) -> Result<Tensor> {
+    if backend.fast_for(xs) {
+        return norm::batch_norm_eval(xs, gamma, beta, running, eps, relu);
+    }
+    norm::batch_norm_eval_candle(xs, gamma, beta, running, eps, relu)
+}
+
+/// `max(x, 0)`, differentiated through the output (one pass each way).
+pub fn relu(xs: &Tensor, backend: OpsBackend) -> Result<Tensor> {
+    if backend.fast_for(xs) {
+        return pointwise::relu(xs);
+    }
+    Ok(xs.relu()?)
+}
+
+/// Non-overlapping max pooling (`kernel == stride`, no padding, floor mode) on `[b, c, h, w]`.
+/// The gradient goes to the first maximum of each window (PyTorch's choice).
+///
+/// The `Candle` backend takes the maximum over a reshaped view rather than candle's
+/// `max_pool2d`, whose backward pass scales the gradient by `1/kernel²`.
+pub fn max_pool2d(xs: &Tensor, kernel: usize, backend: OpsBackend) -> Result<Tensor> {
+    if kernel == 0 {
+        return Err(Error::Geometry {
+            reason: "max-pool with a zero kernel".into(),
+        });
+    }
+    if backend.fast_for(xs) {
+        return pointwise::max_pool2d(xs, kernel);
+    }
+    let (b, c, h, w) = xs.dims4()?;
+    let (oh, ow) = (h / kernel, w / kernel);
+    if oh == 0 || ow == 0 {
+        return Err(Error::Geometry {
+            reason: format!("max-pool kernel {kernel} larger than the {h}x{w} input"),
+        });
+    }
+    Ok(xs
+        .narrow(2, 0, oh * kernel)?
+        .narrow(3, 0, ow * kernel)?
+        .contiguous()?
+        .reshape((b, c, oh, kernel, ow, kernel))?
+        .max(5)?
+        .max(3)?)
+}
+
+/// Runs `f` on the contiguous f32 data of a CPU tensor.
+fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    use crate::tensor::candle::{CpuStorage, Storage};
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
+        return Err(Error::Unsupported {
+            what: format!("fast op on a {:?} {:?} tensor", t.device(), t.dtype()),
+        });
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        return Err(Error::Unsupported {
+            what: "fast op on a non-contiguous tensor".into(),
+        });
+    };
+    Ok(f(&data[start..end]))
+}
+
+/// The contiguous f32 data of a CPU storage seen through `layout`, as candle hands it to a
+/// custom op.
+fn storage_slice<'a>(
+    s: &'a crate::tensor::candle::CpuStorage,
+    layout: &crate::tensor::candle::Layout,
+) -> candle_core::Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("fast op: non-contiguous input"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
