@@ -276,7 +276,7 @@ impl QConv {
     fn forward(&self, xs: &Tensor, train: bool, mode: &ConvMode) -> Result<Tensor> {
         let (p, s) = (self.padding, self.stride);
         let (act_bits, weight_bits) = match *mode {
-            ConvMode::Float => return Ok(xs.conv2d(&self.weight, p, s, 1, 1)?),
+            ConvMode::Float => return Ok(fast_conv(xs, &self.weight, p, s)?),
             _ => mode.forward_bits(),
         };
         let scale = Tensor::new(self.scale(xs, train)?, xs.device())?.to_dtype(xs.dtype())?;
@@ -292,7 +292,7 @@ impl QConv {
             _ => {
                 let xq = straight_through(xs, &xq)?;
                 let wq = straight_through(&self.weight, &wq)?;
-                Ok(xq.conv2d(&wq, p, s, 1, 1)?)
+                Ok(fast_conv(&xq, &wq, p, s)?)
             }
         }
     }
@@ -341,6 +341,22 @@ pub struct GatedResnet {
     control: Option<RecurrentGate>,
     layers: Vec<LayerInfo>,
     gate_layers: Vec<LayerInfo>,
+}
+
+/// tensor-core's CPU convolution (candle's own elsewhere): same numbers, several times faster
+/// forward and backward on the CPU.
+fn fast_conv(
+    xs: &Tensor,
+    w: &Tensor,
+    padding: usize,
+    stride: usize,
+) -> tensor_core::Result<Tensor> {
+    let params = tensor_core::ops::Conv2dParams {
+        stride,
+        padding,
+        groups: 1,
+    };
+    tensor_core::ops::conv2d(xs, w, None, params, tensor_core::ops::OpsBackend::Fast)
 }
 
 fn batch_norm(c: usize, vb: VarBuilder) -> Result<BatchNorm> {
