@@ -14,7 +14,9 @@ use e2_train::{
 };
 use energy_model::training::{TrainingModel, savings};
 use serde::{Deserialize, Serialize};
-use tensor_core::{DType, Device, DeviceSpec, Iteration, SeededInit, Tensor, TrainingEnergy};
+use tensor_core::{
+    DType, Device, DeviceSpec, Iteration, SeededInit, Tensor, TrainingEnergy, WorkLedger,
+};
 
 use crate::data::{DataSource, Split, SplitData};
 use crate::experiments::{Experiment, RunContext, RunKind, RunSpec};
@@ -136,7 +138,7 @@ impl E2TrainSpec {
 const QUICK_ITERATIONS: usize = 150;
 const QUICK_BATCH: usize = 32;
 
-/// The runs of the E2-Train experiment, all on one seed and the same iterations. Quick: the
+/// The runs of the E2-Train experiment, every variant on the same seeds and iterations. Quick: the
 /// crate's gated ResNet-8 preset (SMD 0.5, SLU target 50%, PSG reference defaults) on the
 /// embedded MNIST padded to 32x32 (9k records for training, 1k held out, the 10k test set), in
 /// [`QUICK_ITERATIONS`] iterations of [`QUICK_BATCH`]. Full: the paper's CIFAR-10 ResNet-74
@@ -197,12 +199,24 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Vec<R
             spec(E2Method::Slu, Some(SkipExecution::Gather)),
         ),
     );
-    specs
-        .into_iter()
-        .map(|(id, spec)| RunSpec {
-            experiment,
-            id,
-            kind: RunKind::E2Train(Box::new(spec)),
+    // Three seeds in the quick profile for the spread (the seed drives the initial weights, the
+    // data order, the drops and the gates); one in the full profile.
+    let seeds: &[u64] = match profile {
+        Profile::Quick => &[1, 2, 3],
+        Profile::Full => &[1],
+    };
+    seeds
+        .iter()
+        .flat_map(|&seed| {
+            specs.iter().map(move |(id, spec)| {
+                let mut spec = spec.clone();
+                spec.config.seed = seed;
+                RunSpec {
+                    experiment,
+                    id: format!("{id}-seed{seed}"),
+                    kind: RunKind::E2Train(Box::new(spec)),
+                }
+            })
         })
         .collect()
 }
@@ -264,6 +278,10 @@ pub struct E2TrainMetrics {
     pub val_accuracy: f64,
     /// Every evaluation (periodic ones and the final validation).
     pub evals: Vec<EvalLog>,
+    /// Cumulative training energy after each iteration, `(iterations done, energy)`, priced
+    /// like the totals (the baseline's curve is the straight line to its total).
+    #[serde(default)]
+    pub energy_curve: Vec<(usize, f64)>,
 }
 
 /// Training or held-out records of one split, served as `e2_train` batches: shuffled per epoch
@@ -461,6 +479,7 @@ pub fn run(spec: &E2TrainSpec, label: &str, progress: &Progress) -> Result<E2Tra
     let report = model.price(&outcome.ledger)?;
     let (base, baseline_macs) = baseline_energy(&model, &net, &config, &train)?;
     let saving = savings(&report.energy, &base)?;
+    let energy_curve = cumulative_energy(&model, &outcome.ledger)?;
     let executed: Vec<f64> = outcome
         .history
         .iter()
@@ -509,9 +528,26 @@ pub fn run(spec: &E2TrainSpec, label: &str, progress: &Progress) -> Result<E2Tra
         test_executed_percentage: test_log.executed_percentage,
         val_accuracy,
         evals,
+        energy_curve,
         training_energy: report.energy,
         baseline_energy: base,
     })
+}
+
+/// Energy after each iteration of `ledger`, each iteration priced on its own (dropped ones add
+/// nothing).
+fn cumulative_energy(model: &TrainingModel, ledger: &WorkLedger) -> Result<Vec<(usize, f64)>> {
+    let mut total = 0.0;
+    let mut curve = Vec::with_capacity(ledger.iterations().len());
+    for (i, it) in ledger.iterations().iter().enumerate() {
+        if let Iteration::Executed { batch, layers } = it {
+            let mut one = WorkLedger::new();
+            one.record_executed(*batch, layers.clone())?;
+            total += model.price(&one)?.energy.total();
+        }
+        curve.push((i + 1, total));
+    }
+    Ok(curve)
 }
 
 /// User plus system CPU time of this process from `/proc/self/stat`, in seconds (clock ticks

@@ -820,8 +820,13 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Vec<R
                 Profile::Quick => (9_000, 1_000),
                 Profile::Full => (55_000, 5_000),
             };
+            // Three seeds in the quick profile for the spread; one in the full profile.
+            let seeds: &[u64] = match profile {
+                Profile::Quick => &[1, 2, 3],
+                Profile::Full => &[1],
+            };
             let mut runs = Vec::new();
-            for seed in [1u64] {
+            for &seed in seeds {
                 let mut dense = TrainSpec::recipe(Arch::Lenet5, DatasetId::Mnist);
                 dense.seed = seed;
                 dense.device = ctx.device;

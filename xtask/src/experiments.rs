@@ -19,6 +19,9 @@ use crate::train::TrainSpec;
 pub enum Experiment {
     /// Layer geometry of every zoo model against the exact weight and MAC totals of the specs.
     ZooGeometry,
+    /// The iclr19 and eyeriss energy models against the published numbers they reproduce
+    /// (LeNet-5 goldens, Eyeriss ISCA'16 Fig. 10), no training.
+    EnergyValidation,
     /// Dense LeNet-5 (ICLR'19 layout, MNIST resized to 32x32): the starting point of the
     /// compression experiments.
     BaselineLenet5,
@@ -42,8 +45,9 @@ pub enum Experiment {
 
 impl Experiment {
     /// Every experiment in registry order.
-    pub const ALL: [Experiment; 8] = [
+    pub const ALL: [Experiment; 9] = [
         Experiment::ZooGeometry,
+        Experiment::EnergyValidation,
         Experiment::BaselineLenet5,
         Experiment::Iclr19Lenet5,
         Experiment::E2trainResnet,
@@ -57,6 +61,7 @@ impl Experiment {
     pub fn name(self) -> &'static str {
         match self {
             Experiment::ZooGeometry => "zoo-geometry",
+            Experiment::EnergyValidation => "energy-validation",
             Experiment::BaselineLenet5 => "baseline-lenet5",
             Experiment::Iclr19Lenet5 => "iclr19-lenet5",
             Experiment::E2trainResnet => "e2train-resnet",
@@ -72,6 +77,9 @@ impl Experiment {
         match self {
             Experiment::ZooGeometry => {
                 "per-layer geometry of every model; totals vs energy-models.md B.10 (no training)"
+            }
+            Experiment::EnergyValidation => {
+                "iclr19 LeNet-5 goldens and eyeriss/isca16 AlexNet Fig. 10, paper vs ours (no training)"
             }
             Experiment::BaselineLenet5 => {
                 "dense LeNet-5 on MNIST-32: quick = embedded 10k, 3 seeds; full = 60k, 1 seed"
@@ -103,6 +111,14 @@ impl Experiment {
                     experiment: self,
                     id: arch.to_string(),
                     kind: RunKind::Geometry { arch },
+                })
+                .collect(),
+            Experiment::EnergyValidation => crate::validation::Check::ALL
+                .iter()
+                .map(|&check| RunSpec {
+                    experiment: self,
+                    id: check.id().into(),
+                    kind: RunKind::EnergyValidation { check },
                 })
                 .collect(),
             Experiment::BaselineLenet5 => {
@@ -265,6 +281,11 @@ pub enum RunKind {
         /// The model.
         arch: Arch,
     },
+    /// Price published layer tables and compare with the published values.
+    EnergyValidation {
+        /// Which table.
+        check: crate::validation::Check,
+    },
     /// Train with the baseline trainer.
     Train(TrainSpec),
     /// Energy-constrained training from a dense model.
@@ -286,7 +307,7 @@ impl RunSpec {
     /// The seed recorded with the run (0 for deterministic, seedless runs).
     pub fn seed(&self) -> u64 {
         match &self.kind {
-            RunKind::Geometry { .. } => 0,
+            RunKind::Geometry { .. } | RunKind::EnergyValidation { .. } => 0,
             RunKind::Train(t) => t.seed,
             RunKind::Constrained(c) => c.dense.seed,
             RunKind::E2Train(e) => e.config.seed,

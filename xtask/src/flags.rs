@@ -27,6 +27,8 @@ pub enum Cmd {
     Train(TrainArgs),
     /// Run the experiment registry and write one record per run.
     Reproduce(ReproduceArgs),
+    /// Regenerate the result tables, plots and README section from the run records.
+    Tables(TablesArgs),
     /// Check the workspace's dependency rules.
     Tidy,
     /// Price a model's layers with an energy model and render the per-layer report.
@@ -38,6 +40,18 @@ pub enum Cmd {
     BenchWorker(BenchWorkerArgs),
     /// Time the weighted sparse projection against numpy's and torch's argsort versions.
     BenchProjection(ProjectionBenchArgs),
+}
+
+/// `cargo xtask tables`.
+#[derive(Debug, Args)]
+pub struct TablesArgs {
+    /// First copy the records of a `reproduce` output directory (e.g. `target/repro`) into
+    /// `results/records/`, replacing records of the same runs.
+    #[arg(long, value_name = "DIR")]
+    pub import: Option<PathBuf>,
+    /// Write nothing; fail if any generated file or the README section is stale.
+    #[arg(long, conflicts_with = "import")]
+    pub check: bool,
 }
 
 /// `cargo xtask bench`.

@@ -18,8 +18,10 @@ mod paths;
 mod progress;
 mod projbench;
 mod reproduce;
+mod tables;
 mod tidy;
 mod train;
+mod validation;
 
 use anyhow::Result;
 use clap::Parser;
@@ -39,6 +41,7 @@ fn main() -> Result<()> {
         flags::Cmd::Datasets(args) => datasets::run(&args),
         flags::Cmd::Train(args) => reproduce::train_one(&args),
         flags::Cmd::Reproduce(args) => reproduce::run(&args),
+        flags::Cmd::Tables(args) => tables::run(&args),
         flags::Cmd::Tidy => tidy::run(),
         flags::Cmd::Energy(args) => energy::run(&args),
         flags::Cmd::Bench(args) => bench::run(&args),

@@ -133,6 +133,14 @@ fn summary_line(out: &Path, run: &RunSpec) -> Option<String> {
             "{} weights, {} MACs (batch 1, biases excluded)",
             m["total_weights"], m["total_macs"]
         ),
+        RunKind::EnergyValidation { .. } => format!(
+            "{} of {} cells {} of {} ({})",
+            m["cells_within"],
+            m["cells"],
+            m["tolerance"].as_str()?,
+            m["source"].as_str()?,
+            m["energy_model"].as_str()?
+        ),
         RunKind::Train(spec) => format!(
             "{} on {}: test accuracy {:.2}% on {} images after {} epochs, seed {}",
             spec.arch,
@@ -191,6 +199,9 @@ fn execute(run: &RunSpec, out: &Path, resume: bool, progress: &Progress) -> Resu
     let label = format!("{}/{}", run.experiment, run.id);
     let (metrics, deterministic) = match &run.kind {
         RunKind::Geometry { arch } => (geometry_metrics(*arch)?, true),
+        RunKind::EnergyValidation { check } => {
+            (serde_json::to_value(crate::validation::run(*check)?)?, true)
+        }
         RunKind::Train(spec) => {
             let dir = out
                 .join("checkpoints")

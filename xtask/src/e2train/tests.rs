@@ -45,21 +45,26 @@ fn methods_add_one_technique_each_to_standard_training() {
 
 #[test]
 fn both_profiles_expand_to_the_same_seeded_runs() {
-    for profile in [Profile::Quick, Profile::Full] {
+    let variants = [
+        "baseline",
+        "smd",
+        "slu",
+        "slu-gather",
+        "psg",
+        "smd-slu-psg",
+        "stochastic-depth",
+    ];
+    for (profile, seeds) in [
+        (Profile::Quick, &[1u64, 2, 3][..]),
+        (Profile::Full, &[1][..]),
+    ] {
         let runs = runs(Experiment::E2trainResnet, profile, &ctx());
         let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(
-            ids,
-            [
-                "baseline",
-                "smd",
-                "slu",
-                "slu-gather",
-                "psg",
-                "smd-slu-psg",
-                "stochastic-depth"
-            ]
-        );
+        let expected: Vec<String> = seeds
+            .iter()
+            .flat_map(|s| variants.iter().map(move |v| format!("{v}-seed{s}")))
+            .collect();
+        assert_eq!(ids, expected);
         let specs: Vec<&E2TrainSpec> = runs
             .iter()
             .map(|r| match &r.kind {
@@ -67,9 +72,11 @@ fn both_profiles_expand_to_the_same_seeded_runs() {
                 other => panic!("unexpected run kind {other:?}"),
             })
             .collect();
-        for s in &specs {
-            assert_eq!(s.config.iterations, specs[0].config.iterations);
-            assert_eq!(s.config.seed, specs[0].config.seed);
+        // Every variant of one seed shares the iterations and the seed.
+        for (i, s) in specs.iter().enumerate() {
+            let first = specs[i - i % variants.len()];
+            assert_eq!(s.config.iterations, first.config.iterations);
+            assert_eq!(s.config.seed, seeds[i / variants.len()]);
             assert_eq!(s.config.model.num_classes, s.dataset.num_classes());
             assert!(s.config.clone().validate().is_ok());
         }
