@@ -241,9 +241,9 @@ pub struct ReproduceArgs {
     /// Device: `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
-    /// Independent runs to execute in parallel.
-    #[arg(long, default_value_t = 1)]
-    pub jobs: usize,
+    /// Independent runs to execute in parallel (default: the number of CPU cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
     /// Skip runs that already have a record; restart interrupted runs from their checkpoint.
     #[arg(long)]
     pub resume: bool,

@@ -163,11 +163,15 @@ impl Observer for RunProgress {
         } else {
             String::new()
         };
+        // Evaluations outside a training schedule (pruning steps) have no epoch count.
+        let when = if self.epochs > 0 {
+            format!("epoch {}/{}", stats.epoch + 1, self.epochs)
+        } else {
+            format!("evaluation {}", stats.epoch + 1)
+        };
         self.progress.println(format!(
-            "{}: epoch {}/{}{} {} acc {:.2}% loss {:.4} ({} samples, {:.0}s)",
+            "{}: {when}{} {} acc {:.2}% loss {:.4} ({} samples, {:.0}s)",
             self.label,
-            stats.epoch + 1,
-            self.epochs,
             train_loss,
             stats.split,
             100.0 * stats.accuracy,

@@ -84,7 +84,11 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     let overall = progress.bar(todo.len() as u64, "reproduce");
     let queue = Mutex::new(todo.iter());
     let failures = Mutex::new(Vec::new());
-    let jobs = args.jobs.clamp(1, todo.len().max(1));
+    // Runs share nothing but the dense-model cache (which has its own lock): one per core.
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .clamp(1, todo.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| {

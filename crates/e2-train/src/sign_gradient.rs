@@ -10,6 +10,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
+use tensor_core::ops;
 use tensor_core::tensor::Tensor;
 use tensor_core::tensor::candle::{
     self, CpuStorage, CudaStorage, CustomOp3, Layout, MetalStorage, Shape, backend::BackendStorage,
@@ -133,39 +134,13 @@ fn record(cell: &FallbackCell, rho: f64) {
     *cell.lock().unwrap_or_else(PoisonError::into_inner) = Some(rho);
 }
 
-/// Input gradient of `conv2d(x, w)` for output gradient `g` (candle's own formula).
-pub fn conv2d_input_grad(
-    g: &Tensor,
-    w: &Tensor,
-    in_h: usize,
-    stride: usize,
-    padding: usize,
-) -> Result<Tensor> {
-    let k_h = w.dim(2)?;
-    let out_size = (g.dim(2)? - 1) * stride + (k_h - 1) + 1 - 2 * padding;
-    let out_padding = in_h - out_size;
-    Ok(g.conv_transpose2d(w, padding, out_padding, stride, 1)?)
-}
-
-/// Weight gradient of `conv2d(x, w)` for output gradient `g` (candle's own formula).
-pub fn conv2d_weight_grad(
-    x: &Tensor,
-    g: &Tensor,
-    kernel: (usize, usize),
-    stride: usize,
-    padding: usize,
-) -> Result<Tensor> {
-    let gw = x
-        .transpose(0, 1)?
-        // Stride and dilation trade places in the weight gradient of a strided conv.
-        .conv2d(&g.transpose(0, 1)?, padding, 1, stride, 1)?
-        .transpose(0, 1)?;
-    let (_, _, a, b) = gw.dims4()?;
-    Ok(if (a, b) != kernel {
-        gw.narrow(2, 0, kernel.0)?.narrow(3, 0, kernel.1)?
-    } else {
-        gw
-    })
+/// The convolution parameters of a PSG conv (one group).
+fn conv_params(stride: usize, padding: usize) -> ops::Conv2dParams {
+    ops::Conv2dParams {
+        stride,
+        padding,
+        groups: 1,
+    }
 }
 
 /// What a PSG op needs in its backward pass, computed in the forward pass.
@@ -270,15 +245,20 @@ impl PsgOp {
         let g_pred = quantize_gradient(&g, self.config.msb_grad_bits)?;
         let (gx, g_q, g_m) = match self.kind {
             Kind::Conv { stride, padding } => {
-                let (_, _, kh, kw) = w.dims4()?;
-                let gx = if self.input_grad {
-                    Some(conv2d_input_grad(&g, wq, x.dim(2)?, stride, padding)?)
-                } else {
-                    None
+                let p = conv_params(stride, padding);
+                let fast = ops::OpsBackend::Fast;
+                let (gx, _) = ops::conv2d_backward(x, wq, &g, p, (self.input_grad, false), fast)?;
+                let weight_grad = |xs: &Tensor, gs: &Tensor| -> Result<Tensor> {
+                    let (_, gw) = ops::conv2d_backward(xs, w, gs, p, (false, true), fast)?;
+                    gw.ok_or_else(|| {
+                        tensor_core::Error::Unsupported {
+                            what: "a conv backward pass without the weight gradient asked for"
+                                .into(),
+                        }
+                        .into()
+                    })
                 };
-                let g_q = conv2d_weight_grad(xq, &g_acc, (kh, kw), stride, padding)?;
-                let g_m = conv2d_weight_grad(xm, &g_pred, (kh, kw), stride, padding)?;
-                (gx, g_q, g_m)
+                (gx, weight_grad(xq, &g_acc)?, weight_grad(xm, &g_pred)?)
             }
             Kind::Linear => {
                 let gx = if self.input_grad {
@@ -307,10 +287,13 @@ pub fn psg_conv2d(
     config: &PsgConfig,
     cell: &FallbackCell,
 ) -> Result<Tensor> {
-    let ys = operands
-        .xq
-        .detach()
-        .conv2d(&operands.wq.detach(), padding, stride, 1, 1)?;
+    let ys = ops::conv2d(
+        &operands.xq.detach(),
+        &operands.wq.detach(),
+        None,
+        conv_params(stride, padding),
+        ops::OpsBackend::Fast,
+    )?;
     let op = PsgOp {
         kind: Kind::Conv { stride, padding },
         operands,

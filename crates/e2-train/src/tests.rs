@@ -388,11 +388,17 @@ fn operands(x: &Tensor, w: &Tensor, msb: u8) -> PsgOperands {
     }
 }
 
-/// The plain 8-bit op: straight-through fake quantisers around candle's conv (stride 2, pad 1).
+/// The plain 8-bit op: straight-through fake quantisers around the conv the networks run
+/// (tensor-core's CPU kernel; stride 2, pad 1).
 fn plain_conv(x: &Var, w: &Var, ops: &PsgOperands) -> Tensor {
     let xq = straight_through(x.as_tensor(), &ops.xq).expect("ste");
     let wq = straight_through(w.as_tensor(), &ops.wq).expect("ste");
-    xq.conv2d(&wq, 1, 2, 1, 1).expect("conv")
+    let p = tensor_core::ops::Conv2dParams {
+        stride: 2,
+        padding: 1,
+        groups: 1,
+    };
+    tensor_core::ops::conv2d(&xq, &wq, None, p, tensor_core::ops::OpsBackend::Fast).expect("conv")
 }
 
 #[test]

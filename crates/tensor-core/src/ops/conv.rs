@@ -507,3 +507,36 @@ pub(super) fn conv2d(
         }
     })
 }
+
+/// Input and weight gradients of `conv2d(xs, w)` for the output gradient `dy`, outside autograd
+/// (each only when asked for; `xs` is read only for the weight gradient).
+pub(super) fn conv2d_backward(
+    xs: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    params: Conv2dParams,
+    (need_dx, need_dw): (bool, bool),
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let g = Geom::new(xs.dims(), w.dims(), params)?;
+    if dy.dims() != [g.b, g.d, g.oh, g.ow] {
+        return Err(Error::Shape {
+            what: "conv2d output gradient".into(),
+            expected: vec![g.b, g.d, g.oh, g.ow],
+            got: dy.dims().to_vec(),
+        });
+    }
+    let (xs, w, dy) = (xs.contiguous()?, w.contiguous()?, dy.contiguous()?);
+    let (dx, dw, _) = with_slice(&xs, |x| {
+        with_slice(&w, |ws| {
+            with_slice(&dy, |d| g.backward(x, ws, d, (need_dx, need_dw, false)))
+        })
+    })???;
+    let dev = xs.device();
+    let dx = dx
+        .map(|v| Tensor::from_vec(v, (g.b, g.c, g.h, g.w), dev))
+        .transpose()?;
+    let dw = dw
+        .map(|v| Tensor::from_vec(v, w.shape(), dev))
+        .transpose()?;
+    Ok((dx, dw))
+}

@@ -111,6 +111,67 @@ pub fn conv2d(
     })
 }
 
+/// Input and weight gradients of [`conv2d`] (without bias) for the output gradient `dy`,
+/// computed directly rather than through autograd, each only when asked for: for custom
+/// backward passes that differentiate a convolution of other operands than the forward's (the
+/// predictive sign gradients of E2-Train). `xs` is read only for the weight gradient.
+///
+/// With [`OpsBackend::Candle`] (or off the fast path) it differentiates candle's own conv.
+pub fn conv2d_backward(
+    xs: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    params: Conv2dParams,
+    need: (bool, bool),
+    backend: OpsBackend,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    if backend.fast_for(xs) && w.dtype() == DType::F32 && dy.dtype() == DType::F32 {
+        return conv::conv2d_backward(xs, w, dy, params, need);
+    }
+    if params.groups == 1 {
+        // candle's formulas, with the output padding its own conv backward lacks (rows or
+        // columns that no window reaches).
+        let (_, _, kh, kw) = w.dims4()?;
+        let dx = if need.0 {
+            // A transposed conv stops short of input rows and columns past the last window;
+            // its output padding brings them back (the larger of the two dimensions' shortfalls,
+            // then cut to the input size).
+            let (h, w_in) = (xs.dim(2)?, xs.dim(3)?);
+            let short = |size: usize, k: usize| {
+                (size + 2 * params.padding).saturating_sub(k) % params.stride.max(1)
+            };
+            let extra = short(h, kh).max(short(w_in, kw));
+            let dx = dy.conv_transpose2d(w, params.padding, extra, params.stride, 1)?;
+            Some(dx.narrow(2, 0, h)?.narrow(3, 0, w_in)?.contiguous()?)
+        } else {
+            None
+        };
+        let dw = if need.1 {
+            // Stride and dilation trade places in the weight gradient of a strided conv.
+            let gw = xs
+                .transpose(0, 1)?
+                .conv2d(&dy.transpose(0, 1)?, params.padding, 1, params.stride, 1)?
+                .transpose(0, 1)?;
+            Some(gw.narrow(2, 0, kh)?.narrow(3, 0, kw)?.contiguous()?)
+        } else {
+            None
+        };
+        return Ok((dx, dw));
+    }
+    // Grouped: differentiate `sum(conv(x, w) * dy)` with respect to fresh copies of the operands.
+    let x = crate::tensor::Var::from_tensor(&xs.detach())?;
+    let wv = crate::tensor::Var::from_tensor(&w.detach())?;
+    let ys = x.conv2d(&wv, params.padding, params.stride, 1, params.groups)?;
+    let grads = (ys * dy.detach())?.sum_all()?.backward()?;
+    let dx = if need.0 { grads.get(&x).cloned() } else { None };
+    let dw = if need.1 {
+        grads.get(&wv).cloned()
+    } else {
+        None
+    };
+    Ok((dx, dw))
+}
+
 /// Training-mode batch norm over `[b, c, h, w]` with batch statistics (biased variance for the
 /// normalisation), affine `gamma`, `beta` `[c]`, optionally followed by a ReLU. Returns the
 /// output and the batch statistics (mean and unbiased variance, for the running estimates).

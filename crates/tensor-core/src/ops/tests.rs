@@ -151,8 +151,69 @@ fn check_conv(case: ConvCase, seed: u64, x_needs_grad: bool) {
     }
 }
 
+/// `conv2d_backward` on both backends against autograd through the fast conv.
+fn check_conv_backward(case: ConvCase, seed: u64, need: (bool, bool)) {
+    let (b, groups, cg, dg, h, w, k, stride, padding, _) = case;
+    let (c, d) = (cg * groups, dg * groups);
+    let params = Conv2dParams {
+        stride,
+        padding,
+        groups,
+    };
+    let xs = randn(seed, "x", &[b, c, h, w]);
+    let ws = randn(seed, "w", &[d, cg, k, k]);
+    let x = Var::from_tensor(&xs).unwrap();
+    let wv = Var::from_tensor(&ws).unwrap();
+    let ys = conv2d(
+        x.as_tensor(),
+        wv.as_tensor(),
+        None,
+        params,
+        OpsBackend::Fast,
+    )
+    .unwrap();
+    let dy = randn(seed, "dy", ys.dims());
+    let grads = (&ys * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+    let ragged = (h + 2 * padding - k) % stride != 0 || (w + 2 * padding - k) % stride != 0;
+    for backend in [OpsBackend::Fast, OpsBackend::Candle] {
+        if backend == OpsBackend::Candle && groups > 1 && ragged {
+            // Autograd through candle's grouped conv fails on unreached rows (see check_conv).
+            continue;
+        }
+        let (dx, dw) = conv2d_backward(&xs, &ws, &dy, params, need, backend).unwrap();
+        assert_eq!(
+            (dx.is_some(), dw.is_some()),
+            need,
+            "{backend}: gradients asked for"
+        );
+        if let Some(dx) = dx {
+            assert_close(
+                &format!("{backend} input gradient {case:?}"),
+                &dx,
+                grads.get(&x).unwrap(),
+            );
+        }
+        if let Some(dw) = dw {
+            assert_close(
+                &format!("{backend} weight gradient {case:?}"),
+                &dw,
+                grads.get(&wv).unwrap(),
+            );
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn conv2d_backward_matches_autograd(
+        case in conv_case(),
+        seed in any::<u64>(),
+        need in (any::<bool>(), any::<bool>()),
+    ) {
+        check_conv_backward(case, seed, need);
+    }
 
     #[test]
     fn conv2d_matches_candle(case in conv_case(), seed in any::<u64>(), x_grad in any::<bool>()) {
