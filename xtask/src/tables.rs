@@ -38,6 +38,7 @@ pub fn run(args: &TablesArgs) -> Result<()> {
         );
     }
     let records = load(&records_dir)?;
+    let runs: usize = records.values().map(Vec::len).sum();
     let mut files = generate(&records)?;
     let readme_path = root.join("README.md");
     let readme = fs::read_to_string(&readme_path)
@@ -69,9 +70,8 @@ pub fn run(args: &TablesArgs) -> Result<()> {
     if args.check {
         if stale.is_empty() && extra.is_empty() {
             eprintln!(
-                "tables: {} files up to date with {} records",
+                "tables: {} files up to date with {runs} records",
                 files.len(),
-                records.len()
             );
             return Ok(());
         }
@@ -95,10 +95,9 @@ pub fn run(args: &TablesArgs) -> Result<()> {
         eprintln!("removed {}", p.display());
     }
     eprintln!(
-        "tables: {} of {} files changed, from {} records in {}",
+        "tables: {} of {} files changed, from {runs} records in {}",
         stale.len(),
         files.len(),
-        records.len(),
         records_dir.display()
     );
     Ok(())
@@ -277,7 +276,8 @@ impl Table {
 struct Section {
     title: String,
     intro: String,
-    tables: Vec<(String, Table)>,
+    /// `(file stem, caption printed above it, table)`.
+    tables: Vec<(String, String, Table)>,
     plots: Vec<(String, String, String)>,
     outro: String,
 }
@@ -324,8 +324,12 @@ pub fn generate(records: &Records) -> Result<Vec<Generated>> {
             readme.push_str(&s.intro);
             readme.push('\n');
         }
-        for (name, t) in &s.tables {
+        for (name, caption, t) in &s.tables {
             let md = t.to_markdown();
+            if !caption.is_empty() {
+                readme.push_str(caption);
+                readme.push_str("\n\n");
+            }
             readme.push_str(&md);
             readme.push_str(&format!(
                 "\n([{name}.csv]({RESULTS_DIR}/tables/{name}.csv))\n\n"
@@ -334,7 +338,11 @@ pub fn generate(records: &Records) -> Result<Vec<Generated>> {
                 path: Path::new(RESULTS_DIR)
                     .join("tables")
                     .join(format!("{name}.md")),
-                content: format!("# {}\n\n{md}", s.title),
+                content: if caption.is_empty() {
+                    format!("# {}\n\n{md}", s.title)
+                } else {
+                    format!("# {}\n\n{caption}\n\n{md}", s.title)
+                },
             });
             files.push(Generated {
                 path: Path::new(RESULTS_DIR)
@@ -519,7 +527,7 @@ fn geometry(runs: &[RunRecord]) -> Result<Section> {
     s.intro = "Weights and multiply-accumulates of every zoo model (conv and FC layers, biases \
                excluded), against the exact totals of energy-models.md B.10 where it gives them.\n"
         .into();
-    s.tables.push(("zoo-geometry".into(), t));
+    s.tables.push(("zoo-geometry".into(), String::new(), t));
     Ok(s)
 }
 
@@ -584,11 +592,11 @@ fn validation(runs: &[RunRecord]) -> Result<Section> {
             }
             t.row(row);
         }
-        s.intro.push_str(&format!(
-            "**{}**: {} of {} cells {} ({}, {}, modelled on {}).\n\n",
-            r.run, m.cells_within, m.cells, m.tolerance, m.source, m.unit, m.energy_model
-        ));
-        s.tables.push((format!("energy-{}", r.run), t));
+        let caption = format!(
+            "**{}** ({}; {}; modelled on {}): {} of {} cells {}.",
+            r.run, m.source, m.unit, m.energy_model, m.cells_within, m.cells, m.tolerance
+        );
+        s.tables.push((format!("energy-{}", r.run), caption, t));
     }
     s.outro =
         "Fig. 10 prices AlexNet with Krizhevsky's two-tower conv1 (two 48-filter convolutions \
@@ -618,8 +626,8 @@ fn baseline(runs: &[RunRecord]) -> Result<Section> {
         t.row(vec![
             plain(r.seed.to_string()),
             plain(m.history.len().to_string()),
-            plain(m.train_samples.to_string()),
-            plain(m.test_samples.to_string()),
+            plain(group(m.train_samples as u64)),
+            plain(group(m.test_samples as u64)),
             (
                 format!("{:.2}%", 100.0 * m.final_accuracy),
                 format!("{:.4}", 100.0 * m.final_accuracy),
@@ -642,7 +650,7 @@ fn baseline(runs: &[RunRecord]) -> Result<Section> {
                baseline recipe, tested on the full 10,000-image test set. The spec expects \
                97-98% from the 10k subset (sparse-projection.md §10).\n"
         .into();
-    s.tables.push(("baseline-lenet5".into(), t));
+    s.tables.push(("baseline-lenet5".into(), String::new(), t));
     Ok(s)
 }
 
@@ -671,7 +679,7 @@ impl Ord for BudgetKey {
         self.neg_budget
             .total_cmp(&o.neg_budget)
             .then(self.masks.cmp(&o.masks))
-            .then(o.method.cmp(&self.method))
+            .then(self.method.cmp(&o.method))
     }
 }
 
@@ -708,9 +716,8 @@ fn iclr19(runs: &[RunRecord]) -> Result<Section> {
         by_seed.into_values().collect()
     };
     let (dense_mean, dense_sd) = mean_sd(&dense);
-    let energy_model = parsed
-        .first()
-        .map_or("iclr19".to_string(), |p| p.1.energy_model.clone());
+    // The records name the evaluator that checked them; both evaluators are reported.
+    let energy_model = "iclr19, batch 1".to_string();
     let mut t = Table::new(&[
         ("budget", "budget"),
         ("masks", "masks"),
@@ -771,7 +778,7 @@ fn iclr19(runs: &[RunRecord]) -> Result<Section> {
     }
     let mut s = Section::new("Energy-constrained compression of LeNet-5 (`iclr19-lenet5`)");
     s.intro = format!(
-        "Energy modelled on {energy_model} (relative to the dense model; the relaxed evaluator \
+        "Energy modelled on {energy_model}, relative to the dense model (the relaxed evaluator \
          constrains, the exact one checks). Dense LeNet-5: {:.2}% ± {:.2} test accuracy over \
          seeds {}. Each budget runs the energy-weighted projection and magnitude pruning in the \
          same trainer at the same energy. The paper's LeNet-5 cells are not quoted (unverified \
@@ -787,7 +794,7 @@ fn iclr19(runs: &[RunRecord]) -> Result<Section> {
         ),
     );
     s.outro = iclr19_findings(&rows, dense_mean);
-    s.tables.push(("iclr19-lenet5".into(), t));
+    s.tables.push(("iclr19-lenet5".into(), String::new(), t));
     s.plots.push((
         "iclr19-lenet5-accuracy-energy".into(),
         "Test accuracy against relative energy, energy projection and magnitude pruning".into(),
@@ -944,12 +951,12 @@ fn eap(runs: &[RunRecord]) -> Result<Section> {
             }
         );
     }
-    s.tables.push(("eap-lenet5".into(), t));
+    s.tables.push(("eap-lenet5".into(), String::new(), t));
     // Per-layer energy of the first seed: dense, then each method.
     let first_seed = parsed.iter().map(|p| p.0.seed).min().unwrap_or(1);
     let mut bars: Vec<plot::Bar> = Vec::new();
     let mut layer_names: Vec<String> = Vec::new();
-    for (r, m) in parsed.iter().filter(|p| p.0.seed == first_seed) {
+    for (_, m) in parsed.iter().filter(|p| p.0.seed == first_seed) {
         if bars.is_empty() {
             layer_names = m.layers.iter().map(|l| l.name.clone()).collect();
             bars.push(plot::Bar {
@@ -958,7 +965,7 @@ fn eap(runs: &[RunRecord]) -> Result<Section> {
             });
         }
         bars.push(plot::Bar {
-            label: without_seed(&r.run),
+            label: m.method.clone(),
             values: m.layers.iter().map(|l| l.energy_pruned).collect(),
         });
     }
@@ -1030,7 +1037,7 @@ fn estimates(runs: &[RunRecord]) -> Result<Section> {
                (`eap-alexnet`, `eap-googlenet`), not run here.\n"
         .into();
     s.outro = format!("{}\n", findings.join("\n"));
-    s.tables.push(("eap-estimates".into(), t));
+    s.tables.push(("eap-estimates".into(), String::new(), t));
     Ok(s)
 }
 
@@ -1151,7 +1158,7 @@ fn e2train(runs: &[RunRecord]) -> Result<Section> {
         ));
     }
     s.outro = format!("{}\n", outro.join("\n"));
-    s.tables.push(("e2train-resnet".into(), t));
+    s.tables.push(("e2train-resnet".into(), String::new(), t));
     // Cumulative energy of the first seed, relative to the baseline's total.
     let seed = parsed.iter().map(|p| p.0.seed).min().unwrap_or(1);
     let base_total = base

@@ -103,6 +103,36 @@ proptest! {
 }
 
 #[test]
+fn host_quantiser_matches_the_candle_composition() -> TestResult {
+    // The one-pass host path against codes + dequantize (candle ops), bit for bit, with a
+    // scalar grid, a per-sample grid and a zero-scale sample.
+    let xs = random(&[4, 3, 5, 5], 7, 2.0);
+    let zero = Tensor::zeros((1, 3, 5, 5), DType::F32, &cpu())?;
+    let xs = Tensor::cat(&[&xs, &zero], 0)?;
+    for scale in [
+        crate::quantize::per_sample_max_abs(&xs)?,
+        Tensor::new(1.5f32, &cpu())?,
+    ] {
+        for (bits, signed) in [(8, true), (4, false), (2, true)] {
+            let g = TensorGrid::new(bits, &scale, signed)?;
+            let candle = g.dequantize(&g.codes(&xs)?)?;
+            assert_eq!(host(&g.quantize(&xs)?), host(&candle));
+            for m in 1..bits {
+                let step = 2f64.powi(i32::from(bits - m));
+                let top = 2f64.powi(i32::from(bits)) - 1.0;
+                let codes = round_ties_even(&(g.codes(&xs)? / step)?)?
+                    .affine(step, 0.0)?
+                    .clamp(0.0, top)?;
+                let candle = g.dequantize(&codes)?;
+                assert_eq!(host(&g.msb(&xs, m)?), host(&candle), "{bits} bits, msb {m}");
+            }
+            assert_eq!(host(&g.msb(&xs, bits)?), host(&g.quantize(&xs)?));
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn zero_tensor_quantises_to_zero() -> TestResult {
     let xs = Tensor::zeros(8, DType::F32, &cpu())?;
     let g = TensorGrid::new(8, &Tensor::new(0f32, &cpu())?, true)?;

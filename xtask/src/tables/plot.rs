@@ -190,7 +190,7 @@ pub fn stacked_bars(title: &str, segments: &[String], bars: &[Bar]) -> Result<St
             chart
                 .draw_series(std::iter::once(Text::new(
                     format!("{total:.2}"),
-                    (i as f64 + 0.4, total + y_max * 0.02),
+                    (i as f64 + 0.44, total + y_max * 0.04),
                     ("sans-serif", 13),
                 )))
                 .map_err(err)?;
