@@ -162,6 +162,221 @@ fn bucketed_prefix_matches_the_sorted_scan_on_large_inputs() {
     }
 }
 
+/// A seeded large instance for the bucketed path (`n ≥ BUCKETED_MIN`). Every cost mode keeps all
+/// partial sums exact (integers, or multiples of 2⁻¹⁰ below 2⁴³), so the bucketed path and the
+/// sorted scan must agree bit for bit.
+fn large_instance(seed: u64, n: usize, values_mode: u8, costs_mode: u8) -> (Vec<f32>, Vec<f64>) {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let values = (0..n)
+        .map(|_| {
+            let r = next();
+            match values_mode {
+                // Continuous, a tenth zeros.
+                0 if r % 10 == 0 => 0.0,
+                0 => ((r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32,
+                // Few levels: ties everywhere, the boundary bucket is one crowd of ties.
+                1 => ((r >> 8) % 9) as f32 * 0.25 - 1.0,
+                // All equal.
+                2 => 0.5,
+                // One key bucket of distinct scores: they differ only in low mantissa bits.
+                3 => 1.0 + ((r >> 8) % 64) as f32 * f32::EPSILON * 4.0,
+                // Mostly zeros, signed zeros among them.
+                _ if r % 20 > 1 => {
+                    if r % 2 == 0 {
+                        0.0
+                    } else {
+                        -0.0
+                    }
+                }
+                _ => ((r >> 8) % 1000) as f32 / 100.0 - 5.0,
+            }
+        })
+        .collect();
+    let costs = (0..n)
+        .map(|_| {
+            let r = next();
+            match costs_mode {
+                0 => [210.0, 654.0, 3732.0, 13_132.0][(r % 4) as usize],
+                // Wildly different magnitudes: 2⁻¹⁰ … 7·2²⁴.
+                1 => ((r >> 8) % 4 * 2 + 1) as f64 * 2f64.powi(((r >> 16) % 35) as i32 - 10),
+                // Uniform: with values mode 2, all scores are equal.
+                _ => 3.0,
+            }
+        })
+        .collect();
+    (values, costs)
+}
+
+/// Nonzero entries in rank order: score `w²/κ` descending, index ascending.
+fn ranked(values: &[f32], costs: &[f64]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..values.len()).filter(|&i| values[i] != 0.0).collect();
+    let score = |i: usize| f64::from(values[i]) * f64::from(values[i]) / costs[i];
+    idx.sort_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b)));
+    idx
+}
+
+#[test]
+fn bucketed_prefix_keeps_extreme_scores_in_order() {
+    // Scores that overflow to +∞ (huge weight, tiny cost) or underflow to 0 (tiny weight, huge
+    // cost) are valid and rank as their f64 quotients do; neither is an error.
+    let n = 6_000;
+    let mut values = Vec::with_capacity(n);
+    let mut costs = Vec::with_capacity(n);
+    for i in 0..n {
+        let (v, c) = match i % 5 {
+            0 => (1e30f32, 2f64.powi(-1000)),
+            1 => (1e-30f32, 2f64.powi(900)),
+            2 => (f32::MIN_POSITIVE / 8.0, 1.0),
+            3 => (-0.0, 5.0),
+            _ => ((i % 97) as f32 - 48.0, (i % 7 + 1) as f64),
+        };
+        values.push(v);
+        costs.push(c);
+    }
+    let total: f64 = costs.iter().sum();
+    for capacity in [0.0, 1.0, 5_000.0, 9_000.0, total] {
+        let (mut a, mut b) = (values.clone(), values.clone());
+        let oa = project_weighted_l0(&mut a, &costs, capacity, GreedyVariant::Prefix).unwrap();
+        let ob = project_prefix_sorted(&mut b, &costs, capacity).unwrap();
+        assert_eq!(a, b, "capacity {capacity}");
+        assert_eq!(oa, ob, "capacity {capacity}");
+    }
+}
+
+#[test]
+fn bucketed_prefix_reports_the_first_invalid_entry() {
+    // Large inputs are validated in blocks; the error still names the first invalid index, a
+    // weight before a cost at the same index, and leaves the values untouched.
+    let n = 3 * crate::projection::BUCKETED_MIN;
+    let (values, costs) = large_instance(3, n, 0, 0);
+    let cases: [(usize, f32, usize, f64); 5] = [
+        (4_000, f32::NAN, 9_000, -1.0),
+        (9_000, f32::INFINITY, 4_000, 0.0),
+        (5_000, f32::NEG_INFINITY, 5_000, f64::NAN),
+        (n - 1, 1.0, 7_777, f64::INFINITY),
+        (12, 0.0, 13, -0.0),
+    ];
+    for (vi, v, ci, c) in cases {
+        let (mut w, mut k) = (values.clone(), costs.clone());
+        w[vi] = v;
+        k[ci] = c;
+        let before = w.clone();
+        // The first invalid index, the weight checked before the cost.
+        let expect = (0..n).find_map(|i| {
+            if !w[i].is_finite() {
+                Some((true, i))
+            } else if !(k[i].is_finite() && k[i] > 0.0) {
+                Some((false, i))
+            } else {
+                None
+            }
+        });
+        match (
+            project_weighted_l0(&mut w, &k, 1e6, GreedyVariant::Prefix),
+            expect,
+        ) {
+            (Err(Error::NonFinite { index, .. }), Some((true, i)))
+            | (Err(Error::InvalidCost { index, .. }), Some((false, i))) => assert_eq!(index, i),
+            (other, _) => panic!("expected the error of {expect:?}, got {other:?}"),
+        }
+        assert_eq!(
+            w.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            before.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+    }
+}
+
+proptest! {
+    /// The boundary resolution (radix selection over the score bits) finds the same first
+    /// rejected item as a sort, also when scores share long bit prefixes and differ only in low
+    /// bits, which end-to-end inputs rarely produce.
+    #[test]
+    fn boundary_resolution_matches_sort(
+        digits in proptest::collection::vec((0u64..4, 0u64..4, 1u32..20, 1usize..3), 1..300),
+        shifts in (0u32..52, 0u32..52),
+        fraction in 0.0f64..1.0,
+    ) {
+        use crate::projection::{Item, first_rejected_in};
+        let base = 1.5f64.to_bits();
+        let mut index = 0;
+        let items: Vec<Item> = digits
+            .iter()
+            .map(|&(a, b, cost, gap)| {
+                index += gap;
+                Item {
+                    score: f64::from_bits(base ^ (a << shifts.0) ^ (b << shifts.1)),
+                    cost: f64::from(cost),
+                    index,
+                }
+            })
+            .collect();
+        let total: f64 = items.iter().map(|i| i.cost).sum();
+        let remaining = (total * fraction).floor();
+        let mut sorted = items.clone();
+        sorted.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
+        let mut left = remaining;
+        let expect = sorted.iter().find(|i| {
+            let misfit = i.cost > left;
+            left -= i.cost;
+            misfit
+        });
+        let got = first_rejected_in(&items, remaining);
+        prop_assert_eq!(Some(got.index), expect.map(|i| i.index));
+    }
+
+    /// The bucketed path equals the sorted scan on large inputs: ties at the boundary, all-equal
+    /// scores, near-equal scores within one bucket, zeros, costs spanning 2³⁴, and budgets equal
+    /// to a prefix sum of the rank order (the next item must then be the first rejected). The
+    /// collection window is only a hint: none, a wrong one, or the estimated one agree.
+    #[test]
+    fn bucketed_prefix_matches_sort_on_large_inputs(
+        seed in any::<u64>(),
+        extra in 0usize..8_000,
+        values_mode in 0u8..5,
+        costs_mode in 0u8..3,
+        budget_mode in 0u8..3,
+        pick in 0.0f64..=1.0,
+        window in (0u32..0x8000, 0u32..64),
+    ) {
+        let n = crate::projection::BUCKETED_MIN + extra;
+        let costs_mode = if values_mode == 2 { 2 } else { costs_mode };
+        let (values, costs) = large_instance(seed, n, values_mode, costs_mode);
+        let order = ranked(&values, &costs);
+        let k = ((order.len() as f64) * pick) as usize;
+        let prefix: f64 = order[..k].iter().map(|&i| costs[i]).sum();
+        let capacity = match budget_mode {
+            // Exactly the cost of the first k ranked entries.
+            0 => prefix,
+            // Just short of fitting entry k too.
+            1 => prefix + order.get(k).map_or(1.0, |&i| costs[i] / 2.0),
+            _ => costs.iter().sum::<f64>() * pick,
+        };
+        let mut expect = values.clone();
+        let oe = project_prefix_sorted(&mut expect, &costs, capacity).unwrap();
+        if budget_mode == 0 {
+            prop_assert_eq!(oe.kept, k);
+            prop_assert_eq!(oe.first_rejected, order.get(k).copied());
+        }
+        let mut got = values.clone();
+        let og = project_weighted_l0(&mut got, &costs, capacity, GreedyVariant::Prefix).unwrap();
+        prop_assert_eq!(&got, &expect);
+        prop_assert_eq!(og, oe);
+        let (lo, width) = window;
+        for w in [None, Some((lo, (lo + width).min(0x7fff)))] {
+            let mut got = values.clone();
+            let og = crate::projection::prefix_bucketed_with(&mut got, &costs, capacity, w).unwrap();
+            prop_assert_eq!(&got, &expect, "window {:?}", w);
+            prop_assert_eq!(og, oe, "window {:?}", w);
+        }
+    }
+}
+
 #[test]
 fn cache_tail_charges_the_smallest_entries() {
     let costs = WeightCosts {
