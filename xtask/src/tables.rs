@@ -1126,15 +1126,19 @@ fn e2train(runs: &[RunRecord]) -> Result<Section> {
     }
     let mut s = Section::new("E2-Train on a gated ResNet (`e2train-resnet`)");
     s.intro = format!(
-        "{} ({}) on {}, {} iterations of the quick schedule per run; savings are against \
-         standard training of the same backbone on the same nominal schedule, priced by the same \
-         function: {} (a proxy, not the paper's measured per-op energies). Accuracy differences \
-         are per seed against that seed's baseline.\n",
+        "`{}` on {}, {} iterations per run. Training energy is priced by `{}`{}; savings are \
+         against standard training of the same backbone on the same nominal schedule, priced by \
+         the same function. Accuracy differences are per seed against that seed's baseline; \
+         training time is the measured wall-clock of the training loop.\n",
         first.1.arch,
-        first.1.energy_model,
-        first.1.dataset,
+        first.1.dataset.to_uppercase(),
         first.1.iterations,
-        first.1.energy_label,
+        first.1.energy_model,
+        if first.1.energy_proxy {
+            " (a bit-product proxy, not the paper's measured per-op energies)"
+        } else {
+            ""
+        },
     );
     let mut outro = Vec::new();
     if let Some((saving, delta, _)) = summary.get("smd-slu-psg") {
