@@ -93,6 +93,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A gzip stream that inflates past [`MAX_INFLATED`](crate::idx::MAX_INFLATED) bytes.
+    #[error("{file}: gzip stream inflates past {limit} bytes (corrupt, or not a dataset file)")]
+    TooLarge {
+        /// The file.
+        file: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+
     /// A text file (class names) that is not UTF-8.
     #[error("{file}: not UTF-8 text")]
     NotUtf8 {

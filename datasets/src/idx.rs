@@ -20,6 +20,13 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 // Cap on the preallocation hint read from a gzip trailer, so a corrupt trailer cannot ask for an
 // absurd buffer up front (the decoder still grows the buffer as needed).
 const MAX_SIZE_HINT: usize = 1 << 28;
+// Deflate expands at most about 1032:1, so a trailer promising more than that (a corrupt one)
+// is not believed: a 20-byte file must not reserve 256 MiB.
+const MAX_DEFLATE_RATIO: usize = 1032;
+/// The most bytes [`inflate`] produces: the largest file of these datasets inflates to 47 MB
+/// (MNIST's training images), so anything past 1 GiB is a corrupt or hostile stream, reported as
+/// [`Error::TooLarge`] instead of exhausting memory.
+pub const MAX_INFLATED: u64 = 1 << 30;
 
 /// The images of an IDX file: `n` images of `rows × cols` bytes, row-major, 0 = background.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,25 +49,49 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
 /// Inflates `bytes` if they are gzip (multi-member streams included), borrows them otherwise.
 /// `file` names the input in errors.
 pub fn inflate<'a>(file: &str, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>> {
+    inflate_limited(file, bytes, MAX_INFLATED)
+}
+
+/// [`inflate`] with the output capped at `limit` bytes.
+pub(crate) fn inflate_limited<'a>(
+    file: &str,
+    bytes: &'a [u8],
+    limit: u64,
+) -> Result<Cow<'a, [u8]>> {
     if !is_gzip(bytes) {
         return Ok(Cow::Borrowed(bytes));
     }
-    // ISIZE, the last four bytes, is the inflated size modulo 2^32: a good capacity hint.
-    let hint = bytes
-        .len()
-        .checked_sub(4)
-        .and_then(|i| bytes.get(i..))
-        .and_then(|t| t.try_into().ok())
-        .map_or(0, |t: [u8; 4]| u32::from_le_bytes(t) as usize)
-        .min(MAX_SIZE_HINT);
-    let mut out = Vec::with_capacity(hint);
+    let mut out = Vec::with_capacity(size_hint(bytes, limit));
+    // One byte past the limit tells "exactly at the limit" from "more".
     flate2::read::MultiGzDecoder::new(bytes)
+        .take(limit.saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|source| Error::Gzip {
             file: file.to_string(),
             source,
         })?;
+    if out.len() as u64 > limit {
+        return Err(Error::TooLarge {
+            file: file.to_string(),
+            limit,
+        });
+    }
     Ok(Cow::Owned(out))
+}
+
+/// The capacity to reserve for inflating the gzip `bytes`: ISIZE, the last four bytes (the
+/// inflated size modulo 2^32), unless it is more than deflate can produce from this many bytes,
+/// the fixed cap, or `limit`.
+pub(crate) fn size_hint(bytes: &[u8], limit: u64) -> usize {
+    bytes
+        .len()
+        .checked_sub(4)
+        .and_then(|i| bytes.get(i..))
+        .and_then(|t| t.try_into().ok())
+        .map_or(0, |t: [u8; 4]| u32::from_le_bytes(t) as usize)
+        .min(MAX_SIZE_HINT)
+        .min(bytes.len().saturating_mul(MAX_DEFLATE_RATIO))
+        .min(usize::try_from(limit).unwrap_or(usize::MAX))
 }
 
 /// Parses an IDX image file (`0x00000803`, gzip or raw). The image count comes from the header

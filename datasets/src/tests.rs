@@ -723,6 +723,51 @@ fn corrupt_gzip() {
     assert!(parse_idx_labels(path, &flipped).is_err());
 }
 
+/// A gzip bomb is an error naming the file, not an allocation that takes the machine down.
+#[test]
+fn gzip_that_inflates_past_the_limit_is_an_error() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&[0u8; 4096]).unwrap();
+    let gz = gz.finish().unwrap();
+    assert_eq!(
+        crate::idx::inflate_limited("bomb.gz", &gz, 4096)
+            .unwrap()
+            .len(),
+        4096
+    );
+    match crate::idx::inflate_limited("bomb.gz", &gz, 4095) {
+        Err(err @ Error::TooLarge { limit: 4095, .. }) => {
+            assert!(err.to_string().contains("bomb.gz"), "{err}")
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    const { assert!(crate::idx::MAX_INFLATED >= 47_040_016) };
+}
+
+/// Found by the `idx` fuzz target (30 inputs a second instead of thousands): a 20-byte file
+/// whose corrupt trailer claimed 4 GiB reserved the 256 MiB cap for every attempt. The trailer
+/// is now believed only up to deflate's ratio.
+#[test]
+fn a_corrupt_gzip_trailer_does_not_reserve_a_huge_buffer() {
+    let mut tiny = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0];
+    tiny.extend(u32::MAX.to_le_bytes());
+    assert_eq!(
+        crate::idx::size_hint(&tiny, crate::idx::MAX_INFLATED),
+        20 * 1032
+    );
+    assert!(matches!(
+        parse_idx_labels("tiny.gz", &tiny),
+        Err(Error::Gzip { .. } | Error::LengthMismatch { .. })
+    ));
+    // A real file's trailer is believed.
+    let gz = embedded("mnist/t10k-labels-idx1-ubyte.gz");
+    assert_eq!(
+        crate::idx::size_hint(gz, crate::idx::MAX_INFLATED),
+        inflate("labels", gz).unwrap().len()
+    );
+}
+
 #[test]
 fn cifar_length_not_a_multiple() {
     let path = "cifar-10-batches-bin/test_batch.bin";

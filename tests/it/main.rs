@@ -4,6 +4,7 @@ mod datasets_embedded;
 mod determinism;
 mod e2_train_smoke;
 mod energy_goldens;
+mod faults;
 mod projection_end_to_end;
 mod prune_restore;
 mod zoo_geometry;

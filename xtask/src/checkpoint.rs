@@ -5,33 +5,16 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 use tensor_core::tensor::candle;
 use tensor_core::{Device, Tensor, Var};
 
 use crate::paths::write_atomic;
 
-/// Metadata stored in every checkpoint's safetensors header under the key `energy`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CheckpointMeta {
-    /// Architecture name (cnn-zoo `Arch`).
-    pub arch: String,
-    /// Dataset name.
-    pub dataset: String,
-    /// Epochs completed.
-    pub epoch: usize,
-    /// Run seed.
-    pub seed: u64,
-    /// Git revision of the code that wrote it.
-    pub git_revision: String,
-    /// The full run spec as JSON, for checking that a resume continues the same run.
-    pub spec: serde_json::Value,
-    /// Extra typed facts (masks, budget, energy estimate) added by later experiments.
-    #[serde(default)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
+mod meta;
 
-const META_KEY: &str = "energy";
+pub use meta::CheckpointMeta;
+use meta::META_KEY;
+
 const OPTIM_PREFIX: &str = "optimizer.";
 
 /// A loaded checkpoint.
@@ -70,23 +53,10 @@ pub fn save(
     write_atomic(path, &bytes)
 }
 
-fn meta_of(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
-    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
-        .with_context(|| format!("{} is not a safetensors file", path.display()))?;
-    let Some(json) = header.metadata().as_ref().and_then(|m| m.get(META_KEY)) else {
-        bail!(
-            "{} has no `{META_KEY}` metadata: not a checkpoint of this project",
-            path.display()
-        )
-    };
-    serde_json::from_str(json)
-        .with_context(|| format!("{} has malformed `{META_KEY}` metadata", path.display()))
-}
-
 /// Loads a checkpoint onto `device`.
 pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let meta = meta_of(path, &bytes)?;
+    let meta = meta::parse(&path.display().to_string(), &bytes)?;
     let all = candle::safetensors::load_buffer(&bytes, device)
         .with_context(|| format!("cannot load tensors from {}", path.display()))?;
     let (mut model, mut optimizer) = (HashMap::new(), HashMap::new());
@@ -125,6 +95,18 @@ pub fn restore_vars(path: &Path, ckpt: &Checkpoint, vars: &[(String, Var)]) -> R
                 path.display(),
                 t.dims(),
                 var.dims()
+            );
+        }
+        // A NaN in a checkpoint would only surface later as a "diverged" loss: name it here.
+        let magnitude = t
+            .abs()?
+            .to_dtype(tensor_core::DType::F64)?
+            .sum_all()?
+            .to_scalar::<f64>()?;
+        if !magnitude.is_finite() {
+            bail!(
+                "{}: tensor `{name}` holds NaN or infinite values",
+                path.display()
             );
         }
         var.set(&t.to_dtype(var.dtype())?)

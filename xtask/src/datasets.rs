@@ -93,11 +93,10 @@ fn maybe_inflate(name: &str, bytes: Vec<u8>) -> Result<Vec<u8>> {
     if !datasets::idx::is_gzip(&bytes) {
         return Ok(bytes);
     }
-    let mut out = Vec::new();
-    GzDecoder::new(bytes.as_slice())
-        .read_to_end(&mut out)
+    // The library's inflater caps the output, so a gzip bomb is an error, not an OOM kill.
+    let out = datasets::idx::inflate(name, &bytes)
         .with_context(|| format!("{name} is not a valid gzip file"))?;
-    Ok(out)
+    Ok(out.into_owned())
 }
 
 /// Verifies `raw` against the file's raw checksums and writes it into the cache atomically.

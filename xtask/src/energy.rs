@@ -171,7 +171,9 @@ fn from_checkpoint(arch: Arch, path: &Path) -> Result<Vec<LayerWorkload>> {
         .layers()
         .last()
         .and_then(|l| ckpt.model.get(&format!("{}.weight", l.name)))
-        .map(|t| t.dims()[0])
+        // A forged or foreign file may hold a scalar there: fall back, the shape checks below
+        // then name the tensor.
+        .and_then(|t| t.dims().first().copied())
         .unwrap_or(arch.default_classes());
     let net = if classes == arch.default_classes() {
         probe
@@ -374,6 +376,34 @@ mod tests {
         assert!(
             format!("{err:#}").contains("not of lenet5-caffe"),
             "{err:#}"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A checkpoint that says `lenet5` but holds a scalar as the last layer's weight is an error
+    /// naming a tensor (indexing its first dimension used to panic).
+    #[test]
+    fn forged_checkpoint_with_a_scalar_weight_is_an_error() {
+        let probe = zoo_network(Arch::Lenet5, 10).unwrap();
+        let last = format!("{}.weight", probe.layers().last().unwrap().name);
+        let scalar = tensor_core::Var::new(1f32, &Device::Cpu).unwrap();
+        let meta = checkpoint::CheckpointMeta {
+            arch: "lenet5".into(),
+            dataset: "mnist".into(),
+            epoch: 0,
+            seed: 0,
+            git_revision: "test".into(),
+            spec: serde_json::Value::Null,
+            extra: Default::default(),
+        };
+        let path = temp("forged.safetensors");
+        checkpoint::save(&path, &meta, &[(last, scalar)], &[]).unwrap();
+        let p = path.to_str().unwrap();
+        let err = render(&args(&["--arch", "lenet5", "--density-from", p])).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("forged.safetensors") && msg.contains("no tensor"),
+            "{msg}"
         );
         let _ = std::fs::remove_file(&path);
     }

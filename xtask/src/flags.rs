@@ -259,6 +259,10 @@ pub struct ReproduceArgs {
     /// Run only the runs whose id contains this text (e.g. `seed1`, `b0.2-proj`).
     #[arg(long, value_name = "TEXT")]
     pub filter: Option<String>,
+    /// Shrink every baseline training run to 256 records and 2 epochs: for the fault-injection
+    /// tests, which kill and resume real runs (the records' specs show the shrinking).
+    #[arg(long, hide = true)]
+    pub smoke: bool,
 }
 
 /// `cargo xtask energy`.

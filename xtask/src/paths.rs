@@ -29,6 +29,17 @@ pub fn dataset_cache() -> PathBuf {
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed and synced,
 /// then renamed over the target, so a crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_via(path, bytes, |tmp| fs::File::create(tmp))
+}
+
+/// [`write_atomic`] with the temporary file opened by `open` (given the temporary path), so a
+/// test can hand it a writer that fails like a full disk. Whatever fails, the target is left as
+/// it was and the temporary file is removed.
+fn write_atomic_via(
+    path: &Path,
+    bytes: &[u8],
+    open: impl FnOnce(&Path) -> std::io::Result<fs::File>,
+) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -39,15 +50,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .with_context(|| format!("{} has no file name", path.display()))?;
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}{TMP_MARK}{}",
         name.to_string_lossy(),
         std::process::id()
     ));
     let result = (|| -> Result<()> {
-        let mut f =
-            fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(bytes)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        let mut f = open(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(bytes).with_context(|| {
+            format!(
+                "cannot write {} ({} bytes for {})",
+                tmp.display(),
+                bytes.len(),
+                path.display()
+            )
+        })?;
         f.sync_all()
             .with_context(|| format!("cannot sync {}", tmp.display()))?;
         fs::rename(&tmp, path)
@@ -57,6 +73,57 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// What [`write_atomic`] puts between a file's name and the writer's process id.
+const TMP_MARK: &str = ".tmp-";
+
+/// Removes the temporary files that [`write_atomic`] calls of processes no longer running left
+/// under `root` (a `kill -9` between create and rename), and returns how many. Files of live
+/// processes are left alone, so a concurrent writer is not disturbed. Linux only (it asks
+/// `/proc`); elsewhere nothing is removed.
+pub fn remove_stale_temp_files(root: &Path) -> Result<usize> {
+    if !Path::new("/proc/self").exists() || !root.is_dir() {
+        return Ok(0);
+    }
+    let mut removed = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
+            let path = entry
+                .with_context(|| format!("cannot list {}", dir.display()))?
+                .path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let pid = name
+                .as_deref()
+                .filter(|n| n.starts_with('.'))
+                .and_then(|n| n.rsplit_once(TMP_MARK))
+                .and_then(|(_, pid)| pid.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove stale {}", path.display()))?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Creates `dir` if needed and checks that a file can be written in it, so a run fails before
+/// hours of work rather than at its first checkpoint.
+pub fn check_writable_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create output directory {}", dir.display()))?;
+    let probe = dir.join(format!(".write-probe{TMP_MARK}{}", std::process::id()));
+    write_atomic(&probe, b"probe")
+        .with_context(|| format!("output directory {} is not writable", dir.display()))?;
+    fs::remove_file(&probe).with_context(|| format!("cannot remove {}", probe.display()))
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.
@@ -88,3 +155,6 @@ pub fn git_revision() -> String {
         None => "unknown".into(),
     }
 }
+
+#[cfg(test)]
+mod tests;

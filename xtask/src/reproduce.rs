@@ -13,7 +13,9 @@ use tensor_core::{DType, Device, SeededInit};
 use crate::data::DataSource;
 use crate::experiments::{Experiment, RunContext, RunKind, RunSpec};
 use crate::flags::{ReproduceArgs, ScheduleArg, TrainArgs};
-use crate::paths::{default_out_dir, git_revision, write_json_atomic};
+use crate::paths::{
+    check_writable_dir, default_out_dir, git_revision, remove_stale_temp_files, write_json_atomic,
+};
 use crate::progress::Progress;
 use crate::train::{self, LrSchedule, TrainSpec};
 
@@ -40,6 +42,10 @@ pub struct RunRecord {
     pub wall_seconds: f64,
 }
 
+/// Training records and epochs of a baseline run under `--smoke`.
+const SMOKE_RECORDS: usize = 256;
+const SMOKE_EPOCHS: usize = 2;
+
 /// `cargo xtask reproduce`.
 pub fn run(args: &ReproduceArgs) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(default_out_dir);
@@ -60,10 +66,25 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
                 .as_ref()
                 .is_none_or(|f| r.id.contains(f.as_str()))
         })
+        .map(|mut r| {
+            if args.smoke
+                && let RunKind::Train(spec) = &mut r.kind
+            {
+                spec.train_limit = Some(SMOKE_RECORDS);
+                spec.epochs = spec.epochs.min(SMOKE_EPOCHS);
+            }
+            r
+        })
         .collect();
-    let (done, todo): (Vec<_>, Vec<_>) = runs
-        .into_iter()
-        .partition(|r| args.resume && record_path(&out, r).exists());
+    let mut done = Vec::new();
+    let mut todo = Vec::new();
+    for r in runs {
+        if args.resume && recorded(&out, &r)? {
+            done.push(r);
+        } else {
+            todo.push(r);
+        }
+    }
     if args.dry_run {
         for r in &todo {
             println!("run  {} / {}", r.experiment, r.id);
@@ -73,7 +94,18 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         }
         return Ok(());
     }
+    // Fail before any training if results could not be written; after a kill, clear the
+    // temporary files the killed process left (records and checkpoints themselves are whole).
+    check_writable_dir(&out)?;
     let progress = Progress::new();
+    if args.resume {
+        let removed = remove_stale_temp_files(&out)?;
+        if removed > 0 {
+            progress.println(format!(
+                "removed {removed} temporary file(s) left by an interrupted run"
+            ));
+        }
+    }
     progress.println(format!(
         "reproduce ({:?} profile): {} runs to do, {} already recorded, output in {}",
         args.profile,
@@ -190,6 +222,33 @@ fn summary_line(out: &Path, run: &RunSpec) -> Option<String> {
         "{:<34} {what}",
         format!("{}/{}", run.experiment, run.id)
     ))
+}
+
+/// Whether `run` has a record a resume may skip: one that parses and belongs to the same spec.
+/// A damaged or foreign record is an error naming it, never silently kept or overwritten.
+fn recorded(out: &Path, run: &RunSpec) -> Result<bool> {
+    let path = record_path(out, run);
+    if !path.exists() {
+        return Ok(false);
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let record: RunRecord = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a valid run record; delete it to run {} again",
+            path.display(),
+            run.id
+        )
+    })?;
+    if record.spec != *run {
+        bail!(
+            "{} records another spec of {} / {}; delete it or use another --out",
+            path.display(),
+            run.experiment,
+            run.id
+        );
+    }
+    Ok(true)
 }
 
 fn record_path(out: &Path, run: &RunSpec) -> PathBuf {
@@ -337,6 +396,7 @@ pub fn train_one(args: &TrainArgs) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(default_out_dir);
     let id = format!("{}-{}-seed{}", spec.arch, spec.dataset, spec.seed);
     let dir = out.join("train").join(&id);
+    check_writable_dir(&dir)?;
     let progress = Progress::new();
     let started = Instant::now();
     let mut obs = progress.run_observer(id.clone());

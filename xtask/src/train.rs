@@ -111,6 +111,14 @@ impl TrainSpec {
             );
         }
         self.optimizer.validate()?;
+        if self.train_limit == Some(0) {
+            bail!("the training limit must keep at least one record (got 0)");
+        }
+        if let LrSchedule::Step { gamma, .. } = self.schedule
+            && !(gamma.is_finite() && gamma > 0.0)
+        {
+            bail!("the step schedule's gamma must be finite and positive (got {gamma})");
+        }
         Ok(())
     }
 }
@@ -160,6 +168,12 @@ pub fn train(
     tensor_core::seed_device(&device, spec.seed)?;
     let train_set = SplitData::load(spec, Split::Train)?;
     let test_set = SplitData::load(spec, Split::Test)?;
+    // Means over no records would be NaN in the record, not an error.
+    for (split, data) in [("training", &train_set), ("test", &test_set)] {
+        if data.len() == 0 {
+            bail!("the {split} split of {} has no records", spec.dataset);
+        }
+    }
     let init = SeededInit::new(spec.seed);
     let vb = init.var_builder(DType::F32, &device);
     let [c, _, _] = train_set.sample_shape();
@@ -189,14 +203,32 @@ pub fn train(
             .map(|(name, _)| ckpt.optimizer.get(&format!("momentum.{name}")).cloned())
             .collect();
         opt.set_buffers(buffers)?;
-        history = serde_json::from_value(
-            ckpt.meta
-                .extra
-                .get(HISTORY_KEY)
-                .cloned()
-                .unwrap_or_default(),
-        )
-        .unwrap_or_default();
+        // The record is built from this history: a missing or short one would silently drop
+        // epochs from it, so both are errors.
+        let rows = ckpt
+            .meta
+            .extra
+            .get(HISTORY_KEY)
+            .cloned()
+            .with_context(|| format!("{} has no training history", ckpt_path.display()))?;
+        history = serde_json::from_value(rows)
+            .with_context(|| format!("{} has a malformed training history", ckpt_path.display()))?;
+        let epochs: Vec<usize> = history.iter().map(|h| h.epoch).collect();
+        if epochs != (0..ckpt.meta.epoch).collect::<Vec<_>>() {
+            bail!(
+                "{} says {} epochs are done but its history holds epochs {epochs:?}",
+                ckpt_path.display(),
+                ckpt.meta.epoch
+            );
+        }
+        if ckpt.meta.epoch > spec.epochs {
+            bail!(
+                "{} holds {} epochs, more than the {} of this run",
+                ckpt_path.display(),
+                ckpt.meta.epoch,
+                spec.epochs
+            );
+        }
         start_epoch = ckpt.meta.epoch;
     }
 
@@ -228,10 +260,9 @@ pub fn train(
             let loss_v = loss.to_scalar::<f32>()? as f64;
             if !loss_v.is_finite() {
                 bail!(
-                    "training loss became {loss_v} at epoch {} batch {b} (global step {iter}); \
-                     the last good checkpoint is {}",
+                    "training loss became {loss_v} at epoch {} batch {b} (global step {iter}); {}",
                     epoch + 1,
-                    ckpt_path.display()
+                    kept_checkpoint(&ckpt_path)
                 );
             }
             let grads = loss.backward()?;
@@ -253,6 +284,23 @@ pub fn train(
             }
         }
         let (test_accuracy, test_loss) = evaluate(net.as_ref(), &test_set, &device)?;
+        // The last step of an epoch can leave non-finite weights behind a finite loss: never
+        // let them overwrite the last good checkpoint.
+        if let Some(name) = first_non_finite(&vars)? {
+            bail!(
+                "parameter `{name}` became non-finite in epoch {} (by global step {}); {}",
+                epoch + 1,
+                (epoch + 1) * per_epoch - 1,
+                kept_checkpoint(&ckpt_path)
+            );
+        }
+        if !test_loss.is_finite() {
+            bail!(
+                "test loss became {test_loss} after epoch {}; {}",
+                epoch + 1,
+                kept_checkpoint(&ckpt_path)
+            );
+        }
         observer.on_eval(&EvalStats {
             epoch,
             split: "test".into(),
@@ -293,6 +341,33 @@ pub fn train(
         test_samples: test_set.len(),
         checkpoint: ckpt_path,
     })
+}
+
+/// What a failed run leaves: the checkpoint of the last completed epoch, if there is one.
+fn kept_checkpoint(path: &Path) -> String {
+    if path.exists() {
+        format!("the last good checkpoint {} is kept", path.display())
+    } else {
+        "no epoch completed, so no checkpoint was written".into()
+    }
+}
+
+/// The name of the first variable holding a NaN or an infinity, if any.
+pub fn first_non_finite(vars: &[(String, tensor_core::Var)]) -> Result<Option<String>> {
+    for (name, var) in vars {
+        // One reduction per variable: NaN and ±inf survive a sum of absolute values, and a
+        // finite f32 tensor of these sizes cannot overflow it in f64.
+        let sum = var
+            .as_tensor()
+            .abs()?
+            .to_dtype(DType::F64)?
+            .sum_all()?
+            .to_scalar::<f64>()?;
+        if !sum.is_finite() {
+            return Ok(Some(name.clone()));
+        }
+    }
+    Ok(None)
 }
 
 /// Top-1 accuracy and mean cross-entropy over a whole split, in eval mode.

@@ -39,9 +39,16 @@ pub struct ToolTensor {
 }
 
 impl ToolTensor {
-    /// `height·width·channels·maps`.
+    /// `height·width·channels·maps`, saturating at `u64::MAX` (never reached by a parsed line:
+    /// [`parse`] rejects sizes whose product overflows).
     pub fn entries(&self) -> u64 {
-        (self.height * self.width * self.channels * self.maps) as u64
+        self.checked_entries().unwrap_or(u64::MAX)
+    }
+
+    fn checked_entries(&self) -> Option<u64> {
+        [self.height, self.width, self.channels, self.maps]
+            .into_iter()
+            .try_fold(1u64, |n, v| n.checked_mul(u64::try_from(v).ok()?))
     }
 
     /// Nonzero fraction as a support: dense when nothing is zero.
@@ -342,6 +349,16 @@ pub fn parse(text: &str) -> Result<Vec<ToolLayer>> {
                 if v == 0 {
                     return Err(bad(line, field(k), "must be at least 1"));
                 }
+            }
+            if t.checked_entries().is_none() {
+                return Err(bad(
+                    line,
+                    field(0),
+                    format!(
+                        "{}x{}x{}x{} entries overflow a 64-bit count",
+                        t.height, t.width, t.channels, t.maps
+                    ),
+                ));
             }
             if t.zero_entries > t.entries() {
                 return Err(bad(

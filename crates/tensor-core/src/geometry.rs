@@ -135,10 +135,17 @@ impl LayerGeometry {
                 self.in_channels, self.out_channels, self.groups
             ));
         }
-        let (ph, pw) = (
-            self.in_h + 2 * self.padding.0,
-            self.in_w + 2 * self.padding.1,
-        );
+        // Checked: sizes come from files (MIT tool lines, checkpoints) and must not wrap.
+        let padded = |size: usize, pad: usize| pad.checked_mul(2)?.checked_add(size);
+        let (Some(ph), Some(pw)) = (
+            padded(self.in_h, self.padding.0),
+            padded(self.in_w, self.padding.1),
+        ) else {
+            return bad(format!(
+                "padding {:?} of a {}x{} input overflows",
+                self.padding, self.in_h, self.in_w
+            ));
+        };
         if self.kernel.0 > ph || self.kernel.1 > pw {
             return bad(format!(
                 "kernel {}x{} is larger than the padded input {ph}x{pw}",
@@ -155,6 +162,34 @@ impl LayerGeometry {
                 "an FC layer's kernel must cover its whole input, stride 1, no padding, one group"
                     .into(),
             );
+        }
+        // Every count the methods below return must fit in a usize, so none of them can wrap
+        // (or panic in a debug build) on a geometry that validated.
+        let positions = ((ph - self.kernel.0) / self.stride.0 + 1)
+            .checked_mul((pw - self.kernel.1) / self.stride.1 + 1);
+        let weights = self
+            .out_channels
+            .checked_mul(self.in_channels / self.groups)
+            .and_then(|v| v.checked_mul(self.kernel.0))
+            .and_then(|v| v.checked_mul(self.kernel.1));
+        let counts = [
+            self.in_channels
+                .checked_mul(self.in_h)
+                .and_then(|v| v.checked_mul(self.in_w)),
+            positions.and_then(|p| p.checked_mul(self.out_channels)),
+            weights.zip(positions).and_then(|(w, p)| w.checked_mul(p)),
+        ];
+        if counts.iter().any(Option::is_none) {
+            return bad(format!(
+                "{}x{}x{} input to {} channels with kernel {}x{}: the element or MAC count \
+                 overflows",
+                self.in_channels,
+                self.in_h,
+                self.in_w,
+                self.out_channels,
+                self.kernel.0,
+                self.kernel.1
+            ));
         }
         Ok(())
     }

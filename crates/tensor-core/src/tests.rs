@@ -34,6 +34,35 @@ fn invalid_geometry_is_an_error() {
     assert!(fc.validate().is_err());
 }
 
+/// Sizes read from a file (an MIT tool line) used to overflow `in_h + 2·padding` and the MAC
+/// product: a panic in debug builds, a wrapped count in release.
+#[test]
+fn geometry_whose_counts_overflow_is_an_error() {
+    let huge = usize::MAX / 2 + 1;
+    for g in [
+        LayerGeometry::conv(1, 8, 8, 1, (3, 3), (1, 1), (huge, 0), 1),
+        LayerGeometry::conv(1, 8, 8, huge, (3, 3), (1, 1), (0, 0), 1),
+        LayerGeometry::conv(
+            1 << 20,
+            1 << 20,
+            1 << 20,
+            1 << 20,
+            (1, 1),
+            (1, 1),
+            (0, 0),
+            1,
+        ),
+        LayerGeometry::fc(1 << 22, 1 << 22, 1 << 22, 1),
+    ] {
+        match g {
+            Err(Error::Geometry { reason }) => assert!(reason.contains("overflow"), "{reason}"),
+            other => panic!("expected a geometry error, got {other:?}"),
+        }
+    }
+    // The largest real layer (AlexNet fc6 as a conv) still validates.
+    assert!(LayerGeometry::fc(256, 6, 6, 4096).is_ok());
+}
+
 #[test]
 fn layer_config_checks_observed_output() {
     let cfg = LayerConfig::Conv {

@@ -148,6 +148,138 @@ fn diverging_loss_stops_with_the_step_named() {
         msg.contains("training loss became") && msg.contains("global step"),
         "{msg}"
     );
+    assert!(msg.contains("no checkpoint was written"), "{msg}");
     assert!(!dir.join("last.safetensors").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Divergence in epoch 2 (the rate jumps by 1e30 at the milestone): the error names the step,
+/// and the checkpoint of epoch 1 is kept exactly as a run that stopped there would leave it.
+#[test]
+fn divergence_after_a_good_epoch_keeps_its_checkpoint() {
+    let mut spec = small_spec(256, 2);
+    spec.schedule = LrSchedule::Step {
+        milestones: vec![1],
+        gamma: 1e30,
+    };
+    let dir = scratch("nan-epoch2");
+    let err = train(&spec, &dir, false, &mut tensor_core::NoopObserver).unwrap_err();
+    let msg = format!("{err}");
+    assert!(
+        msg.contains("epoch 2") && msg.contains("global step"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("last good checkpoint") && msg.contains("last.safetensors"),
+        "{msg}"
+    );
+    let ckpt = dir.join("last.safetensors");
+    let meta = checkpoint::load(&ckpt, &tensor_core::Device::Cpu)
+        .unwrap()
+        .meta;
+    assert_eq!(meta.epoch, 1);
+    let kept = model_tensors(&ckpt);
+    assert!(kept.iter().all(|(_, v)| v.iter().all(|x| x.is_finite())));
+
+    // Epoch 1 runs at the base rate either way: a one-epoch run gives the same weights.
+    let mut one = spec.clone();
+    one.epochs = 1;
+    let other = scratch("nan-epoch1-only");
+    let straight = train(&one, &other, false, &mut tensor_core::NoopObserver).unwrap();
+    assert_eq!(kept, model_tensors(&straight.checkpoint));
+    for d in [dir, other] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn non_finite_parameters_are_named() {
+    let finite = tensor_core::Var::new(&[1.0f32, -2.0], &tensor_core::Device::Cpu).unwrap();
+    let nan = tensor_core::Var::new(&[1.0f32, f32::NAN], &tensor_core::Device::Cpu).unwrap();
+    let inf = tensor_core::Var::new(&[f32::NEG_INFINITY], &tensor_core::Device::Cpu).unwrap();
+    let vars = |v: &[&tensor_core::Var]| -> Vec<(String, tensor_core::Var)> {
+        v.iter()
+            .enumerate()
+            .map(|(i, v)| (format!("v{i}"), (*v).clone()))
+            .collect()
+    };
+    assert_eq!(first_non_finite(&vars(&[&finite])).unwrap(), None);
+    assert_eq!(
+        first_non_finite(&vars(&[&finite, &nan]))
+            .unwrap()
+            .as_deref(),
+        Some("v1")
+    );
+    assert_eq!(
+        first_non_finite(&vars(&[&inf, &nan])).unwrap().as_deref(),
+        Some("v0")
+    );
+}
+
+/// Trains `spec` cut to one epoch into `dir`, then rewrites its checkpoint as if `spec` had
+/// written it, with `edit` applied to the metadata and the model tensors.
+fn forged_checkpoint(
+    spec: &TrainSpec,
+    dir: &Path,
+    edit: impl FnOnce(&mut CheckpointMeta, &mut Vec<(String, tensor_core::Var)>),
+) {
+    let mut one = spec.clone();
+    one.epochs = 1;
+    train(&one, dir, false, &mut tensor_core::NoopObserver).unwrap();
+    let path = dir.join("last.safetensors");
+    let ckpt = checkpoint::load(&path, &tensor_core::Device::Cpu).unwrap();
+    let mut meta = ckpt.meta.clone();
+    meta.spec = serde_json::to_value(spec).unwrap();
+    let mut vars: Vec<(String, tensor_core::Var)> = ckpt
+        .model
+        .iter()
+        .map(|(k, t)| (k.clone(), tensor_core::Var::from_tensor(t).unwrap()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    edit(&mut meta, &mut vars);
+    checkpoint::save(&path, &meta, &vars, &[]).unwrap();
+}
+
+/// A checkpoint whose history disagrees with its epoch count is refused on resume: the record
+/// would otherwise silently lose epochs.
+#[test]
+fn resume_refuses_a_checkpoint_with_a_short_history() {
+    let spec = small_spec(64, 2);
+    let dir = scratch("short-history");
+    forged_checkpoint(&spec, &dir, |meta, _| {
+        meta.extra.insert(HISTORY_KEY.into(), serde_json::json!([]));
+    });
+    let err = train(&spec, &dir, true, &mut tensor_core::NoopObserver).unwrap_err();
+    assert!(
+        format!("{err}").contains("history holds epochs []"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A checkpoint holding a NaN is refused on resume, naming the tensor, instead of surfacing
+/// later as a diverged loss.
+#[test]
+fn resume_refuses_a_checkpoint_with_nan_weights() {
+    let spec = small_spec(64, 2);
+    let dir = scratch("nan-ckpt");
+    forged_checkpoint(&spec, &dir, |_, vars| {
+        let (name, var) = &vars[0];
+        let mut v = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        v[0] = f32::NAN;
+        let t = tensor_core::Tensor::from_vec(v, var.dims(), &tensor_core::Device::Cpu).unwrap();
+        vars[0] = (name.clone(), tensor_core::Var::from_tensor(&t).unwrap());
+    });
+    let err = format!(
+        "{:#}",
+        train(&spec, &dir, true, &mut tensor_core::NoopObserver).unwrap_err()
+    );
+    assert!(err.contains("holds NaN or infinite values"), "{err}");
+    assert!(err.contains("last.safetensors"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -135,6 +135,32 @@ fn malformed_lines_name_line_and_field() {
     assert_eq!(parse(&format!("\n{good}\n\n")).unwrap().len(), 1);
 }
 
+/// Sizes whose product overflows a 64-bit count are errors naming the block, not a panic (debug)
+/// or a wrapped entry count (release); the same for a geometry whose MAC count overflows.
+#[test]
+fn sizes_that_overflow_are_format_errors() {
+    let big = "4294967296";
+    let line = format!("1 {big} {big} {big} 1 0 16 1 1 1 1 0 16 1 1 1 1 0 16 1 1 0 0 0 0");
+    match parse(&line) {
+        Err(Error::ToolFormat { line: 1, field, .. }) => assert_eq!(field, "ifmap.height"),
+        other => panic!("expected a format error, got {other:?}"),
+    }
+    // Each block fits in 64 bits, but padding the ifmap does not.
+    let pad = usize::MAX / 2 + 1;
+    let line = format!("1 4 4 1 1 0 16 3 3 1 1 0 16 2 2 1 1 0 16 1 1 {pad} {pad} 0 0");
+    match parse(&line) {
+        Err(Error::ToolFormat {
+            line: 1,
+            field,
+            reason,
+        }) => {
+            assert_eq!(field, "filter");
+            assert!(reason.contains("overflow"), "{reason}");
+        }
+        other => panic!("expected a format error, got {other:?}"),
+    }
+}
+
 proptest! {
     // Writing then parsing returns the same lines and geometries.
     #[test]
