@@ -87,32 +87,45 @@ pub fn remove_stale_temp_files(root: &Path) -> Result<usize> {
         return Ok(0);
     }
     let mut removed = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
-            let path = entry
-                .with_context(|| format!("cannot list {}", dir.display()))?
-                .path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            let pid = name
-                .as_deref()
-                .filter(|n| n.starts_with('.'))
-                .and_then(|n| n.rsplit_once(TMP_MARK))
-                .and_then(|(_, pid)| pid.parse::<u32>().ok());
-            if let Some(pid) = pid
-                && !Path::new(&format!("/proc/{pid}")).exists()
-            {
-                fs::remove_file(&path)
-                    .with_context(|| format!("cannot remove stale {}", path.display()))?;
-                removed += 1;
-            }
+    for path in files_under(root)? {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let pid = name
+            .as_deref()
+            .filter(|n| n.starts_with('.'))
+            .and_then(|n| n.rsplit_once(TMP_MARK))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            fs::remove_file(&path)
+                .with_context(|| format!("cannot remove stale {}", path.display()))?;
+            removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// Every file under `dir`, recursively, sorted; empty when `dir` does not exist.
+pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))? {
+            let path = entry
+                .with_context(|| format!("cannot list {}", d.display()))?
+                .path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Creates `dir` if needed and checks that a file can be written in it, so a run fails before

@@ -13,7 +13,7 @@ use crate::constrained::ConstrainedMetrics;
 use crate::e2train::E2TrainMetrics;
 use crate::eap::{EapMetrics, EstimateMetrics, EstimateRow};
 use crate::flags::TablesArgs;
-use crate::paths::{project_root, write_atomic};
+use crate::paths::{files_under, project_root, write_atomic};
 use crate::reproduce::RunRecord;
 use crate::train::TrainOutcome;
 use crate::validation::ValidationMetrics;
@@ -144,30 +144,15 @@ pub fn import(from: &Path, records_dir: &Path) -> Result<usize> {
     Ok(n)
 }
 
-/// Every file under `dir`, recursively, sorted; empty when `dir` does not exist.
+/// Every file under `dir` but hidden ones (the atomic writer's temporary files), sorted.
 fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    if !dir.exists() {
-        return Ok(out);
-    }
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))? {
-            let path = entry
-                .with_context(|| format!("cannot list {}", d.display()))?
-                .path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if !path
-                .file_name()
+    Ok(files_under(dir)?
+        .into_iter()
+        .filter(|p| {
+            !p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+        })
+        .collect())
 }
 
 /// Records by experiment name, each experiment's runs ordered by run id.
