@@ -135,6 +135,18 @@ impl E2TrainSpec {
     }
 }
 
+/// Run ids of one seed (without the `-seedN` suffix), in registry order: the methods of
+/// [`E2Method::ALL`] with SLU also run with real skipping after the masked SLU.
+pub const VARIANTS: [&str; 7] = [
+    "baseline",
+    "smd",
+    "slu",
+    "slu-gather",
+    "psg",
+    "smd-slu-psg",
+    "stochastic-depth",
+];
+
 const QUICK_ITERATIONS: usize = 150;
 const QUICK_BATCH: usize = 32;
 

@@ -430,11 +430,6 @@ fn plain(s: impl Into<String>) -> (String, String) {
     (s.clone(), s)
 }
 
-/// The seed of a run id ending in `seedN` (or containing `seedN-`).
-fn seed_of(r: &RunRecord) -> u64 {
-    r.seed
-}
-
 /// A run id without its seed part: `b0.3-proj-seed1` → `b0.3-proj`, `seed1-eap` → `eap`.
 fn without_seed(id: &str) -> String {
     id.split('-')
@@ -456,7 +451,7 @@ fn by_variant<K: Ord + Clone>(
     }
     let mut out: Vec<_> = groups.into_iter().collect();
     for (_, g) in &mut out {
-        g.sort_by_key(|r| seed_of(r));
+        g.sort_by_key(|r| r.seed);
     }
     out
 }
@@ -1039,15 +1034,7 @@ fn e2train(runs: &[RunRecord]) -> Result<Section> {
         .iter()
         .map(|r| Ok((r, metrics::<E2TrainMetrics>(r)?)))
         .collect::<Result<_>>()?;
-    let variants = [
-        "baseline",
-        "smd",
-        "slu",
-        "slu-gather",
-        "psg",
-        "smd-slu-psg",
-        "stochastic-depth",
-    ];
+    let variants = crate::e2train::VARIANTS;
     let group_of = |variant: &str| -> Vec<&(&RunRecord, E2TrainMetrics)> {
         let mut g: Vec<_> = parsed
             .iter()

@@ -65,6 +65,7 @@ fn both_profiles_expand_to_the_same_seeded_runs() {
             .flat_map(|s| variants.iter().map(move |v| format!("{v}-seed{s}")))
             .collect();
         assert_eq!(ids, expected);
+        assert_eq!(variants, VARIANTS);
         let specs: Vec<&E2TrainSpec> = runs
             .iter()
             .map(|r| match &r.kind {

@@ -373,6 +373,33 @@ impl Geom {
     }
 }
 
+impl Geom {
+    /// [`Geom::backward`] on contiguous f32 CPU tensors, with the gradients as tensors shaped
+    /// like the input, the weight and the bias.
+    fn gradients(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        dy: &Tensor,
+        needs: (bool, bool, bool),
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = with_slice(x, |xs| {
+            with_slice(w, |ws| {
+                with_slice(dy, |dys| self.backward(xs, ws, dys, needs))
+            })
+        })???;
+        let dev = x.device();
+        let dx = dx
+            .map(|v| Tensor::from_vec(v, (self.b, self.c, self.h, self.w), dev))
+            .transpose()?;
+        let dw = dw
+            .map(|v| Tensor::from_vec(v, w.shape(), dev))
+            .transpose()?;
+        let db = db.map(|v| Tensor::from_vec(v, self.d, dev)).transpose()?;
+        Ok((dx, dw, db))
+    }
+}
+
 /// The custom op: inputs `(x, w)` or `(x, w, bias)`.
 struct Conv2dOp {
     geom: Geom,
@@ -403,23 +430,8 @@ impl Conv2dOp {
             w.track_op(),
             bias.is_some_and(Tensor::track_op),
         );
-        let (dx, dw, db) = with_slice(x, |xs| {
-            with_slice(w, |ws| {
-                with_slice(&grad, |dys| g.backward(xs, ws, dys, needs))
-            })
-        })
-        .and_then(|r| r)
-        .and_then(|r| r)
-        .map_err(candle_core::Error::wrap)?;
-        let dev = x.device();
-        let dx = dx
-            .map(|v| Tensor::from_vec(v, (g.b, g.c, g.h, g.w), dev))
-            .transpose()?;
-        let dw = dw
-            .map(|v| Tensor::from_vec(v, w.shape(), dev))
-            .transpose()?;
-        let db = db.map(|v| Tensor::from_vec(v, g.d, dev)).transpose()?;
-        Ok((dx, dw, db))
+        g.gradients(x, w, &grad, needs)
+            .map_err(candle_core::Error::wrap)
     }
 }
 
@@ -526,17 +538,6 @@ pub(super) fn conv2d_backward(
         });
     }
     let (xs, w, dy) = (xs.contiguous()?, w.contiguous()?, dy.contiguous()?);
-    let (dx, dw, _) = with_slice(&xs, |x| {
-        with_slice(&w, |ws| {
-            with_slice(&dy, |d| g.backward(x, ws, d, (need_dx, need_dw, false)))
-        })
-    })???;
-    let dev = xs.device();
-    let dx = dx
-        .map(|v| Tensor::from_vec(v, (g.b, g.c, g.h, g.w), dev))
-        .transpose()?;
-    let dw = dw
-        .map(|v| Tensor::from_vec(v, w.shape(), dev))
-        .transpose()?;
+    let (dx, dw, _) = g.gradients(&xs, &w, &dy, (need_dx, need_dw, false))?;
     Ok((dx, dw))
 }
