@@ -29,6 +29,9 @@ use clap::Parser;
 fn main() -> Result<()> {
     keep_freed_memory();
     let flags = flags::Flags::parse();
+    if let flags::Cmd::Reproduce(args) = &flags.cmd {
+        reproduce::limit_elementwise_threads(args);
+    }
     // A first Ctrl-C asks running loops to stop at the next batch (checkpoints and records stay
     // whole); a second one exits at once.
     let _ = ctrlc::set_handler(|| {
@@ -53,7 +56,9 @@ fn main() -> Result<()> {
 /// Training frees and reallocates the same multi-megabyte activation buffers every step. By
 /// default glibc returns such blocks to the kernel (mmap above 128 KiB, heap trimming), so every
 /// step pays for fresh zeroed pages: a quarter of a conv's backward time. Serving blocks up to
-/// 32 MiB (glibc's maximum) from the heap and never trimming it keeps them for reuse.
+/// 32 MiB (glibc's maximum) from the heap and never trimming it keeps them for reuse. Parallel
+/// runs allocate from one arena: a thread's own arena unmaps each of its 64 MiB heaps as soon as
+/// it empties, whatever the trim threshold, and every batch then faulted in fresh pages again.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only adjusts allocator parameters; it is called before any other thread
@@ -61,5 +66,6 @@ fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }

@@ -159,6 +159,21 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     Ok(())
 }
 
+/// Parallel runs keep every core busy already. candle's elementwise thread pool serialises its
+/// calls behind one lock and spin-waits for its workers, so two runs sharing it spent a quarter
+/// of their CPU time spinning: with more than one job the pool gets no extra threads, unless
+/// `CANDLE_NUM_THREADS` says otherwise. The convolutions keep rayon's pool, which shares well.
+/// Must run before any tensor work (candle sizes the pool once) and before other threads exist.
+pub fn limit_elementwise_threads(args: &ReproduceArgs) {
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    if jobs > 1 && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: called first thing in `main`, while this is the only thread.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
+}
+
 /// One line on a recorded run's headline result, if it has a record.
 fn summary_line(out: &Path, run: &RunSpec) -> Option<String> {
     let text = std::fs::read_to_string(record_path(out, run)).ok()?;

@@ -51,9 +51,10 @@ impl QuantGrid {
         if self.delta == 0.0 {
             return 0.0;
         }
-        ((x - self.min) / self.delta)
-            .clamp(0.0, self.top_code())
-            .round_ties_even()
+        round_code(
+            ((x - self.min) / self.delta).clamp(0.0, self.top_code()),
+            self.bits,
+        )
     }
 
     /// Value of a code.
@@ -71,7 +72,7 @@ impl QuantGrid {
     /// 17 levels at b = 8, m = 4, as in the reference).
     pub fn msb_code(&self, code: f32, msb_bits: u8) -> f32 {
         let step = msb_step(self.bits, msb_bits);
-        ((code / step).round_ties_even() * step).clamp(0.0, self.top_code())
+        (round_code(code / step, self.bits) * step).clamp(0.0, self.top_code())
     }
 
     /// Fake-quantised MSB part of `x`.
@@ -80,12 +81,26 @@ impl QuantGrid {
     }
 }
 
+// Powers of two by shifting: exact like `powi`, without a libm call in every element's loop.
 fn levels(bits: u8) -> f32 {
-    2f32.powi(i32::from(bits))
+    (1u64 << bits.min(63)) as f32
 }
 
 fn msb_step(bits: u8, msb_bits: u8) -> f32 {
-    2f32.powi(i32::from(bits.saturating_sub(msb_bits)))
+    (1u64 << bits.saturating_sub(msb_bits).min(63)) as f32
+}
+
+/// Rounds a code `v ∈ [0, 2^bits − 1]` (or NaN) half to even. Below 2^23 adding and removing
+/// 2^23 rounds exactly so in the default rounding mode: the same values as `round_ties_even`
+/// without its libm call, so the quantisation loops vectorise.
+#[inline]
+pub(crate) fn round_code(v: f32, bits: u8) -> f32 {
+    const SHIFT: f32 = 8_388_608.0;
+    if bits <= 23 {
+        (v + SHIFT) - SHIFT
+    } else {
+        v.round_ties_even()
+    }
 }
 
 /// Rounds half to even, elementwise (candle's `round` rounds half away from zero).

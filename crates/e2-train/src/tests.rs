@@ -6,7 +6,9 @@ use tensor_core::tensor::{DType, Device, Tensor, Var};
 use tensor_core::testing::{assert_tensor_close, max_abs_diff};
 use tensor_core::{Iteration, Network, NoTaps, RecordingObserver, SeededInit, SgdConfig};
 
-use crate::quantize::{QuantGrid, TensorGrid, quantize_weights, round_ties_even, straight_through};
+use crate::quantize::{
+    QuantGrid, TensorGrid, quantize_weights, round_code, round_ties_even, straight_through,
+};
 use crate::sign_gradient::{
     FallbackCell, PsgConfig, PsgOperands, Threshold, psg_conv2d, psg_linear, select_gradient,
 };
@@ -42,6 +44,22 @@ fn round_ties_even_golden() -> TestResult {
     let xs = Tensor::new(&[0.5f32, 1.5, 2.5, 3.5, 2.4, 2.6, 0.0], &cpu())?;
     assert_eq!(host(&round_ties_even(&xs)?), [0., 2., 2., 4., 2., 3., 0.]);
     Ok(())
+}
+
+#[test]
+fn code_rounding_is_ties_to_even() {
+    // Every quarter step below 2^16 (ties included), the top of the 2^23 range, and NaN.
+    let small = (0..1u32 << 18).map(|k| k as f32 / 4.0);
+    let top = (0..4096u32).map(|k| (1u32 << 23) as f32 - k as f32 / 2.0);
+    for v in small.chain(top) {
+        assert_eq!(
+            round_code(v, 23).to_bits(),
+            v.round_ties_even().to_bits(),
+            "{v}"
+        );
+    }
+    assert!(round_code(f32::NAN, 8).is_nan());
+    assert_eq!(round_code(2.5e7, 31), 2.5e7);
 }
 
 #[test]
