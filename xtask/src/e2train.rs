@@ -30,75 +30,76 @@ use crate::train::TrainSpec;
 pub enum E2Method {
     /// Standard training: every batch, every block, ordinary gradients (8-bit forward as PSG's).
     Baseline,
+    /// The stochastic-depth baseline (Huang et al., final survival 0.5).
+    StochasticDepth,
     /// Stochastic mini-batch dropping alone.
     Smd,
     /// Selective layer update alone.
     Slu,
-    /// Predictive sign gradients alone.
-    Psg,
+    /// Mini-batch dropping and selective layer update.
+    SmdSlu,
     /// All three (the paper's E2-Train).
     SmdSluPsg,
-    /// The stochastic-depth baseline (Huang et al., final survival 0.5).
-    StochasticDepth,
+    /// Predictive sign gradients alone.
+    Psg,
 }
 
 impl E2Method {
     /// Every method, baseline first.
-    pub const ALL: [E2Method; 6] = [
+    #[cfg(test)]
+    pub const ALL: [E2Method; 7] = [
         E2Method::Baseline,
+        E2Method::StochasticDepth,
         E2Method::Smd,
         E2Method::Slu,
-        E2Method::Psg,
+        E2Method::SmdSlu,
         E2Method::SmdSluPsg,
-        E2Method::StochasticDepth,
+        E2Method::Psg,
     ];
 
     /// Short name, used in run ids.
     pub fn name(self) -> &'static str {
         match self {
             E2Method::Baseline => "baseline",
+            E2Method::StochasticDepth => "stochastic-depth",
             E2Method::Smd => "smd",
             E2Method::Slu => "slu",
-            E2Method::Psg => "psg",
+            E2Method::SmdSlu => "smd-slu",
             E2Method::SmdSluPsg => "smd-slu-psg",
-            E2Method::StochasticDepth => "stochastic-depth",
+            E2Method::Psg => "psg",
         }
     }
 
     /// The run's configuration derived from `full`, a preset with all three techniques on:
-    /// standard training is `full.baseline()`, each method adds its part back.
+    /// standard training is `full.baseline()`, each method adds its parts back.
     pub fn config(self, full: &E2TrainConfig) -> E2TrainConfig {
         let base = full.baseline();
-        match self {
-            E2Method::Baseline => base,
-            E2Method::Smd => E2TrainConfig {
-                smd: full.smd,
-                ..base
-            },
-            E2Method::Slu => {
-                let mut c = E2TrainConfig {
-                    slu: full.slu,
-                    ..base
-                };
-                c.model.gates = true;
-                c
-            }
-            E2Method::Psg => {
-                let mut c = base;
-                c.model.conv = full.model.conv;
-                c
-            }
-            E2Method::SmdSluPsg => full.clone(),
-            E2Method::StochasticDepth => E2TrainConfig {
-                stochastic_depth: Some(StochasticDepthConfig {
-                    final_survival: 0.5,
-                }),
-                // Whole blocks are dropped per batch, so gathering skips them for real at no
-                // cost to the gradients (there are no gates to train).
-                skip: SkipExecution::Gather,
-                ..base
-            },
+        let (smd, slu, psg) = match self {
+            E2Method::Baseline | E2Method::StochasticDepth => (false, false, false),
+            E2Method::Smd => (true, false, false),
+            E2Method::Slu => (false, true, false),
+            E2Method::SmdSlu => (true, true, false),
+            E2Method::SmdSluPsg => (true, true, true),
+            E2Method::Psg => (false, false, true),
+        };
+        let mut c = E2TrainConfig {
+            smd: if smd { full.smd } else { None },
+            slu: if slu { full.slu } else { None },
+            ..base
+        };
+        c.model.gates = slu;
+        if psg {
+            c.model.conv = full.model.conv;
         }
+        if self == E2Method::StochasticDepth {
+            c.stochastic_depth = Some(StochasticDepthConfig {
+                final_survival: 0.5,
+            });
+            // Whole blocks are dropped per batch, so gathering skips them for real at no cost
+            // to the gradients (there are no gates to train).
+            c.skip = SkipExecution::Gather;
+        }
+        c
     }
 }
 
@@ -135,60 +136,114 @@ impl E2TrainSpec {
     }
 }
 
-/// Run ids of one seed (without the `-seedN` suffix), in registry order: the methods of
-/// [`E2Method::ALL`] with SLU also run with real skipping after the masked SLU.
-pub const VARIANTS: [&str; 7] = [
-    "baseline",
-    "smd",
-    "slu",
-    "slu-gather",
-    "psg",
-    "smd-slu-psg",
-    "stochastic-depth",
+/// One row of an E2-Train experiment.
+struct Variant {
+    /// Run id without the `-seedN` suffix.
+    id: &'static str,
+    method: E2Method,
+    /// Whether every seed runs it (single-technique ablations run on the first seed only).
+    every_seed: bool,
+}
+
+const fn variant(id: &'static str, method: E2Method, every_seed: bool) -> Variant {
+    Variant {
+        id,
+        method,
+        every_seed,
+    }
+}
+
+/// The quick profile's rows: the comparison of the paper (standard training, stochastic depth,
+/// SMD, SMD + SLU, all three) on every seed, then SLU alone (real skipping: the wall-clock
+/// saving), and PSG alone on the first seed (its runs cost twice the baseline's CPU time).
+const QUICK_VARIANTS: [Variant; 7] = [
+    variant("baseline", E2Method::Baseline, true),
+    variant("stochastic-depth", E2Method::StochasticDepth, true),
+    variant("smd", E2Method::Smd, true),
+    variant("smd-slu", E2Method::SmdSlu, true),
+    variant("smd-slu-psg", E2Method::SmdSluPsg, true),
+    variant("slu", E2Method::Slu, true),
+    variant("psg", E2Method::Psg, false),
 ];
 
-const QUICK_ITERATIONS: usize = 150;
-const QUICK_BATCH: usize = 32;
+/// The full profile's rows (a GPU run each): the paper's comparison.
+const FULL_VARIANTS: [Variant; 5] = [
+    variant("baseline", E2Method::Baseline, true),
+    variant("stochastic-depth", E2Method::StochasticDepth, true),
+    variant("smd", E2Method::Smd, true),
+    variant("smd-slu", E2Method::SmdSlu, true),
+    variant("smd-slu-psg", E2Method::SmdSluPsg, true),
+];
 
-/// The runs of the E2-Train experiment, every variant on the same seeds and iterations. Quick: the
-/// crate's gated ResNet-8 preset (SMD 0.5, SLU target 50%, PSG reference defaults) on the
-/// embedded MNIST padded to 32x32 (9k records for training, 1k held out, the 10k test set), in
-/// [`QUICK_ITERATIONS`] iterations of [`QUICK_BATCH`]. Full: the paper's CIFAR-10 ResNet-74
-/// preset (45k/5k split, batch 128, 85,333 iterations, SLU target 50%).
+/// Run ids of the rows in table order (without the `-seedN` suffix), every profile's.
+pub const VARIANTS: [&str; 7] = [
+    "baseline",
+    "stochastic-depth",
+    "smd",
+    "smd-slu",
+    "smd-slu-psg",
+    "slu",
+    "psg",
+];
+
+/// Batch of the quick profile.
+const QUICK_BATCH: usize = 32;
+/// Evaluation batch. The network's weights are variables, so even an evaluation forward keeps
+/// every intermediate tensor alive until its logits are dropped: 3 GB at batch 500 for a
+/// ResNet-20, which the allocator handed back to the kernel and faulted in again every batch.
+const EVAL_BATCH: usize = 100;
+
+/// The runs of an E2-Train experiment, every variant of a seed on the same iterations.
+/// `e2train-mnist` (quick profile): e2-train's CPU ResNet-20 preset on the embedded MNIST padded
+/// to 32x32 (9k records for training, 1k held out, the 10k test set), batch [`QUICK_BATCH`],
+/// seeds 1 to 3. `e2train-cifar10-resnet74` and `e2train-cifar100-resnet110` (full profile):
+/// the paper's presets on the downloaded CIFAR (45k/5k split, batch 128), seed 1.
 pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Vec<RunSpec> {
-    let (full, dataset, data, train_records, val_records, batch) = match profile {
-        Profile::Quick => {
-            let mut c = E2TrainConfig::quick_cpu_resnet8();
-            c.model.in_channels = 1;
-            // CPU-sized (candle's CPU conv backward is slow): about half an epoch of the 9k
-            // records, the preset's decays at 1/2 and 3/4.
-            c.iterations = QUICK_ITERATIONS;
-            c.lr.milestones = vec![QUICK_ITERATIONS / 2, QUICK_ITERATIONS * 3 / 4];
-            // Evaluation runs after training, so the timed part is training alone.
-            c.eval_every = 0;
-            c.seed = 1;
-            (
-                c,
-                DatasetId::Mnist,
-                DataSource::Embedded,
-                9_000,
-                1_000,
-                QUICK_BATCH,
-            )
-        }
-        Profile::Full => {
-            let mut c = E2TrainConfig::paper_cifar10_resnet74(50.0);
-            c.seed = 1;
-            (c, DatasetId::Cifar10, ctx.full_data(), 45_000, 5_000, 128)
-        }
-    };
-    let spec = |method: E2Method, skip: Option<SkipExecution>| {
-        let mut config = method.config(&full);
-        if let Some(skip) = skip {
-            config.skip = skip;
-        }
+    let (full, dataset, data, train_records, val_records, batch, variants, seeds) =
+        match (experiment, profile) {
+            (Experiment::E2trainMnist, Profile::Quick) => {
+                let mut c = E2TrainConfig::quick_cpu_resnet20();
+                c.model.in_channels = 1;
+                // Evaluation runs after training, so the timed part is training alone.
+                c.eval_every = 0;
+                (
+                    c,
+                    DatasetId::Mnist,
+                    DataSource::Embedded,
+                    9_000,
+                    1_000,
+                    QUICK_BATCH,
+                    &QUICK_VARIANTS[..],
+                    &[1u64, 2, 3][..],
+                )
+            }
+            (Experiment::E2trainCifar10Resnet74, Profile::Full) => (
+                E2TrainConfig::paper_cifar10_resnet74(PAPER_SLU_TARGET),
+                DatasetId::Cifar10,
+                ctx.full_data(),
+                45_000,
+                5_000,
+                128,
+                &FULL_VARIANTS[..],
+                &[1u64][..],
+            ),
+            (Experiment::E2trainCifar100Resnet110, Profile::Full) => (
+                E2TrainConfig::paper_cifar100_resnet110(PAPER_SLU_TARGET),
+                DatasetId::Cifar100,
+                ctx.full_data(),
+                45_000,
+                5_000,
+                128,
+                &FULL_VARIANTS[..],
+                &[1u64][..],
+            ),
+            _ => return Vec::new(),
+        };
+    let spec = |v: &Variant, seed: u64| {
+        let mut config = v.method.config(&full);
+        config.seed = seed;
         E2TrainSpec {
-            method,
+            method: v.method,
             dataset,
             data: data.clone(),
             train_records,
@@ -198,40 +253,26 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Vec<R
             device: ctx.device,
         }
     };
-    let mut specs: Vec<(String, E2TrainSpec)> = E2Method::ALL
-        .iter()
-        .map(|&m| (m.name().to_string(), spec(m, None)))
-        .collect();
-    // Masked execution (the reference) computes every block, so only gathering can show SLU's
-    // saving in wall-clock time; its gates learn only from the samples that ran the block.
-    specs.insert(
-        3,
-        (
-            "slu-gather".into(),
-            spec(E2Method::Slu, Some(SkipExecution::Gather)),
-        ),
-    );
-    // Three seeds in the quick profile for the spread (the seed drives the initial weights, the
-    // data order, the drops and the gates); one in the full profile.
-    let seeds: &[u64] = match profile {
-        Profile::Quick => &[1, 2, 3],
-        Profile::Full => &[1],
-    };
+    // The seed drives the initial weights, the data order, the drops and the gates.
     seeds
         .iter()
-        .flat_map(|&seed| {
-            specs.iter().map(move |(id, spec)| {
-                let mut spec = spec.clone();
-                spec.config.seed = seed;
-                RunSpec {
+        .enumerate()
+        .flat_map(|(k, &seed)| {
+            variants
+                .iter()
+                .filter(move |v| k == 0 || v.every_seed)
+                .map(move |v| RunSpec {
                     experiment,
-                    id: format!("{id}-seed{seed}"),
-                    kind: RunKind::E2Train(Box::new(spec)),
-                }
-            })
+                    id: format!("{}-seed{seed}", v.id),
+                    kind: RunKind::E2Train(Box::new(spec(v, seed))),
+                })
         })
         .collect()
 }
+
+/// SLU target of the full-profile presets: the executed percentage the gates are pushed toward
+/// (decision 1: the paper's per-run values are unverified).
+const PAPER_SLU_TARGET: f64 = 50.0;
 
 /// Metrics of a finished run (the record's `metrics`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -433,7 +474,7 @@ pub fn run(spec: &E2TrainSpec, label: &str, progress: &Progress) -> Result<E2Tra
     let mut val = Records::new(
         &train_split,
         (n..n + v).collect(),
-        500,
+        EVAL_BATCH,
         seed,
         false,
         &device,
@@ -441,7 +482,7 @@ pub fn run(spec: &E2TrainSpec, label: &str, progress: &Progress) -> Result<E2Tra
     let mut test = Records::new(
         &test_split,
         (0..test_split.len()).collect(),
-        500,
+        EVAL_BATCH,
         seed,
         false,
         &device,

@@ -28,9 +28,14 @@ pub enum Experiment {
     /// ICLR'19 energy-constrained compression of LeNet-5 on MNIST-32: budgets 0.5 to 0.2 without
     /// masks, 0.15 and 0.1 with input masks, each against magnitude pruning at equal energy.
     Iclr19Lenet5,
-    /// E2-Train on a gated ResNet: standard training against SMD, SLU, PSG, all three and
-    /// stochastic depth, with training energy priced by energy-model's training model.
-    E2trainResnet,
+    /// E2-Train on a gated ResNet-20 and the embedded MNIST (quick profile): standard training
+    /// against stochastic depth, SMD, SMD + SLU and all three, plus single-technique ablations,
+    /// with training energy priced by energy-model's training model.
+    E2trainMnist,
+    /// E2-Train's ResNet-74 preset on CIFAR-10 (full profile; a GPU run).
+    E2trainCifar10Resnet74,
+    /// E2-Train's ResNet-110 preset on CIFAR-100 (full profile; a GPU run).
+    E2trainCifar100Resnet110,
     /// CVPR'17 energy-aware pruning of LeNet-5 on MNIST-32 against magnitude pruning under the
     /// same accuracy budget and fine-tuning, priced by the eyeriss model.
     EapLenet5,
@@ -45,12 +50,14 @@ pub enum Experiment {
 
 impl Experiment {
     /// Every experiment in registry order.
-    pub const ALL: [Experiment; 9] = [
+    pub const ALL: [Experiment; 11] = [
         Experiment::ZooGeometry,
         Experiment::EnergyValidation,
         Experiment::BaselineLenet5,
         Experiment::Iclr19Lenet5,
-        Experiment::E2trainResnet,
+        Experiment::E2trainMnist,
+        Experiment::E2trainCifar10Resnet74,
+        Experiment::E2trainCifar100Resnet110,
         Experiment::EapLenet5,
         Experiment::EapEstimates,
         Experiment::EapAlexnet,
@@ -64,7 +71,9 @@ impl Experiment {
             Experiment::EnergyValidation => "energy-validation",
             Experiment::BaselineLenet5 => "baseline-lenet5",
             Experiment::Iclr19Lenet5 => "iclr19-lenet5",
-            Experiment::E2trainResnet => "e2train-resnet",
+            Experiment::E2trainMnist => "e2train-mnist",
+            Experiment::E2trainCifar10Resnet74 => "e2train-cifar10-resnet74",
+            Experiment::E2trainCifar100Resnet110 => "e2train-cifar100-resnet110",
             Experiment::EapLenet5 => "eap-lenet5",
             Experiment::EapEstimates => "eap-estimates",
             Experiment::EapAlexnet => "eap-alexnet",
@@ -87,8 +96,14 @@ impl Experiment {
             Experiment::Iclr19Lenet5 => {
                 "energy-constrained LeNet-5 (iclr19 model), budgets 0.5..0.1 vs magnitude pruning"
             }
-            Experiment::E2trainResnet => {
-                "E2-Train gated ResNet: SMD/SLU/PSG/all/stochastic depth vs baseline (energy proxy)"
+            Experiment::E2trainMnist => {
+                "E2-Train gated ResNet-20 on MNIST-32: SD/SMD/SMD+SLU/all vs baseline (energy proxy)"
+            }
+            Experiment::E2trainCifar10Resnet74 => {
+                "full profile only: E2-Train ResNet-74 on CIFAR-10, paper preset (GPU recommended)"
+            }
+            Experiment::E2trainCifar100Resnet110 => {
+                "full profile only: E2-Train ResNet-110 on CIFAR-100, paper preset (GPU recommended)"
             }
             Experiment::EapLenet5 => {
                 "energy-aware vs magnitude pruning of LeNet-5, <= 1 point drop (eyeriss chip, N=16)"
@@ -145,7 +160,9 @@ impl Experiment {
                     .collect()
             }
             Experiment::Iclr19Lenet5 => iclr19_lenet5(self, profile, ctx),
-            Experiment::E2trainResnet => crate::e2train::runs(self, profile, ctx),
+            Experiment::E2trainMnist
+            | Experiment::E2trainCifar10Resnet74
+            | Experiment::E2trainCifar100Resnet110 => crate::e2train::runs(self, profile, ctx),
             Experiment::EapLenet5
             | Experiment::EapEstimates
             | Experiment::EapAlexnet

@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use crate::constrained::ConstrainedMetrics;
 use crate::e2train::E2TrainMetrics;
 use crate::eap::{EapMetrics, EstimateMetrics, EstimateRow};
+use crate::experiments::RunKind;
 use crate::flags::TablesArgs;
 use crate::paths::{files_under, project_root, write_atomic};
 use crate::reproduce::RunRecord;
@@ -290,7 +291,9 @@ pub fn generate(records: &Records) -> Result<Vec<Generated>> {
             "iclr19-lenet5" => iclr19(runs)?,
             "eap-lenet5" => eap(runs)?,
             "eap-estimates" => estimates(runs)?,
-            "e2train-resnet" => e2train(runs)?,
+            "e2train-mnist" | "e2train-cifar10-resnet74" | "e2train-cifar100-resnet110" => {
+                e2train(name, runs)?
+            }
             other => bail!("records of unknown experiment {other}"),
         };
         sections.push((order(name), section));
@@ -366,7 +369,9 @@ fn order(name: &str) -> usize {
         "iclr19-lenet5",
         "eap-lenet5",
         "eap-estimates",
-        "e2train-resnet",
+        "e2train-mnist",
+        "e2train-cifar10-resnet74",
+        "e2train-cifar100-resnet110",
     ]
     .iter()
     .position(|n| *n == name)
@@ -1022,14 +1027,28 @@ fn estimates(runs: &[RunRecord]) -> Result<Section> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// e2train-resnet
+// e2train-mnist (and the full-profile CIFAR experiments)
 // ---------------------------------------------------------------------------------------------
 
 /// Target of the E2-Train issue for SMD+SLU+PSG: saving and accuracy loss.
 const E2_TARGET_SAVING: f64 = 0.75;
 const E2_TARGET_DROP_POINTS: f64 = 2.0;
 
-fn e2train(runs: &[RunRecord]) -> Result<Section> {
+/// `gated-resnet20` → `ResNet-20`.
+fn resnet_name(arch: &str) -> String {
+    arch.rsplit_once("resnet")
+        .map_or_else(|| arch.to_string(), |(_, depth)| format!("ResNet-{depth}"))
+}
+
+/// Training batch of an E2-Train record.
+fn first_batch(record: &RunRecord) -> String {
+    match &record.spec.kind {
+        RunKind::E2Train(spec) => spec.batch.to_string(),
+        _ => "?".into(),
+    }
+}
+
+fn e2train(name: &str, runs: &[RunRecord]) -> Result<Section> {
     let parsed: Vec<(&RunRecord, E2TrainMetrics)> = runs
         .iter()
         .map(|r| Ok((r, metrics::<E2TrainMetrics>(r)?)))
@@ -1046,12 +1065,17 @@ fn e2train(runs: &[RunRecord]) -> Result<Section> {
     let base = group_of("baseline");
     let base_acc: BTreeMap<u64, f64> = base.iter().map(|p| (p.0.seed, p.1.test_accuracy)).collect();
     let base_secs: Vec<f64> = base.iter().map(|p| p.1.train_seconds).collect();
-    let first = parsed.first().context("no e2train-resnet records")?;
+    let first = parsed
+        .first()
+        .with_context(|| format!("no {name} records"))?;
     let mut t = Table::new(&[
         ("variant", "variant"),
         ("test accuracy (mean ± sd)", "test_accuracy_mean_percent"),
         ("vs baseline (points)", "vs_baseline_points"),
-        ("training-energy saving (proxy)", "saving_mean_percent"),
+        ("blocks executed (train)", "train_executed_percent_mean"),
+        ("training energy (MAC16)", "training_energy_mac16_mean"),
+        ("saving vs baseline", "saving_mean_percent"),
+        ("PSG fallback ρ", "psg_fallback_fraction_mean"),
         ("iterations run", "executed_iterations_mean"),
         ("training time (s)", "train_seconds_mean"),
         ("seeds", "seeds"),
@@ -1073,18 +1097,36 @@ fn e2train(runs: &[RunRecord]) -> Result<Section> {
             .collect();
         let saving: Vec<f64> = g.iter().map(|p| p.1.saving_vs_baseline).collect();
         let (sm, ssd) = mean_sd(&saving);
+        let energy: Vec<f64> = g.iter().map(|p| p.1.training_energy.total()).collect();
+        let executed: Vec<f64> = g.iter().map(|p| p.1.train_executed_percentage).collect();
+        let rho: Vec<f64> = g
+            .iter()
+            .filter_map(|p| p.1.mean_fallback_fraction)
+            .collect();
         let iters: Vec<f64> = g.iter().map(|p| p.1.executed_iterations as f64).collect();
         let secs: Vec<f64> = g.iter().map(|p| p.1.train_seconds).collect();
         let (dm, _) = mean_sd(&delta);
         summary.insert(v, (sm, dm, mean_sd(&secs).0));
+        let (em, esd) = mean_sd(&energy);
         t.row(vec![
             plain(g[0].1.method.clone()),
             pct_sd(&acc),
             (format!("{dm:+.2}"), format!("{dm:.4}")),
             (
+                format!("{:.1}%", mean_sd(&executed).0),
+                format!("{:.2}", mean_sd(&executed).0),
+            ),
+            (format!("{em:.3e} ± {esd:.1e}"), format!("{em:.6e}")),
+            (
                 format!("{:.1}% ± {:.1}", 100.0 * sm, 100.0 * ssd),
                 format!("{:.4}", 100.0 * sm),
             ),
+            if rho.is_empty() {
+                ("—".into(), String::new())
+            } else {
+                let r = mean_sd(&rho).0;
+                (format!("{r:.3}"), format!("{r:.5}"))
+            },
             (
                 format!("{:.0}/{}", mean_sd(&iters).0, g[0].1.iterations),
                 format!("{:.1}", mean_sd(&iters).0),
@@ -1096,15 +1138,20 @@ fn e2train(runs: &[RunRecord]) -> Result<Section> {
             plain(seeds_label(&g.iter().map(|p| p.0).collect::<Vec<_>>())),
         ]);
     }
-    let mut s = Section::new("E2-Train on a gated ResNet (`e2train-resnet`)");
+    let mut s = Section::new(format!(
+        "E2-Train on a gated {} (`{name}`)",
+        resnet_name(&first.1.arch)
+    ));
     s.intro = format!(
-        "`{}` on {}, {} iterations per run. Training energy is priced by `{}`{}; savings are \
-         against standard training of the same backbone on the same nominal schedule, priced by \
-         the same function. Accuracy differences are per seed against that seed's baseline; \
-         training time is the measured wall-clock of the training loop.\n",
+        "`{}` on {}, {} iterations of batch {} per run. Training energy is priced by `{}`{}; \
+         savings are against standard training of the same backbone on the same nominal \
+         schedule, priced by the same function. Blocks executed is the mean share of (gated \
+         block, sample) pairs that ran in training. Accuracy differences are per seed against \
+         that seed's baseline; training time is the measured wall-clock of the training loop.\n",
         first.1.arch,
         first.1.dataset.to_uppercase(),
         first.1.iterations,
+        first_batch(first.0),
         first.1.energy_model,
         if first.1.energy_proxy {
             " (a bit-product proxy, not the paper's measured per-op energies)"
@@ -1123,7 +1170,7 @@ fn e2train(runs: &[RunRecord]) -> Result<Section> {
             if met { "met" } else { "not met" }
         ));
     }
-    if let Some(g) = summary.get("slu-gather")
+    if let Some(g) = summary.get("slu")
         && !base_secs.is_empty()
     {
         outro.push(format!(
@@ -1134,7 +1181,7 @@ fn e2train(runs: &[RunRecord]) -> Result<Section> {
         ));
     }
     s.outro = format!("{}\n", outro.join("\n"));
-    s.tables.push(("e2train-resnet".into(), String::new(), t));
+    s.tables.push((name.into(), String::new(), t));
     // Cumulative energy of the first seed, relative to the baseline's total.
     let seed = parsed.iter().map(|p| p.0.seed).min().unwrap_or(1);
     let base_total = base
@@ -1160,7 +1207,7 @@ fn e2train(runs: &[RunRecord]) -> Result<Section> {
     }
     if !curves.is_empty() {
         s.plots.push((
-            "e2train-resnet-energy".into(),
+            format!("{name}-energy"),
             "Cumulative training energy per E2-Train variant".into(),
             plot::curves(
                 &format!(

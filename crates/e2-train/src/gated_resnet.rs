@@ -522,6 +522,16 @@ impl GatedResnet {
         names
     }
 
+    /// Weights of every conv, backbone then gate embeddings: under PSG with signs on, the
+    /// parameters updated with sign gradients.
+    pub fn conv_weights(&self) -> Vec<&Tensor> {
+        self.backbone_convs()
+            .into_iter()
+            .chain(&self.embeds)
+            .map(|c| &c.weight)
+            .collect()
+    }
+
     fn backbone_convs(&self) -> Vec<&QConv> {
         let mut v = vec![&self.conv1];
         for b in &self.blocks {

@@ -772,6 +772,70 @@ fn fully_dropped_run_does_nothing() {
 }
 
 #[test]
+fn sign_learning_rate_scales_only_sign_updated_weights() {
+    // Decision 11: one step from the same start with sign_lr_scale 1 and 1/4. Momentum starts at
+    // the first gradient, so a conv weight moves by exactly a quarter (up to rounding) and every
+    // other parameter (batch norm, FC, gate LSTM) moves identically.
+    let mut config = quick_config(ConvMode::Psg(PsgConfig::reference()), 1);
+    config.model.gates = true;
+    config.smd = None;
+    let start = {
+        let init = SeededInit::new(config.seed);
+        let _net = gated_resnet(config.model, init.var_builder(DType::F32, &cpu())).expect("net");
+        let mut vars = init.named_vars();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars.into_iter()
+            .map(|(n, v)| (n, host(v.as_tensor())))
+            .collect::<Vec<_>>()
+    };
+    let step = |scale: f64| {
+        let mut c = config.clone();
+        c.sign_lr_scale = scale;
+        let init = SeededInit::new(c.seed);
+        let net = gated_resnet(c.model, init.var_builder(DType::F32, &cpu())).expect("net");
+        let conv_ids: Vec<_> = net.conv_weights().iter().map(|w| w.id()).collect();
+        let mut vars = init.named_vars();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let params = vars.iter().map(|(_, v)| v.clone()).collect();
+        let run = TrainRun {
+            net: &net,
+            params,
+            train: &mut Synthetic::new(8, 4, 3),
+            eval: None,
+        };
+        train(run, &c, &mut RecordingObserver::default()).expect("train");
+        vars.iter()
+            .map(|(n, v)| {
+                let conv = conv_ids.contains(&v.as_tensor().id());
+                (n.clone(), conv, host(v.as_tensor()))
+            })
+            .collect::<Vec<_>>()
+    };
+    let (unit, quarter) = (step(1.0), step(0.25));
+    let mut convs = 0;
+    for ((s, (name, conv, a)), (_, _, b)) in start.iter().zip(&unit).zip(&quarter) {
+        assert_eq!(&s.0, name);
+        if !conv {
+            assert_eq!(a, b, "{name} is not sign-updated and must step as before");
+            continue;
+        }
+        convs += 1;
+        let mut moved = false;
+        for ((w0, w1), wq) in s.1.iter().zip(a).zip(b) {
+            let (d1, dq) = (w1 - w0, wq - w0);
+            moved |= d1 != 0.0;
+            assert!(
+                (dq - 0.25 * d1).abs() <= 1e-5 * d1.abs() + 1e-7,
+                "{name}: step {dq} is not a quarter of {d1}"
+            );
+        }
+        assert!(moved, "{name} did not move");
+    }
+    // Stem, 3 blocks x 2, 2 projection shortcuts, 2 gate embeddings.
+    assert_eq!(convs, 11);
+}
+
+#[test]
 fn zero_drop_probability_is_standard_training() {
     // S3: p = 0 reproduces training without SMD exactly.
     let mut config = quick_config(ConvMode::quantized8(), 3);

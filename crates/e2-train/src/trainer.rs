@@ -14,9 +14,11 @@
 //! The observer hears `on_batch_end` for executed iterations only (a dropped one has no loss);
 //! returning `Break` stops the run after that iteration.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 use tensor_core::tensor::nn;
-use tensor_core::tensor::{DType, Optimizer, Tensor, Var};
+use tensor_core::tensor::{DType, Optimizer, Tensor, TensorId, Var};
 use tensor_core::{
     BatchStats, EvalStats, Iteration, MomentumSgd, NoTaps, Observer, RunStart, SgdConfig,
     WorkLedger,
@@ -24,7 +26,7 @@ use tensor_core::{
 
 use crate::config::E2TrainConfig;
 use crate::error::{Error, Result, bad};
-use crate::gated_resnet::{ForwardOptions, GatedResnet, Gating, SkipExecution};
+use crate::gated_resnet::{ConvMode, ForwardOptions, GatedResnet, Gating, SkipExecution};
 use crate::minibatch_drop::MinibatchDrop;
 use crate::selective_update::{GateMode, compute_regulariser, executed_percentage};
 
@@ -248,13 +250,33 @@ pub fn train(
     if per_epoch == 0 {
         return Err(bad("train", "the batch source has no batches"));
     }
-    let mut sgd = MomentumSgd::with_config(
-        params,
-        SgdConfig {
-            lr: config.lr.lr(0),
-            ..config.sgd
-        },
-    )?;
+    // Sign-updated weights step with their own rate (decision 11); each optimiser only touches
+    // its own variables, so a scale of 1 trains exactly as one optimiser would.
+    let sign_scale = match config.model.conv {
+        ConvMode::Psg(c) if c.sign => Some(config.sign_lr_scale),
+        _ => None,
+    };
+    let signed: HashSet<TensorId> = match sign_scale {
+        Some(_) => net.conv_weights().iter().map(|w| w.id()).collect(),
+        None => HashSet::new(),
+    };
+    let (sign_params, params): (Vec<Var>, Vec<Var>) = params
+        .into_iter()
+        .partition(|v| signed.contains(&v.as_tensor().id()));
+    let optimiser = |vars, scale: f64| {
+        MomentumSgd::with_config(
+            vars,
+            SgdConfig {
+                lr: config.lr.lr(0) * scale,
+                ..config.sgd
+            },
+        )
+    };
+    let mut sgd = optimiser(params, 1.0)?;
+    let mut sign_sgd = match sign_scale {
+        Some(scale) if !sign_params.is_empty() => Some((optimiser(sign_params, scale)?, scale)),
+        _ => None,
+    };
     let mut drop = match config.smd {
         Some(s) => Some(MinibatchDrop::new(s, tensor_core::rng(config.seed, "smd"))?),
         None => None,
@@ -289,6 +311,9 @@ pub fn train(
         let (xs, ys) = source.batch(epoch, index)?;
         let lr = config.lr.lr(i);
         sgd.set_learning_rate(lr);
+        if let Some((opt, scale)) = sign_sgd.as_mut() {
+            opt.set_learning_rate(lr * *scale);
+        }
         let dropped = drop.as_mut().is_some_and(MinibatchDrop::next_dropped);
         let mut stop = false;
         if dropped {
@@ -318,6 +343,9 @@ pub fn train(
             }
             let grads = loss.backward()?;
             sgd.step_grads(&grads)?;
+            if let Some((opt, _)) = sign_sgd.as_mut() {
+                opt.step_grads(&grads)?;
+            }
             let work = net.layer_work(&out.executed, config.slu.is_some())?;
             outcome.ledger.record_executed(b, work)?;
             outcome.history.push(IterationLog {

@@ -2,7 +2,9 @@
 //! crate of the workspace reaches tensors through these paths.
 
 pub use candle_core::backprop::GradStore;
-pub use candle_core::{D, DType, Device, IndexOp, Module, ModuleT, Shape, Tensor, Var, WithDType};
+pub use candle_core::{
+    D, DType, Device, IndexOp, Module, ModuleT, Shape, Tensor, TensorId, Var, WithDType,
+};
 pub use candle_nn::{Optimizer, VarBuilder, VarMap};
 
 /// The tensor backend itself, for what the curated re-exports do not cover (custom ops,

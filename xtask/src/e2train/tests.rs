@@ -9,7 +9,7 @@ fn ctx() -> RunContext {
 
 #[test]
 fn methods_add_one_technique_each_to_standard_training() {
-    let full = E2TrainConfig::quick_cpu_resnet8();
+    let full = E2TrainConfig::quick_cpu_resnet20();
     let base = E2Method::Baseline.config(&full);
     assert_eq!(base, full.baseline());
     for method in E2Method::ALL {
@@ -31,8 +31,9 @@ fn methods_add_one_technique_each_to_standard_training() {
             E2Method::Baseline | E2Method::StochasticDepth => (false, false, false),
             E2Method::Smd => (true, false, false),
             E2Method::Slu => (false, true, false),
-            E2Method::Psg => (false, false, true),
+            E2Method::SmdSlu => (true, true, false),
             E2Method::SmdSluPsg => (true, true, true),
+            E2Method::Psg => (false, false, true),
         };
         assert_eq!(on, expected, "{}", method.name());
         assert_eq!(
@@ -44,46 +45,82 @@ fn methods_add_one_technique_each_to_standard_training() {
 }
 
 #[test]
-fn both_profiles_expand_to_the_same_seeded_runs() {
-    let variants = [
+fn quick_profile_runs_the_paper_rows_on_three_seeds_and_ablations_on_one() {
+    let quick = runs(Experiment::E2trainMnist, Profile::Quick, &ctx());
+    let ids: Vec<&str> = quick.iter().map(|r| r.id.as_str()).collect();
+    let every = [
         "baseline",
-        "smd",
-        "slu",
-        "slu-gather",
-        "psg",
-        "smd-slu-psg",
         "stochastic-depth",
+        "smd",
+        "smd-slu",
+        "smd-slu-psg",
+        "slu",
     ];
-    for (profile, seeds) in [
-        (Profile::Quick, &[1u64, 2, 3][..]),
-        (Profile::Full, &[1][..]),
-    ] {
-        let runs = runs(Experiment::E2trainResnet, profile, &ctx());
-        let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
-        let expected: Vec<String> = seeds
-            .iter()
-            .flat_map(|s| variants.iter().map(move |v| format!("{v}-seed{s}")))
-            .collect();
-        assert_eq!(ids, expected);
-        assert_eq!(variants, VARIANTS);
-        let specs: Vec<&E2TrainSpec> = runs
-            .iter()
-            .map(|r| match &r.kind {
-                RunKind::E2Train(s) => s.as_ref(),
-                other => panic!("unexpected run kind {other:?}"),
-            })
-            .collect();
-        // Every variant of one seed shares the iterations and the seed.
-        for (i, s) in specs.iter().enumerate() {
-            let first = specs[i - i % variants.len()];
-            assert_eq!(s.config.iterations, first.config.iterations);
-            assert_eq!(s.config.seed, seeds[i / variants.len()]);
-            assert_eq!(s.config.model.num_classes, s.dataset.num_classes());
-            assert!(s.config.clone().validate().is_ok());
+    let mut expected: Vec<String> = every.iter().map(|v| format!("{v}-seed1")).collect();
+    expected.push("psg-seed1".into());
+    for seed in [2, 3] {
+        expected.extend(every.iter().map(|v| format!("{v}-seed{seed}")));
+    }
+    assert_eq!(ids, expected);
+    assert_eq!(&VARIANTS[..every.len()], &every[..]);
+    assert_eq!(&VARIANTS[every.len()..], &["psg"]);
+    for r in &quick {
+        let RunKind::E2Train(s) = &r.kind else {
+            panic!("unexpected run kind {:?}", r.kind);
+        };
+        // Every run of the experiment shares the schedule; the seed is the id's.
+        assert_eq!(
+            s.config.iterations,
+            E2TrainConfig::quick_cpu_resnet20().iterations
+        );
+        assert!(r.id.ends_with(&format!("-seed{}", s.config.seed)));
+        assert_eq!(s.config.model.depth, 20);
+        assert_eq!(s.config.model.num_classes, s.dataset.num_classes());
+        assert!(matches!(s.data, DataSource::Embedded));
+        assert!(s.config.clone().validate().is_ok());
+        // Gated blocks are skipped for real.
+        if s.config.slu.is_some() || s.config.stochastic_depth.is_some() {
+            assert_eq!(s.config.skip, SkipExecution::Gather, "{}", r.id);
         }
-        assert_eq!(specs[3].config.skip, SkipExecution::Gather);
-        assert_eq!(specs[2].config.skip, SkipExecution::Masked);
-        let full = matches!(specs[0].data, DataSource::Dir(_));
-        assert_eq!(full, profile == Profile::Full);
+    }
+    assert!(runs(Experiment::E2trainMnist, Profile::Full, &ctx()).is_empty());
+}
+
+#[test]
+fn full_profile_runs_the_paper_presets_once() {
+    for (experiment, depth, dataset) in [
+        (Experiment::E2trainCifar10Resnet74, 74, DatasetId::Cifar10),
+        (
+            Experiment::E2trainCifar100Resnet110,
+            110,
+            DatasetId::Cifar100,
+        ),
+    ] {
+        assert!(runs(experiment, Profile::Quick, &ctx()).is_empty());
+        let full = runs(experiment, Profile::Full, &ctx());
+        let ids: Vec<&str> = full.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "baseline-seed1",
+                "stochastic-depth-seed1",
+                "smd-seed1",
+                "smd-slu-seed1",
+                "smd-slu-psg-seed1"
+            ]
+        );
+        for r in &full {
+            let RunKind::E2Train(s) = &r.kind else {
+                panic!("unexpected run kind {:?}", r.kind);
+            };
+            assert_eq!(s.config.model.depth, depth);
+            assert_eq!(s.dataset, dataset);
+            assert_eq!(s.config.model.num_classes, dataset.num_classes());
+            assert!(matches!(s.data, DataSource::Dir(_)));
+            assert_eq!(
+                (s.train_records, s.val_records, s.batch),
+                (45_000, 5_000, 128)
+            );
+        }
     }
 }
