@@ -146,11 +146,12 @@ const fn variant(id: &'static str, method: E2Method) -> Variant {
     Variant { id, method }
 }
 
-/// The quick profile's rows: the comparison of the paper (standard training, stochastic depth,
-/// SMD, SMD + SLU, all three) and SLU alone (real skipping: the wall-clock saving), on every
-/// seed. PSG alone is not among them: its runs cost twice the baseline's CPU time, more than the
-/// 30-minute budget of the quick profile leaves.
-const QUICK_VARIANTS: [Variant; 6] = [
+/// Every row in table order: the comparison of the paper (standard training, stochastic depth,
+/// SMD, SMD + SLU, all three), which is the full profile's, then SLU alone (real skipping: the
+/// wall-clock saving), which the quick profile adds; both run every row on every seed. PSG alone
+/// is not among them: its runs cost twice the baseline's CPU time, more than the 30-minute
+/// budget of the quick profile leaves.
+const ROWS: [Variant; 6] = [
     variant("baseline", E2Method::Baseline),
     variant("stochastic-depth", E2Method::StochasticDepth),
     variant("smd", E2Method::Smd),
@@ -159,24 +160,13 @@ const QUICK_VARIANTS: [Variant; 6] = [
     variant("slu", E2Method::Slu),
 ];
 
-/// The full profile's rows (a GPU run each): the paper's comparison.
-const FULL_VARIANTS: [Variant; 5] = [
-    variant("baseline", E2Method::Baseline),
-    variant("stochastic-depth", E2Method::StochasticDepth),
-    variant("smd", E2Method::Smd),
-    variant("smd-slu", E2Method::SmdSlu),
-    variant("smd-slu-psg", E2Method::SmdSluPsg),
-];
+/// The rows of the paper's comparison (the full profile's).
+const PAPER_ROWS: usize = 5;
 
 /// Run ids of the rows in table order (without the `-seedN` suffix), every profile's.
-pub const VARIANTS: [&str; 6] = [
-    "baseline",
-    "stochastic-depth",
-    "smd",
-    "smd-slu",
-    "smd-slu-psg",
-    "slu",
-];
+pub fn variant_ids() -> impl Iterator<Item = &'static str> {
+    ROWS.iter().map(|v| v.id)
+}
 
 /// Batch of the quick profile.
 const QUICK_BATCH: usize = 32;
@@ -191,6 +181,19 @@ const EVAL_BATCH: usize = 100;
 /// seeds 1 to 3. `e2train-cifar10-resnet74` and `e2train-cifar100-resnet110` (full profile):
 /// the paper's presets on the downloaded CIFAR (45k/5k split, batch 128), seed 1.
 pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Vec<RunSpec> {
+    let paper = |config, dataset| {
+        let (rows, seeds): (&[Variant], &[u64]) = (&ROWS[..PAPER_ROWS], &[1]);
+        (
+            config,
+            dataset,
+            ctx.full_data(),
+            45_000,
+            5_000,
+            128,
+            rows,
+            seeds,
+        )
+    };
     let (full, dataset, data, train_records, val_records, batch, variants, seeds) =
         match (experiment, profile) {
             (Experiment::E2trainMnist, Profile::Quick) => {
@@ -205,29 +208,17 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Vec<R
                     9_000,
                     1_000,
                     QUICK_BATCH,
-                    &QUICK_VARIANTS[..],
+                    &ROWS[..],
                     &[1u64, 2, 3][..],
                 )
             }
-            (Experiment::E2trainCifar10Resnet74, Profile::Full) => (
+            (Experiment::E2trainCifar10Resnet74, Profile::Full) => paper(
                 E2TrainConfig::paper_cifar10_resnet74(PAPER_SLU_TARGET),
                 DatasetId::Cifar10,
-                ctx.full_data(),
-                45_000,
-                5_000,
-                128,
-                &FULL_VARIANTS[..],
-                &[1u64][..],
             ),
-            (Experiment::E2trainCifar100Resnet110, Profile::Full) => (
+            (Experiment::E2trainCifar100Resnet110, Profile::Full) => paper(
                 E2TrainConfig::paper_cifar100_resnet110(PAPER_SLU_TARGET),
                 DatasetId::Cifar100,
-                ctx.full_data(),
-                45_000,
-                5_000,
-                128,
-                &FULL_VARIANTS[..],
-                &[1u64][..],
             ),
             _ => return Vec::new(),
         };

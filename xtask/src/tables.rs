@@ -1053,7 +1053,7 @@ fn e2train(name: &str, runs: &[RunRecord]) -> Result<Section> {
         .iter()
         .map(|r| Ok((r, metrics::<E2TrainMetrics>(r)?)))
         .collect::<Result<_>>()?;
-    let variants = crate::e2train::VARIANTS;
+    let variants: Vec<&str> = crate::e2train::variant_ids().collect();
     let group_of = |variant: &str| -> Vec<&(&RunRecord, E2TrainMetrics)> {
         let mut g: Vec<_> = parsed
             .iter()
@@ -1081,7 +1081,7 @@ fn e2train(name: &str, runs: &[RunRecord]) -> Result<Section> {
         ("seeds", "seeds"),
     ]);
     let mut summary: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
-    for v in variants {
+    for &v in &variants {
         let g = group_of(v);
         if g.is_empty() {
             continue;
@@ -1190,7 +1190,7 @@ fn e2train(name: &str, runs: &[RunRecord]) -> Result<Section> {
         .map(|p| p.1.baseline_energy.total())
         .unwrap_or(1.0);
     let mut curves = Vec::new();
-    for v in variants {
+    for &v in &variants {
         if let Some(p) = group_of(v).into_iter().find(|p| p.0.seed == seed)
             && !p.1.energy_curve.is_empty()
         {
