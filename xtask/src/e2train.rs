@@ -91,6 +91,15 @@ impl E2Method {
         if psg {
             c.model.conv = full.model.conv;
         }
+        if self == E2Method::Slu {
+            // SLU alone is the wall-clock row: blocks run only on the samples whose gate is on,
+            // and from the first iteration (a warm-up would run every block, which is the
+            // baseline's work).
+            c.skip = SkipExecution::Gather;
+            if let Some(s) = c.slu.as_mut() {
+                s.warmup = 0;
+            }
+        }
         if self == E2Method::StochasticDepth {
             c.stochastic_depth = Some(StochasticDepthConfig {
                 final_survival: 0.5,

@@ -254,6 +254,7 @@ fn zero_beta_regulariser_vanishes() -> TestResult {
     let off = SluConfig {
         target: 50.0,
         beta: 0.0,
+        warmup: 0,
     };
     assert!(compute_regulariser(&m, 100.0, &off)?.is_none());
     let on = SluConfig::with_target(50.0);
@@ -877,6 +878,7 @@ fn end_to_end_loss_decreases_and_saves_work() {
     config.slu = Some(SluConfig {
         target: 50.0,
         beta: 1e-3,
+        warmup: 0,
     });
     let mut data = Synthetic::new(8, 4, 3);
     let (out, _) = run(&config, &mut data);
@@ -901,6 +903,63 @@ fn end_to_end_loss_decreases_and_saves_work() {
             );
         }
     }
+}
+
+#[test]
+fn gates_engage_after_the_warmup() -> TestResult {
+    // During the warm-up every block runs, the ledger holds no gate work and the gates keep
+    // their initial values (no gradient reaches them: they are not computed); afterwards the
+    // gates decide and are priced.
+    let mut config = quick_config(ConvMode::quantized8(), 3);
+    config.smd = None;
+    config.skip = SkipExecution::Masked;
+    config.slu = Some(SluConfig {
+        target: 50.0,
+        beta: 1e-2,
+        warmup: 3,
+    });
+    let gate_values = |config: &E2TrainConfig| -> Vec<Vec<f32>> {
+        let init = SeededInit::new(config.seed);
+        let _net = gated_resnet(config.model, init.var_builder(DType::F32, &cpu())).expect("net");
+        let names: Vec<String> = init.named_vars().into_iter().map(|(n, _)| n).collect();
+        let (out, values) = run(config, &mut Synthetic::new(8, 4, 6));
+        assert_eq!(out.ledger.executed(), config.iterations as u64);
+        names
+            .iter()
+            .zip(values)
+            .filter(|(n, _)| n.starts_with("control.") || n.contains(".gate."))
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let trained = gate_values(&config);
+    let init = SeededInit::new(config.seed);
+    let _net = gated_resnet(config.model, init.var_builder(DType::F32, &cpu()))?;
+    let fresh: Vec<Vec<f32>> = init
+        .named_vars()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("control.") || n.contains(".gate."))
+        .map(|(_, v)| host(v.as_tensor()))
+        .collect();
+    assert!(!fresh.is_empty());
+    assert_eq!(trained, fresh);
+
+    config.iterations = 5;
+    let (out, _) = run(&config, &mut Synthetic::new(8, 4, 6));
+    let layers = |i: usize| match &out.ledger.iterations()[i] {
+        Iteration::Executed { layers, .. } => layers.clone(),
+        Iteration::Dropped => panic!("iteration {i} was dropped"),
+    };
+    let (net, _) = tiny(config.model.conv, true, 0);
+    for i in 0..3 {
+        assert_eq!(out.history[i].executed_percentage, Some(100.0));
+        let l = layers(i);
+        assert_eq!(l.len(), net.layers().len(), "iteration {i}: no gate work");
+        assert!(l.iter().all(|w| w.executed_fraction == 1.0));
+    }
+    for i in 3..5 {
+        assert_eq!(layers(i).len(), net.layers().len() + net.num_gates() + 1);
+    }
+    Ok(())
 }
 
 #[test]

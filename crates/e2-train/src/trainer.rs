@@ -5,8 +5,8 @@
 //! Per iteration `i` (the global index): pull batch `i` from the source (also when it is then
 //! dropped, so the data order moves on as in the reference); set the learning rate of index `i`;
 //! if SMD drops it, record `Dropped` and touch nothing else (decision 3: true skip, parameters
-//! and momentum untouched). Otherwise run the gated forward pass, the loss
-//! `CE + reg·β·Σ m` with SLU, one backward pass (PSG convs rewrite their own weight gradients
+//! and momentum untouched). Otherwise run the gated forward pass (every block, no gates, during
+//! the SLU warm-up: decision 16), the loss `CE + reg·β·Σ m` with SLU after it, one backward pass (PSG convs rewrite their own weight gradients
 //! inside it), one momentum-SGD step, and record each layer's work. Evaluations run every
 //! `eval_every` global iterations whether or not that iteration was dropped (decision 12), and
 //! at the end, with deterministic gates and real skipping over every sample of the source.
@@ -326,10 +326,20 @@ pub fn train(
             });
         } else {
             let b = check_batch(net, &xs, &ys)?;
+            let warming = config.slu.is_some_and(|s| i < s.warmup);
+            let opts = if warming {
+                ForwardOptions {
+                    gating: Gating::AllOn,
+                    ..opts
+                }
+            } else {
+                opts
+            };
             let out = net.forward_gated(&xs, &opts, &mut gate_rng, &mut NoTaps)?;
             let cp = executed_percentage(&out.decisions);
             let mut loss = nn::loss::cross_entropy(&out.logits, &ys)?;
             if let Some(slu) = &config.slu
+                && !warming
                 && let Some(reg) = compute_regulariser(&out.masks, cp, slu)?
             {
                 loss = (loss + reg)?;
@@ -346,7 +356,7 @@ pub fn train(
             if let Some((opt, _)) = sign_sgd.as_mut() {
                 opt.step_grads(&grads)?;
             }
-            let work = net.layer_work(&out.executed, config.slu.is_some())?;
+            let work = net.layer_work(&out.executed, config.slu.is_some() && !warming)?;
             outcome.ledger.record_executed(b, work)?;
             outcome.history.push(IterationLog {
                 iteration: i,
