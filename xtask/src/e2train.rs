@@ -177,8 +177,9 @@ pub fn variant_ids() -> impl Iterator<Item = &'static str> {
     ROWS.iter().map(|v| v.id)
 }
 
-/// Batch of the quick profile.
-const QUICK_BATCH: usize = 32;
+/// Batch of the quick profile. On a CPU core a batch of 16 trains a ResNet-20 faster per image
+/// than one of 32 (its activations stay in cache), and gives twice the updates per image.
+const QUICK_BATCH: usize = 16;
 /// Evaluation batch. The network's weights are variables, so even an evaluation forward keeps
 /// every intermediate tensor alive until its logits are dropped: 3 GB at batch 500 for a
 /// ResNet-20, which the allocator handed back to the kernel and faulted in again every batch.

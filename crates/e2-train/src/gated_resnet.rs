@@ -648,7 +648,9 @@ impl GatedResnet {
                 match (opts.gating, control) {
                     (_, Some((c, gm))) => {
                         let embed = &self.embeds[k - 1];
-                        let feat = ys.mean_keepdim(2)?.mean_keepdim(3)?;
+                        // Width first: candle reduces the last dimension on a fast path, any
+                        // other one element by element.
+                        let feat = ys.mean_keepdim(3)?.mean_keepdim(2)?;
                         let feat = embed.forward(&feat, train, mode)?.flatten_from(1)?;
                         let st = match state.take() {
                             Some(st) => st,
@@ -692,7 +694,7 @@ impl GatedResnet {
             }
             ys = block.forward(&ys, m.as_ref(), hard.as_deref(), opts, mode, taps)?;
         }
-        let pooled = ys.mean_keepdim(2)?.mean_keepdim(3)?;
+        let pooled = ys.mean_keepdim(3)?.mean_keepdim(2)?;
         let replaced = taps.pre(self.fc_id, &pooled)?;
         let pooled = replaced.as_ref().unwrap_or(&pooled);
         let logits = nn::Module::forward(&self.fc, &pooled.flatten_from(1)?)?;
@@ -891,10 +893,7 @@ impl Block {
         if active.is_empty() {
             return self.shortcut(xs, train, mode, taps);
         }
-        let inactive: Vec<u32> = (0..b as u32).filter(|&i| hard[i as usize] <= 0.5).collect();
-        let dev = xs.device();
-        let ia = Tensor::new(active.as_slice(), dev)?;
-        let ii = Tensor::new(inactive.as_slice(), dev)?;
+        let ia = Tensor::new(active.as_slice(), xs.device())?;
         // Index-select needs contiguous storage; a training-mode batch norm (a projection
         // shortcut, or a previous block skipped for every sample) returns a transposed view.
         let xs = xs.contiguous()?;
@@ -902,14 +901,12 @@ impl Block {
         let s = self.shortcut(&xs, train, mode, taps)?.contiguous()?;
         let sa = s.index_select(&ia, 0)?;
         let full = (r + &sa)?.relu()?;
-        let on = blend(&full, &sa, &m.index_select(&ia, 0)?)?;
-        let off = s.index_select(&ii, 0)?;
-        let mut inverse = vec![0u32; b];
-        for (pos, &i) in active.iter().chain(&inactive).enumerate() {
-            inverse[i as usize] = pos as u32;
-        }
-        let inverse = Tensor::new(inverse.as_slice(), dev)?;
-        Ok(Tensor::cat(&[on, off], 0)?.index_select(&inverse, 0)?)
+        // The shortcut plus `m·(Block − shortcut)` added into the active rows: `Block` where the
+        // gate is on (m = 1), the shortcut elsewhere, and the gates keep their straight-through
+        // gradient. One scatter instead of blending, concatenating and reordering the batch.
+        let m = m.index_select(&ia, 0)?;
+        let delta = (full - &sa)?.broadcast_mul(&m.reshape((active.len(), 1, 1, 1))?)?;
+        Ok(s.index_add(&ia, &delta, 0)?)
     }
 }
 

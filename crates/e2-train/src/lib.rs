@@ -45,8 +45,8 @@
 //!    vector, no 0.51 G constant).
 //! 5. The regulariser is the reference's sum over samples with a bang-bang sign. Its strength β
 //!    is a setting: the paper presets keep the reference's 1e-5; the CPU preset
-//!    ([`E2TrainConfig::quick_cpu_resnet20`]) uses 1e-3, because at batch 32 and a few hundred
-//!    iterations 1e-5 does not hold the executed share near its target.
+//!    ([`E2TrainConfig::quick_cpu_resnet20`]) uses 1e-2, because at batch 16 and a few
+//!    thousand iterations 1e-5 does not hold the executed share near its target.
 //! 6. Evaluation uses deterministic gates (`π > 0.5`), every sample, and the training `cp`
 //!    formula.
 //! 7. The running activation scale for evaluation keeps the reference's reversed momentum
