@@ -82,7 +82,7 @@
 //!     warm-up every block runs on every sample, the gates are not computed (so they neither
 //!     train nor cost anything) and the regulariser is off; the ledger prices exactly that, so
 //!     the warm-up's full cost counts against the saving. The paper presets keep 0; the CPU
-//!     preset warms up for its first sixth.
+//!     preset warms up for its first tenth.
 //!
 //! Also: the output gradient's quantisation (`grad_bits`) applies to the accurate weight
 //! gradient only, so the input gradient passed on is the plain 8-bit op's for every setting.

@@ -17,7 +17,7 @@ pub struct SluConfig {
     pub target: f64,
     /// Regulariser strength β. Reference: 1e-5; finite, ≥ 0 (0 turns the regulariser off).
     pub beta: f64,
-    /// Global iterations, dropped ones included, before the gates engage (decision 14): until
+    /// Global iterations, dropped ones included, before the gates engage (decision 16): until
     /// then every block runs for every sample, the gates are neither computed nor trained and the
     /// regulariser is off, and the ledger records exactly that. Reference: 0 (gates from the
     /// first iteration).

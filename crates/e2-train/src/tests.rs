@@ -918,12 +918,14 @@ fn gates_engage_after_the_warmup() -> TestResult {
         beta: 1e-2,
         warmup: 3,
     });
-    let gate_values = |config: &E2TrainConfig| -> Vec<Vec<f32>> {
-        let init = SeededInit::new(config.seed);
-        let _net = gated_resnet(config.model, init.var_builder(DType::F32, &cpu())).expect("net");
-        let names: Vec<String> = init.named_vars().into_iter().map(|(n, _)| n).collect();
-        let (out, values) = run(config, &mut Synthetic::new(8, 4, 6));
-        assert_eq!(out.ledger.executed(), config.iterations as u64);
+    let init = SeededInit::new(config.seed);
+    let _net = gated_resnet(config.model, init.var_builder(DType::F32, &cpu()))?;
+    let (names, fresh): (Vec<String>, Vec<Vec<f32>>) = init
+        .named_vars()
+        .into_iter()
+        .map(|(n, v)| (n, host(v.as_tensor())))
+        .unzip();
+    let gates = |values: Vec<Vec<f32>>| -> Vec<Vec<f32>> {
         names
             .iter()
             .zip(values)
@@ -931,17 +933,11 @@ fn gates_engage_after_the_warmup() -> TestResult {
             .map(|(_, v)| v)
             .collect()
     };
-    let trained = gate_values(&config);
-    let init = SeededInit::new(config.seed);
-    let _net = gated_resnet(config.model, init.var_builder(DType::F32, &cpu()))?;
-    let fresh: Vec<Vec<f32>> = init
-        .named_vars()
-        .into_iter()
-        .filter(|(n, _)| n.starts_with("control.") || n.contains(".gate."))
-        .map(|(_, v)| host(v.as_tensor()))
-        .collect();
+    let (out, trained) = run(&config, &mut Synthetic::new(8, 4, 6));
+    assert_eq!(out.ledger.executed(), config.iterations as u64);
+    let fresh = gates(fresh);
     assert!(!fresh.is_empty());
-    assert_eq!(trained, fresh);
+    assert_eq!(gates(trained), fresh);
 
     config.iterations = 5;
     let (out, _) = run(&config, &mut Synthetic::new(8, 4, 6));
