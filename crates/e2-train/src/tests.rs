@@ -174,11 +174,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
     #[test]
     fn drop_count_is_binomial(seed: u64, p in 0.05f64..0.95) {
-        let n = 2_000.0;
+        // Six standard deviations: a fair generator fails a case with probability ~2e-9, so the
+        // test cannot flake across runs (four, ~6e-5 per case, did), while 20,000 draws still
+        // catch a bias of about two points in p.
+        let n = 20_000;
         let mut d = MinibatchDrop::new(SmdConfig { p }, tensor_core::rng(seed, "smd")).unwrap();
-        let count = (0..2_000).filter(|_| d.next_dropped()).count() as f64;
+        let count = (0..n).filter(|_| d.next_dropped()).count() as f64;
+        let n = n as f64;
         let sd = (n * p * (1.0 - p)).sqrt();
-        prop_assert!((count - n * p).abs() <= 4.0 * sd, "{count} drops at p = {p}");
+        prop_assert!((count - n * p).abs() <= 6.0 * sd, "{count} drops of {n} at p = {p}");
     }
 
     #[test]
