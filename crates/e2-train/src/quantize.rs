@@ -79,7 +79,61 @@ impl QuantGrid {
     pub fn msb(&self, x: f32, msb_bits: u8) -> f32 {
         self.dequantize(self.msb_code(self.code(x), msb_bits))
     }
+
+    /// [`Self::quantize`] of every element, in place. The zero-step and width branches are taken
+    /// once per slice instead of once per element, so the loop vectorises; the arithmetic is the
+    /// per-element function's, operation for operation, so the values are identical.
+    pub fn quantize_slice(&self, xs: &mut [f32]) {
+        if self.delta == 0.0 || self.bits > 23 {
+            xs.iter_mut().for_each(|v| *v = self.quantize(*v));
+            return;
+        }
+        let (min, delta, top) = (self.min, self.delta, self.top_code());
+        for v in xs {
+            let code = round_shift(clamp_nan((*v - min) / delta, top));
+            *v = code * delta + min;
+        }
+    }
+
+    /// [`Self::msb`] of every element, in place; `msb_bits >= bits` gives
+    /// [`Self::quantize_slice`]. Identical values, vectorised as that one.
+    pub fn msb_slice(&self, xs: &mut [f32], msb_bits: u8) {
+        if msb_bits >= self.bits {
+            return self.quantize_slice(xs);
+        }
+        if self.delta == 0.0 || self.bits > 23 {
+            xs.iter_mut().for_each(|v| *v = self.msb(*v, msb_bits));
+            return;
+        }
+        let (min, delta, top) = (self.min, self.delta, self.top_code());
+        let step = msb_step(self.bits, msb_bits);
+        for v in xs {
+            let code = round_shift(clamp_nan((*v - min) / delta, top));
+            let msb = clamp_nan(round_shift(code / step) * step, top);
+            *v = msb * delta + min;
+        }
+    }
 }
+
+/// `x.clamp(0, top)` (NaN stays NaN) without `f32::clamp`'s bounds assertion in the loop.
+#[inline]
+fn clamp_nan(x: f32, top: f32) -> f32 {
+    if x < 0.0 {
+        0.0
+    } else if x > top {
+        top
+    } else {
+        x
+    }
+}
+
+/// [`round_code`]'s exact rounding for codes below 2^23.
+#[inline]
+fn round_shift(v: f32) -> f32 {
+    (v + ROUND_SHIFT) - ROUND_SHIFT
+}
+
+const ROUND_SHIFT: f32 = 8_388_608.0;
 
 // Powers of two by shifting: exact like `powi`, without a libm call in every element's loop.
 fn levels(bits: u8) -> f32 {
@@ -95,9 +149,8 @@ fn msb_step(bits: u8, msb_bits: u8) -> f32 {
 /// without its libm call, so the quantisation loops vectorise.
 #[inline]
 pub(crate) fn round_code(v: f32, bits: u8) -> f32 {
-    const SHIFT: f32 = 8_388_608.0;
     if bits <= 23 {
-        (v + SHIFT) - SHIFT
+        round_shift(v)
     } else {
         v.round_ties_even()
     }
@@ -159,7 +212,7 @@ impl TensorGrid {
 
     /// Fake-quantised values of `xs` (detached).
     pub fn quantize(&self, xs: &Tensor) -> Result<Tensor> {
-        if let Some(q) = self.on_host(xs, |g, x| g.quantize(x))? {
+        if let Some(q) = self.on_host(xs, QuantGrid::quantize_slice)? {
             return Ok(q);
         }
         self.dequantize(&self.codes(xs)?)
@@ -167,13 +220,7 @@ impl TensorGrid {
 
     /// Fake-quantised MSB parts of `xs` (detached); `msb_bits >= bits` gives [`Self::quantize`].
     pub fn msb(&self, xs: &Tensor, msb_bits: u8) -> Result<Tensor> {
-        if let Some(q) = self.on_host(xs, |g, x| {
-            if msb_bits >= g.bits {
-                g.quantize(x)
-            } else {
-                g.msb(x, msb_bits)
-            }
-        })? {
+        if let Some(q) = self.on_host(xs, |g, row| g.msb_slice(row, msb_bits))? {
             return Ok(q);
         }
         let c = self.codes(xs)?;
@@ -195,7 +242,7 @@ impl TensorGrid {
     /// crate builds): the candle composition above takes about fifteen passes and as many
     /// allocations. The same f32 operations in the same order, so the values are identical.
     /// `None` where the fast path does not apply.
-    fn on_host(&self, xs: &Tensor, f: impl Fn(&QuantGrid, f32) -> f32) -> Result<Option<Tensor>> {
+    fn on_host(&self, xs: &Tensor, f: impl Fn(&QuantGrid, &mut [f32])) -> Result<Option<Tensor>> {
         let lead_only = |t: &Tensor| t.dims().iter().skip(1).all(|&d| d == 1);
         if !matches!(xs.device(), tensor_core::Device::Cpu)
             || xs.dtype() != tensor_core::DType::F32
@@ -223,9 +270,7 @@ impl TensorGrid {
                 min: mins[j],
                 delta: deltas[j],
             };
-            for v in row {
-                *v = f(&grid, *v);
-            }
+            f(&grid, row);
         }
         Ok(Some(Tensor::from_vec(data, xs.shape(), xs.device())?))
     }
