@@ -30,7 +30,7 @@ fn main() -> Result<()> {
     keep_freed_memory();
     let flags = flags::Flags::parse();
     if let flags::Cmd::Reproduce(args) = &flags.cmd {
-        reproduce::limit_elementwise_threads(args);
+        reproduce::limit_threads_per_job(args);
     }
     // A first Ctrl-C asks running loops to stop at the next batch (checkpoints and records stay
     // whole); a second one exits at once.

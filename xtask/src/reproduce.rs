@@ -177,7 +177,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
 /// threads (all cores when unset, read from the system on every call), so that is set to a
 /// job's share of the cores, the size of its own pool (see [`run`]). Must run before any tensor
 /// work (candle sizes its pool once) and before other threads exist.
-pub fn limit_elementwise_threads(args: &ReproduceArgs) {
+pub fn limit_threads_per_job(args: &ReproduceArgs) {
     if requested_jobs(args) <= 1 {
         return;
     }

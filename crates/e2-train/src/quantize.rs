@@ -88,10 +88,9 @@ impl QuantGrid {
             xs.iter_mut().for_each(|v| *v = self.quantize(*v));
             return;
         }
-        let (min, delta, top) = (self.min, self.delta, self.top_code());
+        let top = self.top_code();
         for v in xs {
-            let code = round_shift(clamp_nan((*v - min) / delta, top));
-            *v = code * delta + min;
+            *v = self.dequantize(self.narrow_code(*v, top));
         }
     }
 
@@ -105,13 +104,17 @@ impl QuantGrid {
             xs.iter_mut().for_each(|v| *v = self.msb(*v, msb_bits));
             return;
         }
-        let (min, delta, top) = (self.min, self.delta, self.top_code());
-        let step = msb_step(self.bits, msb_bits);
+        let (top, step) = (self.top_code(), msb_step(self.bits, msb_bits));
         for v in xs {
-            let code = round_shift(clamp_nan((*v - min) / delta, top));
-            let msb = clamp_nan(round_shift(code / step) * step, top);
-            *v = msb * delta + min;
+            let code = self.narrow_code(*v, top);
+            *v = self.dequantize(clamp_nan(round_shift(code / step) * step, top));
         }
+    }
+
+    /// [`Self::code`] for a nonzero step and at most 23 bits, branch-free for the slice loops.
+    #[inline]
+    fn narrow_code(&self, x: f32, top: f32) -> f32 {
+        round_shift(clamp_nan((x - self.min) / self.delta, top))
     }
 }
 
