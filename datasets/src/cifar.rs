@@ -1,4 +1,4 @@
-//! The CIFAR-10 and CIFAR-100 binary formats (datasets.md §1), as pure functions over bytes.
+//! The CIFAR-10 and CIFAR-100 binary formats (docs/datasets.md §1), as pure functions over bytes.
 //!
 //! Fixed-size records without a header: the label byte(s), then 1,024 red, 1,024 green and 1,024
 //! blue bytes, each plane 32 × 32 row-major (CHW). The record count is the file length divided by

@@ -1,4 +1,4 @@
-//! The real-data subsets compiled into the crate (datasets.md §3) and their checksum list.
+//! The real-data subsets compiled into the crate (docs/datasets.md §3) and their checksum list.
 //!
 //! The files live in `datasets/data/` with the official names and directories; their licences are
 //! in `datasets/NOTICE`.

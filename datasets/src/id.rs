@@ -45,7 +45,7 @@ impl DatasetId {
     }
 
     /// The directory holding the dataset's files, as in the official archives and under
-    /// `datasets/data/` (datasets.md §3).
+    /// `datasets/data/` (docs/datasets.md §3).
     pub fn dir_name(self) -> &'static str {
         match self {
             DatasetId::Mnist => "mnist",
@@ -155,7 +155,7 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
     "Ankle boot",
 ];
 
-/// CIFAR-10's classes, as in `batches.meta.txt` (datasets.md §1).
+/// CIFAR-10's classes, as in `batches.meta.txt` (docs/datasets.md §1).
 pub const CIFAR10_CLASSES: [&str; 10] = [
     "airplane",
     "automobile",

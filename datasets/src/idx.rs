@@ -1,4 +1,4 @@
-//! IDX, the format of MNIST and Fashion-MNIST (datasets.md §1), as pure functions over bytes.
+//! IDX, the format of MNIST and Fashion-MNIST (docs/datasets.md §1), as pure functions over bytes.
 //!
 //! Big-endian header: magic `00 00 08 nd` (`0x08` = unsigned byte, `nd` = number of dimensions),
 //! then one `u32` per dimension, then the bytes row-major. Gzip is transparent: input starting

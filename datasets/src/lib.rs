@@ -1,5 +1,5 @@
 //! Datasets of the energy-aware deep learning workspace: MNIST, Fashion-MNIST, CIFAR-10 and
-//! CIFAR-100 (spec: `shared/spec/datasets.md`).
+//! CIFAR-100 (formats and sources: `docs/datasets.md`).
 //!
 //! - [`DatasetId`] and [`Split`] name what to load; [`Source`] says where from: the real-data
 //!   subsets compiled into the crate ([`Source::Embedded`], offline, for tests and the default

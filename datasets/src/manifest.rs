@@ -1,4 +1,4 @@
-//! The download manifest (`datasets/manifest.toml`, datasets.md §2): per dataset the mirrors in
+//! The download manifest (`datasets/manifest.toml`, docs/datasets.md §2): per dataset the mirrors in
 //! preferred order, the files with their sizes and digests, and the archive layout. Read by
 //! `cargo xtask datasets`; this crate never downloads.
 //!

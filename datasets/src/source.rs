@@ -15,7 +15,7 @@ use crate::id::{DatasetId, Split};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
-    /// The subsets compiled into the crate (datasets.md §3): MNIST train 0..9,999 and the full
+    /// The subsets compiled into the crate (docs/datasets.md §3): MNIST train 0..9,999 and the full
     /// test set; Fashion-MNIST train and test 0..999; CIFAR-10 and CIFAR-100 test 0..19. There
     /// is no embedded CIFAR training data.
     #[default]

@@ -1,4 +1,4 @@
-//! Unit tests: golden values of the embedded files (datasets.md §3, §4), parser errors, the
+//! Unit tests: golden values of the embedded files (docs/datasets.md §3, §4), parser errors, the
 //! manifest, and the properties of the preprocessing.
 
 use std::path::{Path, PathBuf};
@@ -92,7 +92,7 @@ fn idx_images(n: u32, rows: u32, cols: u32, fill: u8) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Embedded files: checksums (datasets.md §3)
+// Embedded files: checksums (docs/datasets.md §3)
 
 #[test]
 fn embedded_files_match_their_sha256sums() {
@@ -112,7 +112,7 @@ fn embedded_files_match_their_sha256sums() {
 
 #[test]
 fn embedded_files_match_the_spec_table() {
-    // datasets.md §3: path, bytes, file sha256.
+    // docs/datasets.md §3: path, bytes, file sha256.
     let table: [(&str, usize, &str); 11] = [
         (
             "mnist/train-images-idx3-ubyte.gz",
@@ -179,7 +179,7 @@ fn embedded_files_match_the_spec_table() {
 
 #[test]
 fn embedded_idx_raw_digests() {
-    // datasets.md §3: raw (decompressed) digests of the embedded IDX subsets.
+    // docs/datasets.md §3: raw (decompressed) digests of the embedded IDX subsets.
     let cases: [(&str, usize, &str, Option<&str>); 6] = [
         (
             "mnist/train-images-idx3-ubyte.gz",
@@ -231,7 +231,7 @@ fn embedded_idx_raw_digests() {
 
 #[test]
 fn embedded_mnist_test_is_the_official_test_set() {
-    // datasets.md §3: the embedded MNIST test files are the official raw files of §2, so the
+    // docs/datasets.md §3: the embedded MNIST test files are the official raw files of §2, so the
     // manifest's raw checksums (size, md5, sha256) hold for them.
     let manifest = Manifest::canonical().unwrap();
     let mnist = manifest.dataset(DatasetId::Mnist).unwrap();
@@ -262,7 +262,7 @@ fn embedded_mnist_test_is_the_official_test_set() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Golden values (datasets.md §4)
+// Golden values (docs/datasets.md §4)
 
 struct IdxGolden {
     id: DatasetId,
@@ -348,7 +348,7 @@ fn idx_goldens() {
 
 #[test]
 fn header_counts() {
-    // datasets.md §3: 10,000 / 10,000 / 1,000 / 1,000 / 20 / 20 records.
+    // docs/datasets.md §3: 10,000 / 10,000 / 1,000 / 1,000 / 20 / 20 records.
     for (dir, prefix, n) in [
         ("mnist", "train", 10_000),
         ("mnist", "t10k", 10_000),
@@ -1079,7 +1079,7 @@ fn to_tensors_scale_only_reproduces_channel_means() {
 
 #[test]
 fn mnist_normalization_matches_the_spec_formula() {
-    // datasets.md §6: input (x/255 − 0.1307)/0.3081.
+    // docs/datasets.md §6: input (x/255 − 0.1307)/0.3081.
     let d = load(DatasetId::Mnist, Split::Test);
     let t = TransformConfig::for_dataset(DatasetId::Mnist)
         .validate(d.shape())

@@ -28,33 +28,33 @@ pub struct Normalization {
 }
 
 impl Normalization {
-    /// MNIST's full training-set statistics, mean 0.1307 and std 0.3081 (datasets.md §4), the
-    /// values of the reference LeNet-5 runs (datasets.md §6) and of MNIST-32
-    /// (sparse-projection.md §8).
+    /// MNIST's full training-set statistics, mean 0.1307 and std 0.3081 (docs/datasets.md §4), the
+    /// values of the reference LeNet-5 runs (docs/datasets.md §6) and of MNIST-32
+    /// (docs/sparse-projection.md §8).
     pub fn mnist() -> Self {
         Self::new(&[0.1307], &[0.3081])
     }
 
-    /// Fashion-MNIST's training-set statistics, mean 0.2860 and std 0.3530 (datasets.md §4).
+    /// Fashion-MNIST's training-set statistics, mean 0.2860 and std 0.3530 (docs/datasets.md §4).
     pub fn fashion_mnist() -> Self {
         Self::new(&[0.2860], &[0.3530])
     }
 
-    /// CIFAR-10's true training-set statistics (datasets.md §4): mean 0.4914, 0.4822, 0.4465 and
+    /// CIFAR-10's true training-set statistics (docs/datasets.md §4): mean 0.4914, 0.4822, 0.4465 and
     /// std 0.2470, 0.2435, 0.2616.
     pub fn cifar10() -> Self {
         Self::new(&[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616])
     }
 
     /// CIFAR-10's mean with the std triple 0.2023, 0.1994, 0.2010 that many CIFAR codes use,
-    /// E2-Train's included (datasets.md §4). It is not the data's std; use it to match those
+    /// E2-Train's included (docs/datasets.md §4). It is not the data's std; use it to match those
     /// codes and say so in the run's record.
     pub fn cifar10_common_std() -> Self {
         Self::new(&[0.4914, 0.4822, 0.4465], &[0.2023, 0.1994, 0.2010])
     }
 
     /// CIFAR-100's training-set statistics as commonly quoted: mean 0.5071, 0.4865, 0.4409 and
-    /// std 0.2673, 0.2564, 0.2762. Not in datasets.md and not re-measured here (no embedded
+    /// std 0.2673, 0.2564, 0.2762. Not in docs/datasets.md and not re-measured here (no embedded
     /// CIFAR-100 training data).
     pub fn cifar100() -> Self {
         Self::new(&[0.5071, 0.4865, 0.4409], &[0.2673, 0.2564, 0.2762])
@@ -192,12 +192,12 @@ impl TransformConfig {
     }
 
     /// The dataset's stored shape normalised with [`Normalization::for_dataset`]; no
-    /// augmentation. For MNIST this is the input of datasets.md §6: `(x/255 − 0.1307)/0.3081`.
+    /// augmentation. For MNIST this is the input of docs/datasets.md §6: `(x/255 − 0.1307)/0.3081`.
     pub fn for_dataset(id: DatasetId) -> Self {
         Self::normalize(Normalization::for_dataset(id))
     }
 
-    /// **MNIST-32** of the ICLR'19 LeNet-5 (sparse-projection.md §8): 28 × 28 resized
+    /// **MNIST-32** of the ICLR'19 LeNet-5 (docs/sparse-projection.md §8): 28 × 28 resized
     /// (bilinear, not padded) to 32 × 32, normalised with 0.1307 / 0.3081, no augmentation.
     pub fn mnist32_resize() -> Self {
         Self {

@@ -1,11 +1,11 @@
-//! Checkpoint files from arbitrary bytes: the metadata reader xtask uses (its very source file)
+//! Checkpoint files from arbitrary bytes: the metadata reader the experiments library uses (its very source file)
 //! and the safetensors structure `checkpoint::load` walks; errors name the file, nothing panics.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../../xtask/src/checkpoint/meta.rs"]
+#[path = "../../experiments/src/checkpoint/meta.rs"]
 mod meta;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,11 +1,13 @@
-//! Energy models priced on cnn-zoo geometry: the goldens of energy-models.md A.7 and D.3 T5 on
+//! Energy models priced on cnn-zoo geometry: the goldens of docs/energy-models.md A.7 and D.3 T5 on
 //! layer tables derived from real forward passes rather than typed by hand.
 
 use cnn_zoo::{Arch, build};
 use energy_model::iclr19::{Evaluator, Iclr19};
+use energy_model::reference;
 use energy_model::training::TrainingModel;
 use tensor_core::{
-    DType, Device, EnergyModel, Gemm, LayerGeometry, LayerWork, Network, SeededInit, WorkLedger,
+    DType, Device, EnergyModel, Gemm, LayerGeometry, LayerWork, Network, SeededInit,
+    TrainingEnergyModel, WorkLedger,
 };
 
 fn net(arch: Arch) -> Box<dyn Network> {
@@ -20,7 +22,7 @@ fn net(arch: Arch) -> Box<dyn Network> {
     .unwrap()
 }
 
-// energy-models.md A.7: dense LeNet-5 costs 17,107,544 (exact = relaxed), Σ E_X = 2,604,944.
+// docs/energy-models.md A.7: dense LeNet-5 costs 17,107,544 (exact = relaxed), Σ E_X = 2,604,944.
 #[test]
 fn lenet5_iclr19() {
     let n = net(Arch::Lenet5);
@@ -28,12 +30,12 @@ fn lenet5_iclr19() {
         let model = Iclr19::paper().with_evaluator(evaluator);
         assert_eq!(
             model.network_energy(&n.workloads()).unwrap().total(),
-            17_107_544.0
+            reference::LENET5_DENSE_ENERGY
         );
     }
     let geometry: Vec<LayerGeometry> = n.layers().iter().map(|l| l.geometry).collect();
     let norm = Iclr19::paper().normalization(&geometry).unwrap();
-    assert_eq!(norm.floor_energy, 2_604_944.0);
+    assert_eq!(norm.floor_energy, reference::LENET5_FLOOR_ENERGY);
 }
 
 // Every zoo model fits the ICLR'19 input cache row by row and prices with positive energy; the
@@ -57,7 +59,7 @@ fn zoo_prices_under_iclr19() {
     }
 }
 
-// energy-models.md D.3 T5: ResNet-74 training MACs per 32×32 image ≈ 3 × forward ≈ 0.51 G;
+// docs/energy-models.md D.3 T5: ResNet-74 training MACs per 32×32 image ≈ 3 × forward ≈ 0.51 G;
 // ResNet-110 ≈ 0.76 G. At 16 × 16 bits the proxy prices one MAC at 1, so the priced energy of one
 // sample is the MAC count. Tolerance 2%: the reference's constants are rounded.
 #[test]

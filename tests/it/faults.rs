@@ -8,12 +8,9 @@ use std::path::{Path, PathBuf};
 
 use cnn_zoo::Arch;
 use datasets::{Checksums, DatasetId, Error as DataError, RawDataset, Source, Split};
-use energy_model::eyeriss::{Eyeriss, Preset};
 use energy_model::iclr19::Iclr19;
 use sparse_proj::{ConstrainedConfig, GreedyVariant, project_layers, weight_costs};
-use tensor_core::{
-    EnergyModel, LayerGeometry, LayerId, LayerKind, LayerSparsity, LayerWorkload, Precision,
-};
+use tensor_core::{ConvParams, LayerGeometry, LayerKind, RelativeBudget};
 
 use integration_tests::seeded_model;
 
@@ -44,18 +41,6 @@ impl Drop for DataDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
-}
-
-/// An error and its sources, as `anyhow`'s `{:#}` prints them.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    s
 }
 
 fn embedded(path: &str) -> &'static [u8] {
@@ -272,14 +257,14 @@ fn zero_size_layers_are_errors_naming_the_size() {
         let mut v = [4, 8, 8, 4, 3, 3, 1, 1, 1];
         v[i] = 0;
         let err = LayerGeometry::conv(
-            v[0],
-            v[1],
-            v[2],
+            [v[0], v[1], v[2]],
             v[3],
-            (v[4], v[5]),
-            (v[6], v[7]),
-            (0, 0),
-            v[8],
+            ConvParams {
+                kernel: (v[4], v[5]),
+                stride: (v[6], v[7]),
+                padding: (0, 0),
+                groups: v[8],
+            },
         )
         .unwrap_err();
         assert!(err.to_string().contains(&format!("{field} is 0")), "{err}");
@@ -287,28 +272,14 @@ fn zero_size_layers_are_errors_naming_the_size() {
     assert!(LayerGeometry::fc(0, 1, 1, 10).is_err());
     assert!(LayerGeometry::fc(10, 1, 1, 0).is_err());
 
-    // A geometry built field by field (they are public) is checked again by every model.
-    let mut g = LayerGeometry::conv(4, 8, 8, 4, (3, 3), (1, 1), (0, 0), 1).unwrap();
-    g.stride = (0, 1);
-    let bad = [LayerWorkload {
-        id: LayerId(0),
-        name: "conv".into(),
-        geometry: g,
-        sparsity: LayerSparsity::dense(),
-        precision: Precision::default(),
-    }];
-    let iclr19 = chain(&Iclr19::paper().network_energy(&bad).unwrap_err());
-    assert!(
-        iclr19.contains("layer #0") && iclr19.contains("stride rows is 0"),
-        "{iclr19}"
-    );
-    let eyeriss = Eyeriss::preset(Preset::Isca16, 16)
-        .unwrap()
-        .network_energy(&bad)
-        .unwrap_err();
-    let eyeriss = chain(&eyeriss);
-    assert!(eyeriss.contains("stride rows is 0"), "{eyeriss}");
-    assert_eq!(g.kind, LayerKind::Conv);
+    // A geometry cannot be built invalid: one read from a record or a tool file goes through
+    // the same checks and names the field.
+    let g = LayerGeometry::conv([4, 8, 8], 4, ConvParams::square(3)).unwrap();
+    let mut json = serde_json::to_value(g).unwrap();
+    json["stride"] = serde_json::json!([0, 1]);
+    let err = serde_json::from_value::<LayerGeometry>(json).unwrap_err();
+    assert!(err.to_string().contains("stride rows is 0"), "{err}");
+    assert_eq!(g.kind(), LayerKind::Conv);
 
     // A model with zero classes or zero input channels is refused when it is built.
     for (classes, channels) in [(0, 1), (10, 0)] {
@@ -322,15 +293,20 @@ fn zero_size_layers_are_errors_naming_the_size() {
 #[test]
 fn budgets_out_of_range_or_below_the_floor_are_errors() {
     for b in [0.0, -0.1, 1.5, f64::NAN, f64::INFINITY] {
-        let err = ConstrainedConfig {
-            relative_budget: b,
-            ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
-        assert!(err.to_string().contains("relative_budget"), "{b}: {err}");
+        let err = RelativeBudget::new(b).unwrap_err();
+        assert!(
+            err.to_string().contains("relative energy budget"),
+            "{b}: {err}"
+        );
+        // A configuration read from a file goes through the same check.
+        let mut json = serde_json::to_value(ConstrainedConfig::default()).unwrap();
+        json["relative_budget"] = serde_json::json!(b);
+        assert!(
+            serde_json::from_value::<ConstrainedConfig>(json).is_err(),
+            "{b}"
+        );
     }
-    // LeNet-5 under the iclr19 model: the floor is 2,604,944 (energy-models.md A.7); below it,
+    // LeNet-5 under the iclr19 model: the floor is 2,604,944 (docs/energy-models.md A.7); below it,
     // or NaN, the projection refuses and names the floor instead of clamping.
     let (net, _init) = seeded_model(Arch::Lenet5, 10, 1, 3).unwrap();
     let costs = weight_costs(&Iclr19::paper(), net.as_ref(), None).unwrap();

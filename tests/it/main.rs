@@ -2,6 +2,7 @@
 
 mod datasets_embedded;
 mod determinism;
+mod e2_train_network;
 mod e2_train_smoke;
 mod energy_goldens;
 mod faults;

@@ -1,5 +1,5 @@
 //! sparse-proj with energy-model's iclr19 costs on real zoo geometry: the projection's guarantee
-//! checked by the energy model itself (sparse-projection.md §11 item 1 and §10).
+//! checked by the energy model itself (docs/sparse-projection.md §11 item 1 and §10).
 
 use cnn_zoo::Arch;
 use energy_model::iclr19::{Evaluator, Iclr19};
@@ -43,7 +43,7 @@ fn projected_lenet5_is_within_budget_under_both_evaluators() {
                 .unwrap()
         })
         .collect();
-    // energy-models.md A.7: E_dense = 17,107,544 and floor 2,604,944, exactly.
+    // docs/energy-models.md A.7: E_dense = 17,107,544 and floor 2,604,944, exactly.
     let e_dense = model
         .network_energy(&workloads(net.as_ref(), &dense))
         .unwrap()

@@ -1,16 +1,16 @@
 //! energy-prune on the zoo's LeNet-5 with real embedded MNIST and energy-model's Eyeriss model:
 //! the least-squares restoration on a real conv layer's sampled im2col data, and a whole
 //! energy-aware run whose pruned weights stay zero through fine-tuning
-//! (energy-aware-pruning.md §7 R1, R3, R4, R5).
+//! (docs/energy-aware-pruning.md §7 R1, R3, R4, R5).
 
 use cnn_zoo::Arch;
 use datasets::TransformConfig;
 use energy_model::eyeriss::{Eyeriss, Preset};
 use energy_prune::{
-    BatchSource, EnergyPruneConfig, LeastSquares, Matrix, PruneRun, RatioSearch, RestoreRule,
-    SolveOptions, layer_energies, prune_energy_aware,
+    EnergyPruneConfig, LeastSquares, Matrix, PruneRun, RatioSearch, RestoreRule, SolveOptions,
+    layer_energies, prune_energy_aware,
 };
-use tensor_core::{DType, LayerId, LayerKind, NoopObserver, Taps, Tensor};
+use tensor_core::{BatchSource, DType, LayerId, LayerKind, NoopObserver, Taps, Tensor};
 
 use integration_tests::{mnist_batch, seeded_model};
 
@@ -62,10 +62,10 @@ fn restoration_on_lenet5_conv2_never_increases_the_sampled_error() {
     net.forward_tapped(&xs, false, &mut cap).unwrap();
     let (input, output) = cap.seen.unwrap();
     let (input, output) = (host(&input), host(&output));
-    let (c, h, w) = (g.in_channels, g.in_h, g.in_w);
-    let (kh, kw) = g.kernel;
+    let (c, h, w) = (g.in_channels(), g.in_h(), g.in_w());
+    let (kh, kw) = g.kernel();
     let (ow, positions) = (g.out_w(), g.out_positions());
-    let d = g.out_channels;
+    let d = g.out_channels();
     let fan = c * kh * kw;
     let images = 300;
     // Four fixed, spread-out output positions per image: im2col rows of the real activations.
@@ -78,7 +78,7 @@ fn restoration_on_lenet5_conv2_never_increases_the_sampled_error() {
             for ci in 0..c {
                 for ky in 0..kh {
                     for kx in 0..kw {
-                        let (iy, ix) = (oy * g.stride.0 + ky, ox * g.stride.1 + kx);
+                        let (iy, ix) = (oy * g.stride().0 + ky, ox * g.stride().1 + kx);
                         rows.push(input[i * c * h * w + ci * h * w + iy * w + ix]);
                     }
                 }

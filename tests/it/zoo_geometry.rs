@@ -26,7 +26,7 @@ fn layers_workloads_and_vars_agree_for_every_small_model() -> anyhow::Result<()>
                 "{arch} {}",
                 l.name
             );
-            assert_eq!(l.kind, l.geometry.kind);
+            assert_eq!(l.kind, l.geometry.kind());
         }
         assert_eq!(net.layers().last().map(|l| l.kind), Some(LayerKind::Fc));
     }

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use cnn_zoo::Arch;
 use datasets::{DatasetId, RawDataset, Source, Split, TransformConfig};
+use e2_train::{GatedResnet, GatedResnetConfig};
 use tensor_core::{DType, Device, Network, SeededInit, Tensor};
 
 /// A zoo model on the CPU with parameters drawn from `seed`, and the store that owns them.
@@ -35,4 +36,10 @@ pub fn snapshot(init: &SeededInit) -> Result<Snapshot> {
         .into_iter()
         .map(|(k, v)| Ok((k, v.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
         .collect()
+}
+
+/// E2-Train's gated network of `config` as the experiments build it (cnn-zoo's CIFAR ResNet
+/// with the reference's initialisation and numerics), on the CPU, parameters drawn from `init`.
+pub fn gated(config: GatedResnetConfig, init: &SeededInit) -> Result<GatedResnet> {
+    experiments::e2train::gated(config, init, &Device::Cpu)
 }

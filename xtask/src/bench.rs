@@ -15,14 +15,16 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use cnn_zoo::Arch;
+use experiments::paths::{project_root, write_atomic, write_json_atomic};
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
-use tensor_core::ops::{self, Conv2dParams};
+use tensor_core::ops;
 use tensor_core::tensor::nn;
-use tensor_core::{DType, Device, MomentumSgd, OpsBackend, SeededInit, SgdConfig, Tensor, Var};
+use tensor_core::{
+    ConvParams, DType, Device, MomentumSgd, OpsBackend, SeededInit, SgdConfig, Tensor, Var,
+};
 
 use crate::flags::{BenchArgs, BenchWorkerArgs, Suite};
-use crate::paths::{project_root, write_atomic, write_json_atomic};
 
 /// A conv micro-benchmark: `(label, batch, c_in, c_out, hw, kernel, padding, stride)`.
 type ConvCase = (
@@ -93,6 +95,14 @@ struct Memory {
     samples: Vec<(usize, u64, u64)>,
 }
 
+/// A peer script shipped with xtask (`xtask/peer/`): the PyTorch and numpy sides of the
+/// comparisons.
+pub fn peer_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("peer")
+        .join(name)
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     machine: String,
@@ -106,13 +116,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let peer = match &args.peer {
         None => None,
         Some(python) => {
-            let script = args.peer_script.clone().unwrap_or_else(|| {
-                project_root()
-                    .join("..")
-                    .join("shared")
-                    .join("peer-bench")
-                    .join("bench_torch.py")
-            });
+            let script = args
+                .peer_script
+                .clone()
+                .unwrap_or_else(|| peer_script("bench_torch.py"));
             if !script.is_file() {
                 bail!(
                     "peer script {} not found (see --peer-script)",
@@ -508,11 +515,7 @@ fn bench_conv(args: &BenchWorkerArgs, fw: &str) -> Result<()> {
     for (label, b, cin, cout, hw, k, pad, stride) in CONV_CASES {
         let xs = randn(1, "bench/conv/x", &[b, cin, hw, hw])?;
         let ws = (randn(1, "bench/conv/w", &[cout, cin, k, k])? * 0.1)?;
-        let params = Conv2dParams {
-            stride,
-            padding: pad,
-            groups: 1,
-        };
+        let params = ConvParams::square(k).stride(stride).padding(pad);
         let y0 = ops::conv2d(&xs, &ws, None, params, args.backend)?;
         let oh = y0.dim(2)?;
         let flops = 2.0 * (b * cout * oh * oh * cin * k * k) as f64;

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use datasets::{Checksums, DatasetEntry, DatasetId, FileEntry, Manifest};
+use experiments::paths::{dataset_cache, write_atomic};
 use flate2::read::GzDecoder;
 
 use crate::flags::DatasetsArgs;
-use crate::paths::{dataset_cache, write_atomic};
 use crate::progress::Progress;
 
 /// Upper bound on one download, far above the largest archive (CIFAR-100, ≈ 161 MB).

@@ -2,12 +2,14 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cnn_zoo::Arch;
 use datasets::DatasetId;
-use tensor_core::{DeviceSpec, OpsBackend};
-
-use crate::experiments::Experiment;
+use experiments::energy::{EnergyRequest, Format, ModelKind, Subject};
+use experiments::runner::{ReproduceOptions, TrainOptions};
+use experiments::{Experiment, Profile};
+use tensor_core::{DeviceSpec, LrDecay, OpsBackend};
 
 /// Project automation: data, training, the papers' experiments, hygiene.
 #[derive(Debug, Parser)]
@@ -52,6 +54,10 @@ pub struct TablesArgs {
     /// Write nothing; fail if any generated file or the README section is stale.
     #[arg(long, conflicts_with = "import")]
     pub check: bool,
+    /// Write nothing; compare the records of a `reproduce` output directory with the committed
+    /// ones, metric by metric (timings and checkpoint paths aside), and fail on any difference.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["import", "check"])]
+    pub compare: Option<PathBuf>,
 }
 
 /// `cargo xtask bench`.
@@ -61,7 +67,7 @@ pub struct BenchArgs {
     /// name (`python3`) is looked up in the project's `.venv/bin` first, then on the PATH.
     #[arg(long, value_name = "PYTHON")]
     pub peer: Option<PathBuf>,
-    /// The PyTorch script (default: `../shared/peer-bench/bench_torch.py` from the project root).
+    /// The PyTorch script (default: `xtask/peer/bench_torch.py`).
     #[arg(long, value_name = "PATH")]
     pub peer_script: Option<PathBuf>,
     /// Suites to run (default: all of lenet, resnet, conv).
@@ -135,7 +141,7 @@ pub struct ProjectionBenchArgs {
     /// Python interpreter with numpy and torch: also run `sparse_proj.py`, alternating with ours.
     #[arg(long, value_name = "PYTHON")]
     pub peer: Option<PathBuf>,
-    /// The peer script (default: `../shared/peer-bench/sparse_proj.py` from the project root).
+    /// The peer script (default: `xtask/peer/sparse_proj.py`).
     #[arg(long, value_name = "PATH")]
     pub peer_script: Option<PathBuf>,
     /// Numbers of weights.
@@ -218,25 +224,59 @@ pub enum ScheduleArg {
     Cosine,
 }
 
-/// Experiment profile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Profile {
-    /// Offline, embedded data, CPU-sized; the default.
-    Quick,
-    /// Full datasets (downloaded or `--data-dir`), paper-sized; meant for a GPU machine.
-    Full,
+impl ScheduleArg {
+    /// The decay it selects.
+    fn decay(self) -> LrDecay {
+        match self {
+            ScheduleArg::Constant => LrDecay::Constant,
+            ScheduleArg::Cosine => LrDecay::Cosine,
+        }
+    }
+}
+
+impl TrainArgs {
+    /// The library's options for these flags.
+    pub fn options(&self) -> TrainOptions {
+        TrainOptions {
+            arch: self.arch,
+            dataset: self.dataset,
+            data_dir: self.data_dir.clone(),
+            epochs: self.epochs,
+            batch: self.batch,
+            lr: self.lr,
+            decay: self.schedule.decay(),
+            train_limit: self.train_limit,
+            seed: self.seed,
+            device: self.device,
+            out: self
+                .out
+                .clone()
+                .unwrap_or_else(experiments::paths::default_out_dir),
+            resume: self.resume,
+        }
+    }
+}
+
+/// The registry's experiments as command-line values, each with its one-line description.
+fn experiment_parser() -> impl TypedValueParser<Value = Experiment> {
+    PossibleValuesParser::new(Experiment::ALL.map(|e| PossibleValue::new(e.name()).help(e.about())))
+        .try_map(|s| s.parse::<Experiment>())
+}
+
+fn profile_parser() -> impl TypedValueParser<Value = Profile> {
+    PossibleValuesParser::new(Profile::ALL.map(|p| PossibleValue::new(p.name()).help(p.about())))
+        .try_map(|s| s.parse::<Profile>())
 }
 
 /// `cargo xtask reproduce`.
 #[derive(Debug, Args)]
-#[command(after_help = crate::experiments::registry_help())]
+#[command(after_help = experiments::registry::registry_help())]
 pub struct ReproduceArgs {
     /// Profile.
-    #[arg(long, value_enum, default_value_t = Profile::Quick)]
+    #[arg(long, value_parser = profile_parser(), default_value = "quick")]
     pub profile: Profile,
     /// Run only these experiments (default: every experiment of the profile).
-    #[arg(long, value_enum, num_args = 1..)]
+    #[arg(long, value_parser = experiment_parser(), num_args = 1..)]
     pub only: Vec<Experiment>,
     /// Device: `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
@@ -263,6 +303,26 @@ pub struct ReproduceArgs {
     /// tests, which kill and resume real runs (the records' specs show the shrinking).
     #[arg(long, hide = true)]
     pub smoke: bool,
+}
+
+impl ReproduceArgs {
+    /// The library's options for these flags.
+    pub fn options(&self) -> ReproduceOptions {
+        ReproduceOptions {
+            profile: self.profile,
+            only: self.only.clone(),
+            device: self.device,
+            jobs: self.jobs,
+            resume: self.resume,
+            out: self
+                .out
+                .clone()
+                .unwrap_or_else(experiments::paths::default_out_dir),
+            data_dir: self.data_dir.clone(),
+            filter: self.filter.clone(),
+            smoke: self.smoke,
+        }
+    }
 }
 
 /// `cargo xtask energy`.
@@ -318,13 +378,36 @@ pub enum EnergyPreset {
     Chip,
 }
 
-impl EnergyPreset {
-    /// The flag's spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            EnergyPreset::Isca16 => "isca16",
-            EnergyPreset::Chip => "chip",
-        }
+impl EnergyArgs {
+    /// The library's request for these flags.
+    pub fn request(&self) -> anyhow::Result<EnergyRequest> {
+        let subject = match (&self.tool_file, self.arch) {
+            (Some(path), _) => Subject::ToolFile(path.clone()),
+            (None, Some(arch)) => Subject::Arch(arch),
+            (None, None) => anyhow::bail!("give --arch ARCH or --tool-file FILE"),
+        };
+        Ok(EnergyRequest {
+            subject,
+            model: match self.model {
+                EnergyModelArg::Iclr19 => ModelKind::Iclr19,
+                EnergyModelArg::Eyeriss => ModelKind::Eyeriss,
+            },
+            preset: self.preset.map(|p| match p {
+                EnergyPreset::Isca16 => energy_model::eyeriss::Preset::Isca16,
+                EnergyPreset::Chip => energy_model::eyeriss::Preset::Chip,
+            }),
+            batch: self.batch,
+            density_from: self.density_from.clone(),
+            density: self.density,
+            exact: self.exact,
+            format: match self.format {
+                EnergyFormat::Table => Format::Table,
+                EnergyFormat::Json => Format::Json,
+                EnergyFormat::Csv => Format::Csv,
+                EnergyFormat::Svg => Format::Svg,
+                EnergyFormat::Mit => Format::Mit,
+            },
+        })
     }
 }
 

@@ -1,27 +1,16 @@
-//! `cargo xtask`: the project's automation, in Rust. Only this binary touches the network, the
-//! terminal and result files; the libraries it composes stay pure.
+//! `cargo xtask`: the project's automation. Flags, progress and the network live here; the
+//! experiments, records and tables are the `experiments` library's.
 // A binary has no public API: `pub` marks what modules share.
 #![allow(clippy::print_stdout, clippy::print_stderr, unreachable_pub)]
 
 mod bench;
-mod checkpoint;
-mod constrained;
-mod data;
+mod commands;
 mod datasets;
-mod dense;
-mod e2train;
-mod eap;
-mod energy;
-mod experiments;
 mod flags;
-mod paths;
 mod progress;
 mod projbench;
-mod reproduce;
-mod tables;
+mod relaunch;
 mod tidy;
-mod train;
-mod validation;
 
 use anyhow::Result;
 use clap::Parser;
@@ -29,8 +18,10 @@ use clap::Parser;
 fn main() -> Result<()> {
     keep_freed_memory();
     let flags = flags::Flags::parse();
-    if let flags::Cmd::Reproduce(args) = &flags.cmd {
-        reproduce::limit_threads_per_job(args);
+    if let flags::Cmd::Reproduce(args) = &flags.cmd
+        && !args.dry_run
+    {
+        relaunch::with_thread_env(&args.options().thread_env())?;
     }
     // A first Ctrl-C asks running loops to stop at the next batch (checkpoints and records stay
     // whole); a second one exits at once.
@@ -42,11 +33,11 @@ fn main() -> Result<()> {
     });
     match flags.cmd {
         flags::Cmd::Datasets(args) => datasets::run(&args),
-        flags::Cmd::Train(args) => reproduce::train_one(&args),
-        flags::Cmd::Reproduce(args) => reproduce::run(&args),
-        flags::Cmd::Tables(args) => tables::run(&args),
+        flags::Cmd::Train(args) => commands::train(&args),
+        flags::Cmd::Reproduce(args) => commands::reproduce(&args),
+        flags::Cmd::Tables(args) => commands::tables(&args),
         flags::Cmd::Tidy => tidy::run(),
-        flags::Cmd::Energy(args) => energy::run(&args),
+        flags::Cmd::Energy(args) => commands::energy(&args),
         flags::Cmd::Bench(args) => bench::run(&args),
         flags::Cmd::BenchProjection(args) => projbench::run(&args),
         flags::Cmd::BenchWorker(args) => bench::worker(&args),

@@ -1,11 +1,14 @@
-//! Terminal rendering of progress events: the only place that draws bars. With a TTY it shows an
-//! overall bar plus a bar per run and epoch; without one (CI, pipes) it prints a line per epoch.
+//! Terminal rendering of progress events: the only place that draws bars, and the
+//! [`Reporter`] the experiments library reports through. With a TTY it shows an overall bar plus
+//! a bar per run and epoch; without one (CI, pipes) it prints a line per epoch.
 
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use experiments::Reporter;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tensor_core::{BatchStats, EvalStats, Observer, ProjectionStats, RunStart};
 
@@ -17,6 +20,8 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub struct Progress {
     multi: MultiProgress,
     tty: bool,
+    /// The bar counting the runs of a `reproduce`.
+    overall: Arc<Mutex<Option<ProgressBar>>>,
 }
 
 impl Progress {
@@ -31,6 +36,7 @@ impl Progress {
         Self {
             multi: MultiProgress::with_draw_target(target),
             tty,
+            overall: Arc::default(),
         }
     }
 
@@ -82,6 +88,42 @@ impl Progress {
             batches: 0,
             started: Instant::now(),
         }
+    }
+}
+
+impl Reporter for Progress {
+    fn line(&self, line: &str) {
+        self.println(line);
+    }
+
+    fn observer(&self, label: &str) -> Box<dyn Observer + '_> {
+        Box::new(self.run_observer(label))
+    }
+
+    fn runs_started(&self, total: usize) {
+        if let Ok(mut overall) = self.overall.lock() {
+            *overall = Some(self.bar(total as u64, "reproduce"));
+        }
+    }
+
+    fn run_ended(&self) {
+        if let Ok(overall) = self.overall.lock()
+            && let Some(bar) = overall.as_ref()
+        {
+            bar.inc(1);
+        }
+    }
+
+    fn runs_finished(&self) {
+        if let Ok(mut overall) = self.overall.lock()
+            && let Some(bar) = overall.take()
+        {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn stop_requested(&self) -> bool {
+        INTERRUPTED.load(Ordering::SeqCst)
     }
 }
 

@@ -1,5 +1,5 @@
 //! `cargo xtask bench-projection`: the weighted sparse projection kernel against numpy's and
-//! torch's argsort versions (`../shared/peer-bench/sparse_proj.py`), alternating ours and the
+//! torch's argsort versions (`xtask/peer/sparse_proj.py`), alternating ours and the
 //! peer in one run, same definition and input distribution: keep the largest `w²/c` while the
 //! cumulative cost stays within half the total cost.
 
@@ -8,11 +8,12 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use experiments::paths::{project_root, write_atomic, write_json_atomic};
 use serde::Serialize;
 use sparse_proj::{GreedyVariant, project_weighted_l0};
 
+use crate::bench::peer_script;
 use crate::flags::ProjectionBenchArgs;
-use crate::paths::{project_root, write_atomic, write_json_atomic};
 
 #[derive(Debug, Serialize)]
 struct Row {
@@ -95,7 +96,7 @@ pub fn run(args: &ProjectionBenchArgs) -> Result<()> {
     let script: PathBuf = args
         .peer_script
         .clone()
-        .unwrap_or_else(|| root.join("../shared/peer-bench/sparse_proj.py"));
+        .unwrap_or_else(|| peer_script("sparse_proj.py"));
     let mut rows = Vec::new();
     for &n in &args.sizes {
         let (w, c) = inputs(n);

@@ -1,9 +1,8 @@
 //! `cargo xtask tidy`: mechanical checks of the workspace's architecture rules (ARCHITECTURE.md).
 
 use anyhow::{Context, Result, bail};
+use experiments::paths::project_root;
 use serde_json::Value;
-
-use crate::paths::project_root;
 
 /// Crates that implement one paper concept each and may depend on tensor-core only.
 const DOMAIN: [&str; 5] = [
@@ -13,6 +12,9 @@ const DOMAIN: [&str; 5] = [
     "energy-prune",
     "cnn-zoo",
 ];
+/// tensor-core's kernels on plain slices: only tensor-core may depend on it, and it depends on no
+/// workspace crate and not on the tensor backend.
+const KERNELS: &str = "cpu-kernels";
 /// Crates that talk to the network or the terminal; libraries must not use them.
 const BINARY_ONLY: [&str; 4] = ["indicatif", "ureq", "ctrlc", "clap"];
 
@@ -53,7 +55,10 @@ pub fn run() -> Result<()> {
 fn check(meta: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let empty = Vec::new();
-    for pkg in meta["packages"].as_array().unwrap_or(&empty) {
+    let packages = meta["packages"].as_array().unwrap_or(&empty);
+    // `--no-deps` lists the workspace's own packages only.
+    let workspace: Vec<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+    for pkg in packages {
         let name = pkg["name"].as_str().unwrap_or("?");
         let deps: Vec<&str> = pkg["dependencies"]
             .as_array()
@@ -67,13 +72,29 @@ fn check(meta: &Value) -> Vec<String> {
                     "{name} depends on {dep}: only tensor-core names the tensor backend"
                 ));
             }
-            let is_lib = DOMAIN.contains(&name) || name == "datasets" || name == "tensor-core";
+            if *dep == KERNELS && name != "tensor-core" {
+                problems.push(format!(
+                    "{name} depends on {KERNELS}: only tensor-core wraps the kernels, everything else goes through tensor-core"
+                ));
+            }
+            if name == KERNELS && workspace.contains(dep) {
+                problems.push(format!(
+                    "{KERNELS} depends on workspace crate {dep}: the kernels sit below tensor-core"
+                ));
+                continue;
+            }
+            let is_lib = DOMAIN.contains(&name)
+                || name == "datasets"
+                || name == "tensor-core"
+                || name == KERNELS;
             if is_lib && DOMAIN.contains(dep) {
                 problems.push(format!(
                     "{name} depends on domain crate {dep}: domain crates meet only in xtask and integration-tests"
                 ));
             }
-            if is_lib && BINARY_ONLY.contains(dep) {
+            // The experiments library composes the domain crates but, like them, never draws
+            // or downloads: that stays in xtask.
+            if (is_lib || name == "experiments") && BINARY_ONLY.contains(dep) {
                 problems.push(format!(
                     "{name} depends on {dep}: libraries never touch the terminal or the network"
                 ));
@@ -97,12 +118,39 @@ mod tests {
             { "name": "cnn-zoo", "dependencies": [{ "name": "candle-nn" }] },
             { "name": "tensor-core", "dependencies": [{ "name": "candle-core" }] },
             { "name": "xtask", "dependencies": [{ "name": "energy-model" }, { "name": "indicatif" }] },
-            { "name": "datasets", "dependencies": [{ "name": "indicatif" }] }
+            { "name": "datasets", "dependencies": [{ "name": "indicatif" }] },
+            { "name": "experiments", "dependencies": [{ "name": "energy-model" }, { "name": "clap" }] }
         ]});
         let p = check(&meta);
-        assert_eq!(p.len(), 3, "{p:?}");
+        assert_eq!(p.len(), 4, "{p:?}");
         assert!(p[0].contains("sparse-proj depends on domain crate energy-model"));
         assert!(p[1].contains("cnn-zoo depends on candle-nn"));
         assert!(p[2].contains("datasets depends on indicatif"));
+        assert!(p[3].contains("experiments depends on clap"));
+    }
+
+    #[test]
+    fn cpu_kernels_sit_below_tensor_core() {
+        let meta = serde_json::json!({ "packages": [
+            { "name": "tensor-core", "dependencies": [{ "name": "cpu-kernels" }, { "name": "candle-core" }] },
+            { "name": "cpu-kernels", "dependencies": [{ "name": "gemm" }, { "name": "rayon" }] },
+            { "name": "cnn-zoo", "dependencies": [{ "name": "tensor-core" }] }
+        ]});
+        assert_eq!(check(&meta), Vec::<String>::new());
+        let meta = serde_json::json!({ "packages": [
+            { "name": "tensor-core", "dependencies": [{ "name": "cpu-kernels" }] },
+            { "name": "cpu-kernels", "dependencies": [
+                { "name": "candle-core" }, { "name": "tensor-core" }, { "name": "indicatif" }
+            ] },
+            { "name": "cnn-zoo", "dependencies": [{ "name": "cpu-kernels" }] },
+            { "name": "xtask", "dependencies": [{ "name": "cpu-kernels" }] }
+        ]});
+        let p = check(&meta);
+        assert_eq!(p.len(), 5, "{p:?}");
+        assert!(p[0].contains("cpu-kernels depends on candle-core"));
+        assert!(p[1].contains("cpu-kernels depends on workspace crate tensor-core"));
+        assert!(p[2].contains("cpu-kernels depends on indicatif"));
+        assert!(p[3].contains("cnn-zoo depends on cpu-kernels"));
+        assert!(p[4].contains("xtask depends on cpu-kernels"));
     }
 }

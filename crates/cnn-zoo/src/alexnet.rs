@@ -2,12 +2,12 @@
 //! neural networks", NeurIPS 2012) in two layouts.
 //!
 //! - [`alexnet`]: torchvision's single-tower model-zoo form on 3×224×224 (the teacher and student
-//!   of the ICLR'19 reference, sparse-projection.md §8): conv 64-192-384-256-256 without groups,
+//!   of the ICLR'19 reference, docs/sparse-projection.md §8): conv 64-192-384-256-256 without groups,
 //!   max-pool 3/2 after conv 1, 2 and 5, adaptive average pooling to 6×6 (the identity at 224),
 //!   dropout 0.5 before FC 9216→4096, 4096→4096, then 4096→classes. Names are torchvision's
 //!   `features.{0,3,6,8,10}` and `classifier.{1,4,6}`.
 //! - [`alexnet_caffe`]: the original two-tower layout (Caffe's `bvlc_alexnet`) on 3×227×227, the
-//!   network that Eyeriss (energy-models.md B.10) and CVPR'17 energy-aware pruning price: conv1
+//!   network that Eyeriss (docs/energy-models.md B.10) and CVPR'17 energy-aware pruning price: conv1
 //!   96×3×11×11 stride 4, conv2 256×48×5×5 in 2 groups, conv3 384×256×3×3, conv4 and conv5 in 2
 //!   groups, max-pool 3/2 after conv 1, 2 and 5, FC 9216 (256×6×6) → 4096 → 4096 → classes with
 //!   dropout 0.5 after fc6 and fc7: 60,954,656 weights and 724,406,816 MACs. Names are Caffe's
@@ -18,9 +18,10 @@
 //! Initialisation: PyTorch's defaults for `Conv2d` and `Linear` (torchvision's AlexNet keeps
 //! them), i.e. weights and biases `U(−1/√fan_in, 1/√fan_in)`.
 
+use tensor_core::ConvParams;
 use tensor_core::{OpsBackend, Result, Taps, Tensor, VarBuilder};
 
-use crate::layer::{BiasInit, ConvSpec, Layer, LayerStack, Meta, WeightInit, impl_network};
+use crate::layer::{BiasInit, Layer, LayerStack, Meta, WeightInit, impl_network};
 use crate::pool::{adaptive_avg_pool2d, dropout, max_pool2d};
 
 /// Dropout probability before (torchvision) or after (Caffe) the first two FC layers.
@@ -52,14 +53,33 @@ pub(crate) fn alexnet_on(
     let convs = [
         stack.conv(
             f.pp("0"),
-            ConvSpec::new(in_channels, 64, 11).stride(4).padding(2),
+            (in_channels, 64),
+            ConvParams::square(11).stride(4).padding(2),
             w,
             b,
         )?,
-        stack.conv(f.pp("3"), ConvSpec::new(64, 192, 5).padding(2), w, b)?,
-        stack.conv(f.pp("6"), ConvSpec::new(192, 384, 3).padding(1), w, b)?,
-        stack.conv(f.pp("8"), ConvSpec::new(384, 256, 3).padding(1), w, b)?,
-        stack.conv(f.pp("10"), ConvSpec::new(256, 256, 3).padding(1), w, b)?,
+        stack.conv(f.pp("3"), (64, 192), ConvParams::square(5).padding(2), w, b)?,
+        stack.conv(
+            f.pp("6"),
+            (192, 384),
+            ConvParams::square(3).padding(1),
+            w,
+            b,
+        )?,
+        stack.conv(
+            f.pp("8"),
+            (384, 256),
+            ConvParams::square(3).padding(1),
+            w,
+            b,
+        )?,
+        stack.conv(
+            f.pp("10"),
+            (256, 256),
+            ConvParams::square(3).padding(1),
+            w,
+            b,
+        )?,
     ];
     let c = vb.pp("classifier");
     let fcs = [
@@ -129,26 +149,36 @@ pub(crate) fn alexnet_caffe_on(
     let convs = [
         stack.conv(
             vb.pp("conv1"),
-            ConvSpec::new(in_channels, 96, 11).stride(4),
+            (in_channels, 96),
+            ConvParams::square(11).stride(4),
             w,
             b,
         )?,
         stack.conv(
             vb.pp("conv2"),
-            ConvSpec::new(96, 256, 5).padding(2).groups(2),
+            (96, 256),
+            ConvParams::square(5).padding(2).groups(2),
             w,
             b,
         )?,
-        stack.conv(vb.pp("conv3"), ConvSpec::new(256, 384, 3).padding(1), w, b)?,
+        stack.conv(
+            vb.pp("conv3"),
+            (256, 384),
+            ConvParams::square(3).padding(1),
+            w,
+            b,
+        )?,
         stack.conv(
             vb.pp("conv4"),
-            ConvSpec::new(384, 384, 3).padding(1).groups(2),
+            (384, 384),
+            ConvParams::square(3).padding(1).groups(2),
             w,
             b,
         )?,
         stack.conv(
             vb.pp("conv5"),
-            ConvSpec::new(384, 256, 3).padding(1).groups(2),
+            (384, 256),
+            ConvParams::square(3).padding(1).groups(2),
             w,
             b,
         )?,

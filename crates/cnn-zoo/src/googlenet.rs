@@ -1,6 +1,6 @@
 //! GoogLeNet, Inception v1 (Szegedy, Liu, Jia, Sermanet, Reed, Anguelov, Erhan, Vanhoucke and
 //! Rabinovich, "Going deeper with convolutions", CVPR 2015, Table 1), as priced by nn_dataflow
-//! (`nn_dataflow/nns/googlenet.py`, energy-models.md B.10).
+//! (`nn_dataflow/nns/googlenet.py`, docs/energy-models.md B.10).
 //!
 //! 3×224×224 input; conv1 7×7/2 (padding 3, → 112), max-pool 3/2, conv2 1×1 reduce and conv3
 //! 3×3 (192 filters), max-pool 3/2, inception 3a–3b, max-pool 3/2, inception 4a–4e, max-pool 3/2,
@@ -20,9 +20,10 @@
 //! Initialisation: convs `N(0, 2/fan_in)` (He et al. 2015; the network has no batch norm, so the
 //! variance-preserving choice matters), conv biases zero, the FC layer PyTorch's default.
 
+use tensor_core::ConvParams;
 use tensor_core::{OpsBackend, Result, Taps, Tensor, VarBuilder};
 
-use crate::layer::{BiasInit, ConvSpec, Layer, LayerStack, Meta, WeightInit, impl_network};
+use crate::layer::{BiasInit, Layer, LayerStack, Meta, WeightInit, impl_network};
 use crate::pool::{dropout, global_avg_pool, max_pool2d};
 
 /// Dropout probability before the FC layer.
@@ -81,38 +82,47 @@ pub(crate) fn googlenet_on(
     let (w, b) = (WeightInit::HeNormal, BiasInit::Zero);
     let conv1 = stack.conv(
         vb.pp("conv1"),
-        ConvSpec::new(in_channels, 64, 7).stride(2).padding(3),
+        (in_channels, 64),
+        ConvParams::square(7).stride(2).padding(3),
         w,
         b,
     )?;
-    let conv2 = stack.conv(vb.pp("conv2"), ConvSpec::new(64, 64, 1), w, b)?;
-    let conv3 = stack.conv(vb.pp("conv3"), ConvSpec::new(64, 192, 3).padding(1), w, b)?;
+    let conv2 = stack.conv(vb.pp("conv2"), (64, 64), ConvParams::square(1), w, b)?;
+    let conv3 = stack.conv(
+        vb.pp("conv3"),
+        (64, 192),
+        ConvParams::square(3).padding(1),
+        w,
+        b,
+    )?;
     let mut c_in = 192;
     let mut inceptions = Vec::with_capacity(INCEPTIONS.len());
     for (name, (n1, n3r, n3, n5r, n5, np), pooled) in INCEPTIONS {
         let vb = vb.pp(format!("inception{name}"));
         inceptions.push(Inception {
             pooled,
-            branch1: stack.conv(vb.pp("branch1"), ConvSpec::new(c_in, n1, 1), w, b)?,
+            branch1: stack.conv(vb.pp("branch1"), (c_in, n1), ConvParams::square(1), w, b)?,
             branch2: [
-                stack.conv(vb.pp("branch2.0"), ConvSpec::new(c_in, n3r, 1), w, b)?,
+                stack.conv(vb.pp("branch2.0"), (c_in, n3r), ConvParams::square(1), w, b)?,
                 stack.conv(
                     vb.pp("branch2.1"),
-                    ConvSpec::new(n3r, n3, 3).padding(1),
+                    (n3r, n3),
+                    ConvParams::square(3).padding(1),
                     w,
                     b,
                 )?,
             ],
             branch3: [
-                stack.conv(vb.pp("branch3.0"), ConvSpec::new(c_in, n5r, 1), w, b)?,
+                stack.conv(vb.pp("branch3.0"), (c_in, n5r), ConvParams::square(1), w, b)?,
                 stack.conv(
                     vb.pp("branch3.1"),
-                    ConvSpec::new(n5r, n5, 5).padding(2),
+                    (n5r, n5),
+                    ConvParams::square(5).padding(2),
                     w,
                     b,
                 )?,
             ],
-            branch4: stack.conv(vb.pp("branch4.1"), ConvSpec::new(c_in, np, 1), w, b)?,
+            branch4: stack.conv(vb.pp("branch4.1"), (c_in, np), ConvParams::square(1), w, b)?,
         });
         c_in = n1 + n3 + n5 + np;
     }

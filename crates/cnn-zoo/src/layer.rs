@@ -7,12 +7,12 @@
 //! activation. [`LayerStack::finish`] runs the finished model once on a batch-1 zero input under
 //! a [`ShapeProbe`] and turns what it saw into [`LayerInfo`]s.
 
-use tensor_core::ops::{self, Conv2dParams};
+use tensor_core::ops;
 use tensor_core::tensor::nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use tensor_core::tensor::nn::{self, BatchNormConfig, Init};
 use tensor_core::{
-    Error, LayerConfig, LayerId, LayerInfo, ModuleT, Network, OpsBackend, Result, ShapeProbe, Taps,
-    Tensor, Var, VarBuilder,
+    ConvParams, Error, LayerConfig, LayerId, LayerInfo, ModuleT, Network, OpsBackend, Result,
+    ShapeProbe, Taps, Tensor, Var, VarBuilder,
 };
 
 use crate::pool::window_views;
@@ -70,43 +70,6 @@ fn torch_uniform(fan_in: usize) -> Init {
     }
 }
 
-/// Static description of a convolution: square kernel, stride and padding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ConvSpec {
-    pub(crate) in_channels: usize,
-    pub(crate) out_channels: usize,
-    pub(crate) kernel: usize,
-    pub(crate) stride: usize,
-    pub(crate) padding: usize,
-    pub(crate) groups: usize,
-}
-
-impl ConvSpec {
-    /// A stride-1, ungrouped convolution.
-    pub(crate) fn new(in_channels: usize, out_channels: usize, kernel: usize) -> Self {
-        Self {
-            in_channels,
-            out_channels,
-            kernel,
-            stride: 1,
-            padding: 0,
-            groups: 1,
-        }
-    }
-
-    pub(crate) fn stride(self, stride: usize) -> Self {
-        Self { stride, ..self }
-    }
-
-    pub(crate) fn padding(self, padding: usize) -> Self {
-        Self { padding, ..self }
-    }
-
-    pub(crate) fn groups(self, groups: usize) -> Self {
-        Self { groups, ..self }
-    }
-}
-
 /// Rejects zero channel counts, kernels, strides or groups before candle sees them.
 fn check_sizes(vb: &VarBuilder, sizes: &[usize]) -> Result<()> {
     if sizes.contains(&0) {
@@ -128,8 +91,9 @@ pub(crate) struct Layer {
 }
 
 impl Layer {
-    /// Runs the layer between the taps: `pre` may replace the input (same shape only), `post`
-    /// sees the input actually consumed and the output before any activation. An FC layer takes
+    /// Runs the layer between the taps: `pre` may replace the input (same shape only),
+    /// `substitute` may compute the layer in its place, `post` sees the input actually consumed
+    /// and the output before any activation. An FC layer takes
     /// a `[b, n]` or an unflattened `[b, c, h, w]` input and flattens it itself.
     pub(crate) fn forward(&self, xs: &Tensor, taps: &mut dyn Taps) -> Result<Tensor> {
         let input = match taps.pre(self.id, xs)? {
@@ -145,7 +109,10 @@ impl Layer {
                 replaced
             }
         };
-        let ys = self.apply(&input).map_err(|e| e.in_layer(self.id))?;
+        let ys = match taps.substitute(self.id, &input)? {
+            Some(ys) => ys,
+            None => self.apply(&input).map_err(|e| e.in_layer(self.id))?,
+        };
         taps.post(self.id, &input, &ys)?;
         Ok(ys)
     }
@@ -153,22 +120,13 @@ impl Layer {
     fn apply(&self, xs: &Tensor) -> Result<Tensor> {
         let w = self.weight.as_tensor();
         let ys = match self.config {
-            LayerConfig::Conv {
-                stride,
-                padding,
-                groups,
-                ..
-            } => {
+            LayerConfig::Conv { params, .. } => {
                 let (_, c, _, _) = xs.dims4()?;
                 let bias = self.bias.as_ref().map(Var::as_tensor);
-                let params = Conv2dParams {
-                    stride: stride.0,
-                    padding: padding.0,
-                    groups,
-                };
+                let groups = params.groups;
                 if self.backend == OpsBackend::Candle && groups > 1 && groups == c && w.dim(0)? == c
                 {
-                    let ys = depthwise_conv2d(xs, w, padding.0, stride.0)?;
+                    let ys = depthwise_conv2d(xs, w, params.padding.0, params.stride.0)?;
                     match bias {
                         None => ys,
                         Some(b) => ys.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
@@ -245,24 +203,29 @@ impl LayerStack {
         BatchNorm2d::new(channels, vb, self.backend)
     }
 
-    /// A convolution named after `vb`'s prefix, with `weight` `[d, c/g, k, k]` and an optional
-    /// `bias` `[d]`.
+    /// A convolution from `c` to `d` channels named after `vb`'s prefix, with `weight`
+    /// `[d, c/g, k_h, k_w]` and an optional `bias` `[d]`.
     pub(crate) fn conv(
         &mut self,
         vb: VarBuilder,
-        spec: ConvSpec,
+        (in_channels, out_channels): (usize, usize),
+        params: ConvParams,
         weight: WeightInit,
         bias: BiasInit,
     ) -> Result<Layer> {
-        let ConvSpec {
-            in_channels,
-            out_channels,
-            kernel,
-            stride,
-            padding,
-            groups,
-        } = spec;
-        check_sizes(&vb, &[in_channels, out_channels, kernel, stride, groups])?;
+        let ConvParams { kernel, groups, .. } = params;
+        check_sizes(
+            &vb,
+            &[
+                in_channels,
+                out_channels,
+                kernel.0,
+                kernel.1,
+                params.stride.0,
+                params.stride.1,
+                groups,
+            ],
+        )?;
         if !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
             return Err(Error::Geometry {
                 reason: format!(
@@ -271,18 +234,15 @@ impl LayerStack {
                 ),
             });
         }
-        let fan_in = in_channels / groups * kernel * kernel;
+        let fan_in = in_channels / groups * kernel.0 * kernel.1;
         let w = vb.get_with_hints(
-            (out_channels, in_channels / groups, kernel, kernel),
+            (out_channels, in_channels / groups, kernel.0, kernel.1),
             "weight",
             weight.init(fan_in),
         )?;
         let config = LayerConfig::Conv {
             out_channels,
-            kernel: (kernel, kernel),
-            stride: (stride, stride),
-            padding: (padding, padding),
-            groups,
+            params,
         };
         self.push(vb, config, w, out_channels, fan_in, bias)
     }

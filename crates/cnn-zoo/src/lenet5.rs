@@ -3,21 +3,22 @@
 //!
 //! - [`lenet5`]: the network of the ICLR'19 energy-constrained compression reference
 //!   (`MyLeNet5` in hyang1990/model_based_energy_constrained_compression, `models.py`; see
-//!   sparse-projection.md §8): a 1×32×32 input, conv 1→6 k5, ReLU, max-pool 2, conv 6→16 k5,
+//!   docs/sparse-projection.md §8): a 1×32×32 input, conv 1→6 k5, ReLU, max-pool 2, conv 6→16 k5,
 //!   ReLU, max-pool 2, FC 400→120→84→10 with ReLU, biases on, no padding: 61,470 weights.
 //!   Parameter names are that reference's `state_dict` keys: `features.0`, `features.3`,
 //!   `classifier.0`, `classifier.2`, `classifier.4`, so its shipped MNIST checkpoint compares one
 //!   to one.
 //! - [`lenet5_caffe`]: Caffe's 20-50-500-10 LeNet on 1×28×28 (conv 1→20 k5, max-pool 2, conv
-//!   20→50 k5, max-pool 2, FC 800→500→10), as in `shared/peer-bench/bench_torch.py`, with its
+//!   20→50 k5, max-pool 2, FC 800→500→10), as in `xtask/peer/bench_torch.py`, with its
 //!   names `c1`, `c2`, `f1`, `f2`. As there, ReLU follows both convs and `f1`.
 //!
 //! Initialisation: PyTorch's defaults for `Conv2d` and `Linear` (weights and biases
 //! `U(−1/√fan_in, 1/√fan_in)`), which is what both references train from.
 
+use tensor_core::ConvParams;
 use tensor_core::{OpsBackend, Result, Taps, Tensor, VarBuilder, ops};
 
-use crate::layer::{BiasInit, ConvSpec, Layer, LayerStack, Meta, WeightInit, impl_network};
+use crate::layer::{BiasInit, Layer, LayerStack, Meta, WeightInit, impl_network};
 
 /// The ICLR'19 reference LeNet-5 (built by [`lenet5`]).
 #[derive(Clone, Debug)]
@@ -45,8 +46,14 @@ pub(crate) fn lenet5_on(
 ) -> Result<Lenet5> {
     let mut stack = LayerStack::new(backend);
     let (w, b) = (WeightInit::Torch, BiasInit::Torch);
-    let conv1 = stack.conv(vb.pp("features.0"), ConvSpec::new(in_channels, 6, 5), w, b)?;
-    let conv2 = stack.conv(vb.pp("features.3"), ConvSpec::new(6, 16, 5), w, b)?;
+    let conv1 = stack.conv(
+        vb.pp("features.0"),
+        (in_channels, 6),
+        ConvParams::square(5),
+        w,
+        b,
+    )?;
+    let conv2 = stack.conv(vb.pp("features.3"), (6, 16), ConvParams::square(5), w, b)?;
     let fc1 = stack.fc(vb.pp("classifier.0"), 16 * 5 * 5, 120, w, b)?;
     let fc2 = stack.fc(vb.pp("classifier.2"), 120, 84, w, b)?;
     let fc3 = stack.fc(vb.pp("classifier.4"), 84, num_classes, w, b)?;
@@ -102,8 +109,8 @@ pub(crate) fn lenet5_caffe_on(
 ) -> Result<Lenet5Caffe> {
     let mut stack = LayerStack::new(backend);
     let (w, b) = (WeightInit::Torch, BiasInit::Torch);
-    let c1 = stack.conv(vb.pp("c1"), ConvSpec::new(in_channels, 20, 5), w, b)?;
-    let c2 = stack.conv(vb.pp("c2"), ConvSpec::new(20, 50, 5), w, b)?;
+    let c1 = stack.conv(vb.pp("c1"), (in_channels, 20), ConvParams::square(5), w, b)?;
+    let c2 = stack.conv(vb.pp("c2"), (20, 50), ConvParams::square(5), w, b)?;
     let f1 = stack.fc(vb.pp("f1"), 50 * 4 * 4, 500, w, b)?;
     let f2 = stack.fc(vb.pp("f2"), 500, num_classes, w, b)?;
     let mut net = Lenet5Caffe {

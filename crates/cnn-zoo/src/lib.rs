@@ -17,7 +17,7 @@
 //!   layer fed by a feature map receives it unflattened (`[b, c, h, w]`).
 //! - [`LayerInfo::geometry`](tensor_core::LayerInfo::geometry) is derived from a real batch-1
 //!   forward pass at construction, never typed by hand; [`summary`] tabulates it and the tests
-//!   snapshot it and check the totals of energy-models.md B.10 exactly.
+//!   snapshot it and check the totals of docs/energy-models.md B.10 exactly.
 //! - With [`SeededInit`](tensor_core::SeededInit) the parameters depend only on the seed and
 //!   their names. Dropout masks (AlexNet, SqueezeNet, GoogLeNet, MobileNetV2 in training) come
 //!   from the device generator, which candle cannot seed on the CPU.
@@ -64,7 +64,7 @@ pub use arch::{Arch, build, build_with};
 pub use googlenet::{Googlenet, googlenet};
 pub use lenet5::{Lenet5, Lenet5Caffe, lenet5, lenet5_caffe};
 pub use mobilenet_v2::{MobilenetV2, mobilenet_v2};
-pub use resnet::{Resnet, resnet};
+pub use resnet::{Resnet, ResnetInit, ResnetOptions, resnet, resnet_with};
 pub use squeezenet::{Squeezenet, squeezenet1_0};
 pub use summary::{Totals, summary};
 

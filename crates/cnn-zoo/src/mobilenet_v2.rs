@@ -19,11 +19,10 @@
 //! Initialisation as torchvision: convs `N(0, 2/fan_out)` (He et al. 2015, fan-out), batch norm
 //! γ = 1 and β = 0 (eps 1e-5, momentum 0.1), the FC layer `N(0, 0.01²)` with zero bias.
 
+use tensor_core::ConvParams;
 use tensor_core::{OpsBackend, Result, Taps, Tensor, VarBuilder};
 
-use crate::layer::{
-    BatchNorm2d, BiasInit, ConvSpec, Layer, LayerStack, Meta, WeightInit, impl_network,
-};
+use crate::layer::{BatchNorm2d, BiasInit, Layer, LayerStack, Meta, WeightInit, impl_network};
 use crate::pool::{dropout, global_avg_pool};
 
 /// Dropout probability before the FC layer.
@@ -75,16 +74,18 @@ impl ConvBn {
         stack: &mut LayerStack,
         vb: &VarBuilder,
         (conv_name, bn_name): (&str, &str),
-        spec: ConvSpec,
+        channels: (usize, usize),
+        params: ConvParams,
     ) -> Result<Self> {
         Ok(Self {
             conv: stack.conv(
                 vb.pp(conv_name),
-                spec,
+                channels,
+                params,
                 WeightInit::HeNormalFanOut,
                 BiasInit::Absent,
             )?,
-            bn: stack.batch_norm(spec.out_channels, vb.pp(bn_name))?,
+            bn: stack.batch_norm(channels.1, vb.pp(bn_name))?,
         })
     }
 
@@ -116,7 +117,8 @@ pub(crate) fn mobilenet_v2_on(
         &mut stack,
         &features.pp("0"),
         ("0", "1"),
-        ConvSpec::new(in_channels, STEM, 3).stride(2).padding(1),
+        (in_channels, STEM),
+        ConvParams::square(3).stride(2).padding(1),
     )?;
     let mut blocks = Vec::new();
     let mut c_in = STEM;
@@ -125,23 +127,36 @@ pub(crate) fn mobilenet_v2_on(
             let stride = if i == 0 { s } else { 1 };
             let vb = features.pp(blocks.len() + 1).pp("conv");
             let hidden = c_in * t;
-            let depthwise = ConvSpec::new(hidden, hidden, 3)
+            let depthwise = ConvParams::square(3)
                 .stride(stride)
                 .padding(1)
                 .groups(hidden);
             let (expand, depthwise, project) = if t == 1 {
-                let dw = ConvBn::new(&mut stack, &vb, ("0.0", "0.1"), depthwise)?;
-                let pw = ConvBn::new(&mut stack, &vb, ("1", "2"), ConvSpec::new(hidden, c, 1))?;
+                let dw = ConvBn::new(&mut stack, &vb, ("0.0", "0.1"), (hidden, hidden), depthwise)?;
+                let pw = ConvBn::new(
+                    &mut stack,
+                    &vb,
+                    ("1", "2"),
+                    (hidden, c),
+                    ConvParams::square(1),
+                )?;
                 (None, dw, pw)
             } else {
                 let ex = ConvBn::new(
                     &mut stack,
                     &vb,
                     ("0.0", "0.1"),
-                    ConvSpec::new(c_in, hidden, 1),
+                    (c_in, hidden),
+                    ConvParams::square(1),
                 )?;
-                let dw = ConvBn::new(&mut stack, &vb, ("1.0", "1.1"), depthwise)?;
-                let pw = ConvBn::new(&mut stack, &vb, ("2", "3"), ConvSpec::new(hidden, c, 1))?;
+                let dw = ConvBn::new(&mut stack, &vb, ("1.0", "1.1"), (hidden, hidden), depthwise)?;
+                let pw = ConvBn::new(
+                    &mut stack,
+                    &vb,
+                    ("2", "3"),
+                    (hidden, c),
+                    ConvParams::square(1),
+                )?;
                 (Some(ex), dw, pw)
             };
             blocks.push(InvertedResidual {
@@ -157,7 +172,8 @@ pub(crate) fn mobilenet_v2_on(
         &mut stack,
         &features.pp(blocks.len() + 1),
         ("0", "1"),
-        ConvSpec::new(c_in, LAST, 1),
+        (c_in, LAST),
+        ConvParams::square(1),
     )?;
     let fc = stack.fc(
         vb.pp("classifier.1"),

@@ -3,9 +3,9 @@
 //!
 //! A 3×3 stem conv (16 filters, no bias) with batch norm and ReLU, then three stages of `n`
 //! BasicBlocks with 16, 32 and 64 channels at 32×32, 16×16 and 8×8, global average pooling and
-//! one FC layer (e2-train.md §2). The first block of stages 2 and 3 has stride 2 and a projection
+//! one FC layer (docs/e2-train.md §2). The first block of stages 2 and 3 has stride 2 and a projection
 //! shortcut, a 1×1 stride-2 conv plus batch norm ("option B", as in
-//! `shared/peer-bench/bench_torch.py`); the other shortcuts are identities. ResNet-20, -32, -44,
+//! `xtask/peer/bench_torch.py`); the other shortcuts are identities. ResNet-20, -32, -44,
 //! -56, -74 and -110 have n = 3, 5, 7, 9, 12 and 18; ResNet-8 and -14 (n = 1, 2) are small CPU
 //! variants.
 //!
@@ -14,16 +14,22 @@
 //! prunable layers are ordered as the forward pass runs them: stem, then per block `conv1`,
 //! `conv2`, `downsample.0`, then `fc`.
 //!
-//! Initialisation as torchvision's ResNet: convs `N(0, 2/fan_out)` (He et al. 2015, fan-out),
-//! batch norm γ = 1 and β = 0, the FC layer PyTorch's default. Batch norm uses eps 1e-5 and
-//! momentum 0.1 in PyTorch's convention (`running ← 0.9·running + 0.1·batch`, unbiased batch
-//! variance), which is candle-nn's convention too.
+//! Initialisation ([`ResnetInit`]) as torchvision's ResNet by default: convs `N(0, 2/fan_out)`
+//! (He et al. 2015, fan-out), batch norm γ = 1 and β = 0, the FC layer PyTorch's default; or as
+//! the E2-Train reference code (docs/e2-train.md §2). Batch norm uses eps 1e-5 and momentum 0.1
+//! in PyTorch's convention (`running ← 0.9·running + 0.1·batch`, unbiased batch variance), which
+//! is candle-nn's convention too.
+//!
+//! [`Resnet`] is a [`ResidualNetwork`]: methods that decide per block whether it runs (E2-Train's
+//! selective layer update, stochastic depth) drive its stem, blocks and head one at a time; its
+//! own forward pass is the same sequence with every block on.
 
-use tensor_core::{Error, OpsBackend, Result, Taps, Tensor, VarBuilder, ops};
-
-use crate::layer::{
-    BatchNorm2d, BiasInit, ConvSpec, Layer, LayerStack, Meta, WeightInit, impl_network,
+use serde::{Deserialize, Serialize};
+use tensor_core::{
+    ConvParams, Error, OpsBackend, ResidualNetwork, Result, Taps, Tensor, VarBuilder, ops,
 };
+
+use crate::layer::{BatchNorm2d, BiasInit, Layer, LayerStack, Meta, WeightInit, impl_network};
 use crate::pool::global_avg_pool;
 
 /// Stage widths of a CIFAR ResNet.
@@ -48,6 +54,29 @@ struct BasicBlock {
     downsample: Option<(Layer, BatchNorm2d)>,
 }
 
+/// How a CIFAR ResNet's weights are drawn (biases of the FC layer are PyTorch's default either
+/// way; batch norm γ = 1, β = 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResnetInit {
+    /// torchvision's: convs `N(0, 2/fan_out)` through the Kaiming initialiser, the FC weight
+    /// PyTorch's default `U(±1/√in)`.
+    #[default]
+    Torchvision,
+    /// The E2-Train reference code's (docs/e2-train.md §2): convs `N(0, 2/(k²·C_out))`, the FC
+    /// weight `N(0, 2/(out·in))`.
+    E2TrainReference,
+}
+
+/// Build options of [`resnet_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResnetOptions {
+    /// Weight initialisation.
+    pub init: ResnetInit,
+    /// The ops the convolutions, batch norms and ReLUs run on.
+    pub backend: OpsBackend,
+}
+
 /// Builds a CIFAR ResNet of `depth` = 6n + 2 ≥ 8 for `in_channels`×32×32 inputs (3 for CIFAR,
 /// 1 for MNIST padded to 32×32) and `num_classes` outputs.
 pub fn resnet(
@@ -56,7 +85,13 @@ pub fn resnet(
     in_channels: usize,
     vb: VarBuilder,
 ) -> Result<Resnet> {
-    resnet_on(depth, num_classes, in_channels, vb, OpsBackend::Fast)
+    resnet_with(
+        depth,
+        num_classes,
+        in_channels,
+        vb,
+        ResnetOptions::default(),
+    )
 }
 
 /// [`resnet`](fn@resnet) with its ops on `backend`.
@@ -67,6 +102,22 @@ pub(crate) fn resnet_on(
     vb: VarBuilder,
     backend: OpsBackend,
 ) -> Result<Resnet> {
+    let options = ResnetOptions {
+        backend,
+        ..ResnetOptions::default()
+    };
+    resnet_with(depth, num_classes, in_channels, vb, options)
+}
+
+/// [`resnet`](fn@resnet) with the given initialisation and ops backend.
+pub fn resnet_with(
+    depth: usize,
+    num_classes: usize,
+    in_channels: usize,
+    vb: VarBuilder,
+    options: ResnetOptions,
+) -> Result<Resnet> {
+    let backend = options.backend;
     if depth < 8 || !(depth - 2).is_multiple_of(6) {
         return Err(Error::OutOfRange {
             what: "resnet depth",
@@ -76,11 +127,17 @@ pub(crate) fn resnet_on(
     }
     let n = (depth - 2) / 6;
     let mut stack = LayerStack::new(backend);
-    let he = WeightInit::HeNormalFanOut;
+    let he = |c_out: usize, k: usize| match options.init {
+        ResnetInit::Torchvision => WeightInit::HeNormalFanOut,
+        // The reference writes the standard deviation out; the same arithmetic keeps the draws
+        // bit-identical to it.
+        ResnetInit::E2TrainReference => WeightInit::Normal((2.0 / (k * k * c_out) as f64).sqrt()),
+    };
     let conv1 = stack.conv(
         vb.pp("conv1"),
-        ConvSpec::new(in_channels, WIDTHS[0], 3).padding(1),
-        he,
+        (in_channels, WIDTHS[0]),
+        ConvParams::square(3).padding(1),
+        he(WIDTHS[0], 3),
         BiasInit::Absent,
     )?;
     let bn1 = stack.batch_norm(WIDTHS[0], vb.pp("bn1"))?;
@@ -92,15 +149,17 @@ pub(crate) fn resnet_on(
             let vb = vb.pp(format!("layer{}.{i}", stage + 1));
             let conv1 = stack.conv(
                 vb.pp("conv1"),
-                ConvSpec::new(c_in, c, 3).stride(stride).padding(1),
-                he,
+                (c_in, c),
+                ConvParams::square(3).stride(stride).padding(1),
+                he(c, 3),
                 BiasInit::Absent,
             )?;
             let bn1 = stack.batch_norm(c, vb.pp("bn1"))?;
             let conv2 = stack.conv(
                 vb.pp("conv2"),
-                ConvSpec::new(c, c, 3).padding(1),
-                he,
+                (c, c),
+                ConvParams::square(3).padding(1),
+                he(c, 3),
                 BiasInit::Absent,
             )?;
             let bn2 = stack.batch_norm(c, vb.pp("bn2"))?;
@@ -108,8 +167,9 @@ pub(crate) fn resnet_on(
                 let vb = vb.pp("downsample");
                 let conv = stack.conv(
                     vb.pp("0"),
-                    ConvSpec::new(c_in, c, 1).stride(stride),
-                    he,
+                    (c_in, c),
+                    ConvParams::square(1).stride(stride),
+                    he(c, 1),
                     BiasInit::Absent,
                 )?;
                 Some((conv, stack.batch_norm(c, vb.pp("1"))?))
@@ -126,11 +186,17 @@ pub(crate) fn resnet_on(
             c_in = c;
         }
     }
+    let fc_init = match options.init {
+        ResnetInit::Torchvision => WeightInit::Torch,
+        ResnetInit::E2TrainReference => {
+            WeightInit::Normal((2.0 / (num_classes * WIDTHS[2]) as f64).sqrt())
+        }
+    };
     let fc = stack.fc(
         vb.pp("fc"),
         WIDTHS[2],
         num_classes,
-        WeightInit::Torch,
+        fc_init,
         BiasInit::Torch,
     )?;
     let mut net = Resnet {
@@ -152,34 +218,70 @@ impl Resnet {
     }
 
     fn body(&self, xs: &Tensor, train: bool, taps: &mut dyn Taps) -> Result<Tensor> {
-        let mut xs = self
-            .bn1
-            .forward_relu(&self.conv1.forward(xs, taps)?, train)?;
-        for block in &self.blocks {
-            xs = block.forward(&xs, train, taps, self.meta.backend)?;
+        let mut xs = self.stem(xs, train, taps)?;
+        for block in 0..self.blocks.len() {
+            let r = self.residual(block, &xs, train, taps)?;
+            let s = self.shortcut(block, &xs, train, taps)?;
+            xs = self.merge(&r, &s)?;
         }
-        let xs = global_avg_pool(&xs)?;
-        self.fc.forward(&xs, taps)
+        self.head(&xs, taps)
+    }
+
+    fn block(&self, block: usize) -> Result<&BasicBlock> {
+        self.blocks.get(block).ok_or_else(|| Error::OutOfRange {
+            what: "residual block index",
+            value: block as f64,
+            expected: "an index below the network's block count",
+        })
     }
 }
 
-impl BasicBlock {
-    fn forward(
+impl ResidualNetwork for Resnet {
+    fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    fn block_channels(&self, block: usize) -> usize {
+        let n = self.blocks.len() / 3;
+        WIDTHS[(block / n.max(1)).min(2)]
+    }
+
+    fn stem(&self, xs: &Tensor, train: bool, taps: &mut dyn Taps) -> Result<Tensor> {
+        self.meta.check_input(xs)?;
+        self.bn1.forward_relu(&self.conv1.forward(xs, taps)?, train)
+    }
+
+    fn residual(
         &self,
+        block: usize,
         xs: &Tensor,
         train: bool,
         taps: &mut dyn Taps,
-        backend: OpsBackend,
     ) -> Result<Tensor> {
-        let ys = self
-            .bn1
-            .forward_relu(&self.conv1.forward(xs, taps)?, train)?;
-        let ys = self.bn2.forward_t(&self.conv2.forward(&ys, taps)?, train)?;
-        let shortcut = match &self.downsample {
-            None => xs.clone(),
-            Some((conv, bn)) => bn.forward_t(&conv.forward(xs, taps)?, train)?,
-        };
-        ops::relu(&(ys + shortcut)?, backend)
+        let b = self.block(block)?;
+        let ys = b.bn1.forward_relu(&b.conv1.forward(xs, taps)?, train)?;
+        b.bn2.forward_t(&b.conv2.forward(&ys, taps)?, train)
+    }
+
+    fn shortcut(
+        &self,
+        block: usize,
+        xs: &Tensor,
+        train: bool,
+        taps: &mut dyn Taps,
+    ) -> Result<Tensor> {
+        match &self.block(block)?.downsample {
+            None => Ok(xs.clone()),
+            Some((conv, bn)) => bn.forward_t(&conv.forward(xs, taps)?, train),
+        }
+    }
+
+    fn merge(&self, residual: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
+        ops::relu(&(residual + shortcut)?, self.meta.backend)
+    }
+
+    fn head(&self, xs: &Tensor, taps: &mut dyn Taps) -> Result<Tensor> {
+        self.fc.forward(&global_avg_pool(xs)?, taps)
     }
 }
 

@@ -1,6 +1,6 @@
 //! SqueezeNet 1.0 (Iandola, Han, Moskewicz, Ashraf, Dally and Keutzer, "SqueezeNet:
 //! AlexNet-level accuracy with 50x fewer parameters and <0.5MB model size", arXiv:1602.07360,
-//! 2016) in torchvision's layout, on 3×227×227 as in energy-models.md B.10.
+//! 2016) in torchvision's layout, on 3×227×227 as in docs/energy-models.md B.10.
 //!
 //! conv1 96×3×7×7 stride 2 (→ 111×111), max-pool 3/2 in ceil mode (→ 55), fire2–4, max-pool
 //! (→ 27), fire5–8, max-pool (→ 13), fire9, dropout 0.5, conv10 1×1 512 → classes, ReLU, global
@@ -13,9 +13,10 @@
 //! expand1x1,expand3x3}` (fire2–9), `classifier.1` (conv10). Initialisation as torchvision:
 //! convs He-uniform (fan-in, ReLU gain), conv10 `N(0, 0.01²)`, biases zero.
 
+use tensor_core::ConvParams;
 use tensor_core::{OpsBackend, Result, Taps, Tensor, VarBuilder};
 
-use crate::layer::{BiasInit, ConvSpec, Layer, LayerStack, Meta, WeightInit, impl_network};
+use crate::layer::{BiasInit, Layer, LayerStack, Meta, WeightInit, impl_network};
 use crate::pool::{dropout, global_avg_pool, max_pool2d};
 
 /// Dropout probability before conv10.
@@ -68,7 +69,8 @@ pub(crate) fn squeezenet1_0_on(
     let features = vb.pp("features");
     let conv1 = stack.conv(
         features.pp("0"),
-        ConvSpec::new(in_channels, 96, 7).stride(2),
+        (in_channels, 96),
+        ConvParams::square(7).stride(2),
         w,
         b,
     )?;
@@ -78,15 +80,22 @@ pub(crate) fn squeezenet1_0_on(
         let vb = features.pp(index);
         fires.push(Fire {
             pooled: index == 7 || index == 12,
-            squeeze: stack.conv(vb.pp("squeeze"), ConvSpec::new(c_in, s, 1), w, b)?,
-            expand1x1: stack.conv(vb.pp("expand1x1"), ConvSpec::new(s, e, 1), w, b)?,
-            expand3x3: stack.conv(vb.pp("expand3x3"), ConvSpec::new(s, e, 3).padding(1), w, b)?,
+            squeeze: stack.conv(vb.pp("squeeze"), (c_in, s), ConvParams::square(1), w, b)?,
+            expand1x1: stack.conv(vb.pp("expand1x1"), (s, e), ConvParams::square(1), w, b)?,
+            expand3x3: stack.conv(
+                vb.pp("expand3x3"),
+                (s, e),
+                ConvParams::square(3).padding(1),
+                w,
+                b,
+            )?,
         });
         c_in = 2 * e;
     }
     let conv10 = stack.conv(
         vb.pp("classifier.1"),
-        ConvSpec::new(c_in, num_classes, 1),
+        (c_in, num_classes),
+        ConvParams::square(1),
         WeightInit::Normal(0.01),
         b,
     )?;

@@ -1,7 +1,8 @@
 use std::sync::OnceLock;
 
 use expect_test::{Expect, expect};
-use tensor_core::tensor::nn::{self, Init, Optimizer};
+use tensor_core::tensor::Optimizer;
+use tensor_core::tensor::nn::{self, Init};
 use tensor_core::{
     DType, Device, Error, LayerId, LayerKind, Network, OpsBackend, Result, SeededInit, Taps, Tensor,
 };
@@ -54,8 +55,8 @@ fn check_summary(arch: Arch, expect: Expect) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Totals: energy-models.md B.10 (AlexNet Caffe layout, GoogLeNet v1 as in nn_dataflow,
-// SqueezeNet 1.0 at 227) and sparse-projection.md §8 (LeNet-5), biases excluded. The GoogLeNet
+// Totals: docs/energy-models.md B.10 (AlexNet Caffe layout, GoogLeNet v1 as in nn_dataflow,
+// SqueezeNet 1.0 at 227) and docs/sparse-projection.md §8 (LeNet-5), biases excluded. The GoogLeNet
 // and SqueezeNet totals were re-derived independently with this Python sum over the layer table
 // of `nn_dataflow/nns/googlenet.py` and of torchvision's SqueezeNet 1.0 at 227:
 //
@@ -94,7 +95,7 @@ fn squeezenet_totals_match_spec() {
 fn lenet5_has_61470_weights() {
     let t = Totals::of(shared(Arch::Lenet5));
     assert_eq!(t.weights, 61_470);
-    // energy-models.md A.7: conv1 has P = 784 output positions.
+    // docs/energy-models.md A.7: conv1 has P = 784 output positions.
     assert_eq!(shared(Arch::Lenet5).layers()[0].geometry.macs(), 150 * 784);
 }
 
@@ -128,15 +129,15 @@ fn summary_lenet5() {
     check_summary(
         Arch::Lenet5,
         expect![[r#"
-        lenet5: input 1x32x32, 10 classes, 5 layers
-        id  name          kind  input    output    kernel  stride  pad  groups  weights     MACs
-         0  features.0    conv  1x32x32  6x28x28   5x5     1x1     0x0  1           150  117,600
-         1  features.3    conv  6x14x14  16x10x10  5x5     1x1     0x0  1         2,400  240,000
-         2  classifier.0  fc    16x5x5   120       5x5     1x1     0x0  1        48,000   48,000
-         3  classifier.2  fc    120x1x1  84        1x1     1x1     0x0  1        10,080   10,080
-         4  classifier.4  fc    84x1x1   10        1x1     1x1     0x0  1           840      840
-            total                                                                61,470  416,520
-    "#]],
+            lenet5: input 1x32x32, 10 classes, 5 layers
+            id  name          kind  input    output    kernel  stride  pad  groups  weights    MACs
+             0  features.0    conv  1x32x32  6x28x28   5x5     1x1     0x0  1           150  117600
+             1  features.3    conv  6x14x14  16x10x10  5x5     1x1     0x0  1          2400  240000
+             2  classifier.0  fc    16x5x5   120       5x5     1x1     0x0  1         48000   48000
+             3  classifier.2  fc    120x1x1  84        1x1     1x1     0x0  1         10080   10080
+             4  classifier.4  fc    84x1x1   10        1x1     1x1     0x0  1           840     840
+                total                                                                 61470  416520
+        "#]],
     );
 }
 
@@ -145,14 +146,14 @@ fn summary_lenet5_caffe() {
     check_summary(
         Arch::Lenet5Caffe,
         expect![[r#"
-        lenet5-caffe: input 1x28x28, 10 classes, 4 layers
-        id  name   kind  input     output    kernel  stride  pad  groups  weights       MACs
-         0  c1     conv  1x28x28   20x24x24  5x5     1x1     0x0  1           500    288,000
-         1  c2     conv  20x12x12  50x8x8    5x5     1x1     0x0  1        25,000  1,600,000
-         2  f1     fc    50x4x4    500       4x4     1x1     0x0  1       400,000    400,000
-         3  f2     fc    500x1x1   10        1x1     1x1     0x0  1         5,000      5,000
-            total                                                         430,500  2,293,000
-    "#]],
+            lenet5-caffe: input 1x28x28, 10 classes, 4 layers
+            id  name   kind  input     output    kernel  stride  pad  groups  weights     MACs
+             0  c1     conv  1x28x28   20x24x24  5x5     1x1     0x0  1           500   288000
+             1  c2     conv  20x12x12  50x8x8    5x5     1x1     0x0  1         25000  1600000
+             2  f1     fc    50x4x4    500       4x4     1x1     0x0  1        400000   400000
+             3  f2     fc    500x1x1   10        1x1     1x1     0x0  1          5000     5000
+                total                                                          430500  2293000
+        "#]],
     );
 }
 
@@ -161,20 +162,20 @@ fn summary_resnet8() {
     check_summary(
         Arch::Resnet8,
         expect![[r#"
-        resnet8: input 3x32x32, 10 classes, 10 layers
-        id  name                   kind  input     output    kernel  stride  pad  groups  weights        MACs
-         0  conv1                  conv  3x32x32   16x32x32  3x3     1x1     1x1  1           432     442,368
-         1  layer1.0.conv1         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
-         2  layer1.0.conv2         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
-         3  layer2.0.conv1         conv  16x32x32  32x16x16  3x3     2x2     1x1  1         4,608   1,179,648
-         4  layer2.0.conv2         conv  32x16x16  32x16x16  3x3     1x1     1x1  1         9,216   2,359,296
-         5  layer2.0.downsample.0  conv  16x32x32  32x16x16  1x1     2x2     0x0  1           512     131,072
-         6  layer3.0.conv1         conv  32x16x16  64x8x8    3x3     2x2     1x1  1        18,432   1,179,648
-         7  layer3.0.conv2         conv  64x8x8    64x8x8    3x3     1x1     1x1  1        36,864   2,359,296
-         8  layer3.0.downsample.0  conv  32x16x16  64x8x8    1x1     2x2     0x0  1         2,048     131,072
-         9  fc                     fc    64x1x1    10        1x1     1x1     0x0  1           640         640
-            total                                                                          77,360  12,501,632
-    "#]],
+            resnet8: input 3x32x32, 10 classes, 10 layers
+            id  name                   kind  input     output    kernel  stride  pad  groups  weights      MACs
+             0  conv1                  conv  3x32x32   16x32x32  3x3     1x1     1x1  1           432    442368
+             1  layer1.0.conv1         conv  16x32x32  16x32x32  3x3     1x1     1x1  1          2304   2359296
+             2  layer1.0.conv2         conv  16x32x32  16x32x32  3x3     1x1     1x1  1          2304   2359296
+             3  layer2.0.conv1         conv  16x32x32  32x16x16  3x3     2x2     1x1  1          4608   1179648
+             4  layer2.0.conv2         conv  32x16x16  32x16x16  3x3     1x1     1x1  1          9216   2359296
+             5  layer2.0.downsample.0  conv  16x32x32  32x16x16  1x1     2x2     0x0  1           512    131072
+             6  layer3.0.conv1         conv  32x16x16  64x8x8    3x3     2x2     1x1  1         18432   1179648
+             7  layer3.0.conv2         conv  64x8x8    64x8x8    3x3     1x1     1x1  1         36864   2359296
+             8  layer3.0.downsample.0  conv  32x16x16  64x8x8    1x1     2x2     0x0  1          2048    131072
+             9  fc                     fc    64x1x1    10        1x1     1x1     0x0  1           640       640
+                total                                                                           77360  12501632
+        "#]],
     );
 }
 
@@ -183,32 +184,32 @@ fn summary_resnet20() {
     check_summary(
         Arch::Resnet20,
         expect![[r#"
-        resnet20: input 3x32x32, 10 classes, 22 layers
-        id  name                   kind  input     output    kernel  stride  pad  groups  weights        MACs
-         0  conv1                  conv  3x32x32   16x32x32  3x3     1x1     1x1  1           432     442,368
-         1  layer1.0.conv1         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
-         2  layer1.0.conv2         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
-         3  layer1.1.conv1         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
-         4  layer1.1.conv2         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
-         5  layer1.2.conv1         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
-         6  layer1.2.conv2         conv  16x32x32  16x32x32  3x3     1x1     1x1  1         2,304   2,359,296
-         7  layer2.0.conv1         conv  16x32x32  32x16x16  3x3     2x2     1x1  1         4,608   1,179,648
-         8  layer2.0.conv2         conv  32x16x16  32x16x16  3x3     1x1     1x1  1         9,216   2,359,296
-         9  layer2.0.downsample.0  conv  16x32x32  32x16x16  1x1     2x2     0x0  1           512     131,072
-        10  layer2.1.conv1         conv  32x16x16  32x16x16  3x3     1x1     1x1  1         9,216   2,359,296
-        11  layer2.1.conv2         conv  32x16x16  32x16x16  3x3     1x1     1x1  1         9,216   2,359,296
-        12  layer2.2.conv1         conv  32x16x16  32x16x16  3x3     1x1     1x1  1         9,216   2,359,296
-        13  layer2.2.conv2         conv  32x16x16  32x16x16  3x3     1x1     1x1  1         9,216   2,359,296
-        14  layer3.0.conv1         conv  32x16x16  64x8x8    3x3     2x2     1x1  1        18,432   1,179,648
-        15  layer3.0.conv2         conv  64x8x8    64x8x8    3x3     1x1     1x1  1        36,864   2,359,296
-        16  layer3.0.downsample.0  conv  32x16x16  64x8x8    1x1     2x2     0x0  1         2,048     131,072
-        17  layer3.1.conv1         conv  64x8x8    64x8x8    3x3     1x1     1x1  1        36,864   2,359,296
-        18  layer3.1.conv2         conv  64x8x8    64x8x8    3x3     1x1     1x1  1        36,864   2,359,296
-        19  layer3.2.conv1         conv  64x8x8    64x8x8    3x3     1x1     1x1  1        36,864   2,359,296
-        20  layer3.2.conv2         conv  64x8x8    64x8x8    3x3     1x1     1x1  1        36,864   2,359,296
-        21  fc                     fc    64x1x1    10        1x1     1x1     0x0  1           640         640
-            total                                                                         270,896  40,813,184
-    "#]],
+            resnet20: input 3x32x32, 10 classes, 22 layers
+            id  name                   kind  input     output    kernel  stride  pad  groups  weights      MACs
+             0  conv1                  conv  3x32x32   16x32x32  3x3     1x1     1x1  1           432    442368
+             1  layer1.0.conv1         conv  16x32x32  16x32x32  3x3     1x1     1x1  1          2304   2359296
+             2  layer1.0.conv2         conv  16x32x32  16x32x32  3x3     1x1     1x1  1          2304   2359296
+             3  layer1.1.conv1         conv  16x32x32  16x32x32  3x3     1x1     1x1  1          2304   2359296
+             4  layer1.1.conv2         conv  16x32x32  16x32x32  3x3     1x1     1x1  1          2304   2359296
+             5  layer1.2.conv1         conv  16x32x32  16x32x32  3x3     1x1     1x1  1          2304   2359296
+             6  layer1.2.conv2         conv  16x32x32  16x32x32  3x3     1x1     1x1  1          2304   2359296
+             7  layer2.0.conv1         conv  16x32x32  32x16x16  3x3     2x2     1x1  1          4608   1179648
+             8  layer2.0.conv2         conv  32x16x16  32x16x16  3x3     1x1     1x1  1          9216   2359296
+             9  layer2.0.downsample.0  conv  16x32x32  32x16x16  1x1     2x2     0x0  1           512    131072
+            10  layer2.1.conv1         conv  32x16x16  32x16x16  3x3     1x1     1x1  1          9216   2359296
+            11  layer2.1.conv2         conv  32x16x16  32x16x16  3x3     1x1     1x1  1          9216   2359296
+            12  layer2.2.conv1         conv  32x16x16  32x16x16  3x3     1x1     1x1  1          9216   2359296
+            13  layer2.2.conv2         conv  32x16x16  32x16x16  3x3     1x1     1x1  1          9216   2359296
+            14  layer3.0.conv1         conv  32x16x16  64x8x8    3x3     2x2     1x1  1         18432   1179648
+            15  layer3.0.conv2         conv  64x8x8    64x8x8    3x3     1x1     1x1  1         36864   2359296
+            16  layer3.0.downsample.0  conv  32x16x16  64x8x8    1x1     2x2     0x0  1          2048    131072
+            17  layer3.1.conv1         conv  64x8x8    64x8x8    3x3     1x1     1x1  1         36864   2359296
+            18  layer3.1.conv2         conv  64x8x8    64x8x8    3x3     1x1     1x1  1         36864   2359296
+            19  layer3.2.conv1         conv  64x8x8    64x8x8    3x3     1x1     1x1  1         36864   2359296
+            20  layer3.2.conv2         conv  64x8x8    64x8x8    3x3     1x1     1x1  1         36864   2359296
+            21  fc                     fc    64x1x1    10        1x1     1x1     0x0  1           640       640
+                total                                                                          270896  40813184
+        "#]],
     );
 }
 
@@ -217,18 +218,18 @@ fn summary_alexnet() {
     check_summary(
         Arch::Alexnet,
         expect![[r#"
-        alexnet: input 3x224x224, 1000 classes, 8 layers
-        id  name          kind  input      output     kernel  stride  pad  groups     weights         MACs
-         0  features.0    conv  3x224x224  64x55x55   11x11   4x4     2x2  1           23,232   70,276,800
-         1  features.3    conv  64x27x27   192x27x27  5x5     1x1     2x2  1          307,200  223,948,800
-         2  features.6    conv  192x13x13  384x13x13  3x3     1x1     1x1  1          663,552  112,140,288
-         3  features.8    conv  384x13x13  256x13x13  3x3     1x1     1x1  1          884,736  149,520,384
-         4  features.10   conv  256x13x13  256x13x13  3x3     1x1     1x1  1          589,824   99,680,256
-         5  classifier.1  fc    256x6x6    4096       6x6     1x1     0x0  1       37,748,736   37,748,736
-         6  classifier.4  fc    4096x1x1   4096       1x1     1x1     0x0  1       16,777,216   16,777,216
-         7  classifier.6  fc    4096x1x1   1000       1x1     1x1     0x0  1        4,096,000    4,096,000
-            total                                                                  61,090,496  714,188,480
-    "#]],
+            alexnet: input 3x224x224, 1000 classes, 8 layers
+            id  name          kind  input      output     kernel  stride  pad  groups   weights       MACs
+             0  features.0    conv  3x224x224  64x55x55   11x11   4x4     2x2  1          23232   70276800
+             1  features.3    conv  64x27x27   192x27x27  5x5     1x1     2x2  1         307200  223948800
+             2  features.6    conv  192x13x13  384x13x13  3x3     1x1     1x1  1         663552  112140288
+             3  features.8    conv  384x13x13  256x13x13  3x3     1x1     1x1  1         884736  149520384
+             4  features.10   conv  256x13x13  256x13x13  3x3     1x1     1x1  1         589824   99680256
+             5  classifier.1  fc    256x6x6    4096       6x6     1x1     0x0  1       37748736   37748736
+             6  classifier.4  fc    4096x1x1   4096       1x1     1x1     0x0  1       16777216   16777216
+             7  classifier.6  fc    4096x1x1   1000       1x1     1x1     0x0  1        4096000    4096000
+                total                                                                  61090496  714188480
+        "#]],
     );
 }
 
@@ -237,18 +238,18 @@ fn summary_alexnet_caffe() {
     check_summary(
         Arch::AlexnetCaffe,
         expect![[r#"
-        alexnet-caffe: input 3x227x227, 1000 classes, 8 layers
-        id  name   kind  input      output     kernel  stride  pad  groups     weights         MACs
-         0  conv1  conv  3x227x227  96x55x55   11x11   4x4     0x0  1           34,848  105,415,200
-         1  conv2  conv  96x27x27   256x27x27  5x5     1x1     2x2  2          307,200  223,948,800
-         2  conv3  conv  256x13x13  384x13x13  3x3     1x1     1x1  1          884,736  149,520,384
-         3  conv4  conv  384x13x13  384x13x13  3x3     1x1     1x1  2          663,552  112,140,288
-         4  conv5  conv  384x13x13  256x13x13  3x3     1x1     1x1  2          442,368   74,760,192
-         5  fc6    fc    256x6x6    4096       6x6     1x1     0x0  1       37,748,736   37,748,736
-         6  fc7    fc    4096x1x1   4096       1x1     1x1     0x0  1       16,777,216   16,777,216
-         7  fc8    fc    4096x1x1   1000       1x1     1x1     0x0  1        4,096,000    4,096,000
-            total                                                           60,954,656  724,406,816
-    "#]],
+            alexnet-caffe: input 3x227x227, 1000 classes, 8 layers
+            id  name   kind  input      output     kernel  stride  pad  groups   weights       MACs
+             0  conv1  conv  3x227x227  96x55x55   11x11   4x4     0x0  1          34848  105415200
+             1  conv2  conv  96x27x27   256x27x27  5x5     1x1     2x2  2         307200  223948800
+             2  conv3  conv  256x13x13  384x13x13  3x3     1x1     1x1  1         884736  149520384
+             3  conv4  conv  384x13x13  384x13x13  3x3     1x1     1x1  2         663552  112140288
+             4  conv5  conv  384x13x13  256x13x13  3x3     1x1     1x1  2         442368   74760192
+             5  fc6    fc    256x6x6    4096       6x6     1x1     0x0  1       37748736   37748736
+             6  fc7    fc    4096x1x1   4096       1x1     1x1     0x0  1       16777216   16777216
+             7  fc8    fc    4096x1x1   1000       1x1     1x1     0x0  1        4096000    4096000
+                total                                                           60954656  724406816
+        "#]],
     );
 }
 
@@ -257,36 +258,36 @@ fn summary_squeezenet1_0() {
     check_summary(
         Arch::Squeezenet1_0,
         expect![[r#"
-        squeezenet1_0: input 3x227x227, 1000 classes, 26 layers
-        id  name                   kind  input      output      kernel  stride  pad  groups    weights         MACs
-         0  features.0             conv  3x227x227  96x111x111  7x7     2x2     0x0  1          14,112  173,873,952
-         1  features.3.squeeze     conv  96x55x55   16x55x55    1x1     1x1     0x0  1           1,536    4,646,400
-         2  features.3.expand1x1   conv  16x55x55   64x55x55    1x1     1x1     0x0  1           1,024    3,097,600
-         3  features.3.expand3x3   conv  16x55x55   64x55x55    3x3     1x1     1x1  1           9,216   27,878,400
-         4  features.4.squeeze     conv  128x55x55  16x55x55    1x1     1x1     0x0  1           2,048    6,195,200
-         5  features.4.expand1x1   conv  16x55x55   64x55x55    1x1     1x1     0x0  1           1,024    3,097,600
-         6  features.4.expand3x3   conv  16x55x55   64x55x55    3x3     1x1     1x1  1           9,216   27,878,400
-         7  features.5.squeeze     conv  128x55x55  32x55x55    1x1     1x1     0x0  1           4,096   12,390,400
-         8  features.5.expand1x1   conv  32x55x55   128x55x55   1x1     1x1     0x0  1           4,096   12,390,400
-         9  features.5.expand3x3   conv  32x55x55   128x55x55   3x3     1x1     1x1  1          36,864  111,513,600
-        10  features.7.squeeze     conv  256x27x27  32x27x27    1x1     1x1     0x0  1           8,192    5,971,968
-        11  features.7.expand1x1   conv  32x27x27   128x27x27   1x1     1x1     0x0  1           4,096    2,985,984
-        12  features.7.expand3x3   conv  32x27x27   128x27x27   3x3     1x1     1x1  1          36,864   26,873,856
-        13  features.8.squeeze     conv  256x27x27  48x27x27    1x1     1x1     0x0  1          12,288    8,957,952
-        14  features.8.expand1x1   conv  48x27x27   192x27x27   1x1     1x1     0x0  1           9,216    6,718,464
-        15  features.8.expand3x3   conv  48x27x27   192x27x27   3x3     1x1     1x1  1          82,944   60,466,176
-        16  features.9.squeeze     conv  384x27x27  48x27x27    1x1     1x1     0x0  1          18,432   13,436,928
-        17  features.9.expand1x1   conv  48x27x27   192x27x27   1x1     1x1     0x0  1           9,216    6,718,464
-        18  features.9.expand3x3   conv  48x27x27   192x27x27   3x3     1x1     1x1  1          82,944   60,466,176
-        19  features.10.squeeze    conv  384x27x27  64x27x27    1x1     1x1     0x0  1          24,576   17,915,904
-        20  features.10.expand1x1  conv  64x27x27   256x27x27   1x1     1x1     0x0  1          16,384   11,943,936
-        21  features.10.expand3x3  conv  64x27x27   256x27x27   3x3     1x1     1x1  1         147,456  107,495,424
-        22  features.12.squeeze    conv  512x13x13  64x13x13    1x1     1x1     0x0  1          32,768    5,537,792
-        23  features.12.expand1x1  conv  64x13x13   256x13x13   1x1     1x1     0x0  1          16,384    2,768,896
-        24  features.12.expand3x3  conv  64x13x13   256x13x13   3x3     1x1     1x1  1         147,456   24,920,064
-        25  classifier.1           conv  512x13x13  1000x13x13  1x1     1x1     0x0  1         512,000   86,528,000
-            total                                                                            1,244,448  832,667,936
-    "#]],
+            squeezenet1_0: input 3x227x227, 1000 classes, 26 layers
+            id  name                   kind  input      output      kernel  stride  pad  groups  weights       MACs
+             0  features.0             conv  3x227x227  96x111x111  7x7     2x2     0x0  1         14112  173873952
+             1  features.3.squeeze     conv  96x55x55   16x55x55    1x1     1x1     0x0  1          1536    4646400
+             2  features.3.expand1x1   conv  16x55x55   64x55x55    1x1     1x1     0x0  1          1024    3097600
+             3  features.3.expand3x3   conv  16x55x55   64x55x55    3x3     1x1     1x1  1          9216   27878400
+             4  features.4.squeeze     conv  128x55x55  16x55x55    1x1     1x1     0x0  1          2048    6195200
+             5  features.4.expand1x1   conv  16x55x55   64x55x55    1x1     1x1     0x0  1          1024    3097600
+             6  features.4.expand3x3   conv  16x55x55   64x55x55    3x3     1x1     1x1  1          9216   27878400
+             7  features.5.squeeze     conv  128x55x55  32x55x55    1x1     1x1     0x0  1          4096   12390400
+             8  features.5.expand1x1   conv  32x55x55   128x55x55   1x1     1x1     0x0  1          4096   12390400
+             9  features.5.expand3x3   conv  32x55x55   128x55x55   3x3     1x1     1x1  1         36864  111513600
+            10  features.7.squeeze     conv  256x27x27  32x27x27    1x1     1x1     0x0  1          8192    5971968
+            11  features.7.expand1x1   conv  32x27x27   128x27x27   1x1     1x1     0x0  1          4096    2985984
+            12  features.7.expand3x3   conv  32x27x27   128x27x27   3x3     1x1     1x1  1         36864   26873856
+            13  features.8.squeeze     conv  256x27x27  48x27x27    1x1     1x1     0x0  1         12288    8957952
+            14  features.8.expand1x1   conv  48x27x27   192x27x27   1x1     1x1     0x0  1          9216    6718464
+            15  features.8.expand3x3   conv  48x27x27   192x27x27   3x3     1x1     1x1  1         82944   60466176
+            16  features.9.squeeze     conv  384x27x27  48x27x27    1x1     1x1     0x0  1         18432   13436928
+            17  features.9.expand1x1   conv  48x27x27   192x27x27   1x1     1x1     0x0  1          9216    6718464
+            18  features.9.expand3x3   conv  48x27x27   192x27x27   3x3     1x1     1x1  1         82944   60466176
+            19  features.10.squeeze    conv  384x27x27  64x27x27    1x1     1x1     0x0  1         24576   17915904
+            20  features.10.expand1x1  conv  64x27x27   256x27x27   1x1     1x1     0x0  1         16384   11943936
+            21  features.10.expand3x3  conv  64x27x27   256x27x27   3x3     1x1     1x1  1        147456  107495424
+            22  features.12.squeeze    conv  512x13x13  64x13x13    1x1     1x1     0x0  1         32768    5537792
+            23  features.12.expand1x1  conv  64x13x13   256x13x13   1x1     1x1     0x0  1         16384    2768896
+            24  features.12.expand3x3  conv  64x13x13   256x13x13   3x3     1x1     1x1  1        147456   24920064
+            25  classifier.1           conv  512x13x13  1000x13x13  1x1     1x1     0x0  1        512000   86528000
+                total                                                                            1244448  832667936
+        "#]],
     );
 }
 
@@ -295,68 +296,68 @@ fn summary_googlenet() {
     check_summary(
         Arch::Googlenet,
         expect![[r#"
-        googlenet: input 3x224x224, 1000 classes, 58 layers
-        id  name                   kind  input      output      kernel  stride  pad  groups    weights           MACs
-         0  conv1                  conv  3x224x224  64x112x112  7x7     2x2     3x3  1           9,408    118,013,952
-         1  conv2                  conv  64x56x56   64x56x56    1x1     1x1     0x0  1           4,096     12,845,056
-         2  conv3                  conv  64x56x56   192x56x56   3x3     1x1     1x1  1         110,592    346,816,512
-         3  inception3a.branch1    conv  192x28x28  64x28x28    1x1     1x1     0x0  1          12,288      9,633,792
-         4  inception3a.branch2.0  conv  192x28x28  96x28x28    1x1     1x1     0x0  1          18,432     14,450,688
-         5  inception3a.branch2.1  conv  96x28x28   128x28x28   3x3     1x1     1x1  1         110,592     86,704,128
-         6  inception3a.branch3.0  conv  192x28x28  16x28x28    1x1     1x1     0x0  1           3,072      2,408,448
-         7  inception3a.branch3.1  conv  16x28x28   32x28x28    5x5     1x1     2x2  1          12,800     10,035,200
-         8  inception3a.branch4.1  conv  192x28x28  32x28x28    1x1     1x1     0x0  1           6,144      4,816,896
-         9  inception3b.branch1    conv  256x28x28  128x28x28   1x1     1x1     0x0  1          32,768     25,690,112
-        10  inception3b.branch2.0  conv  256x28x28  128x28x28   1x1     1x1     0x0  1          32,768     25,690,112
-        11  inception3b.branch2.1  conv  128x28x28  192x28x28   3x3     1x1     1x1  1         221,184    173,408,256
-        12  inception3b.branch3.0  conv  256x28x28  32x28x28    1x1     1x1     0x0  1           8,192      6,422,528
-        13  inception3b.branch3.1  conv  32x28x28   96x28x28    5x5     1x1     2x2  1          76,800     60,211,200
-        14  inception3b.branch4.1  conv  256x28x28  64x28x28    1x1     1x1     0x0  1          16,384     12,845,056
-        15  inception4a.branch1    conv  480x14x14  192x14x14   1x1     1x1     0x0  1          92,160     18,063,360
-        16  inception4a.branch2.0  conv  480x14x14  96x14x14    1x1     1x1     0x0  1          46,080      9,031,680
-        17  inception4a.branch2.1  conv  96x14x14   208x14x14   3x3     1x1     1x1  1         179,712     35,223,552
-        18  inception4a.branch3.0  conv  480x14x14  16x14x14    1x1     1x1     0x0  1           7,680      1,505,280
-        19  inception4a.branch3.1  conv  16x14x14   48x14x14    5x5     1x1     2x2  1          19,200      3,763,200
-        20  inception4a.branch4.1  conv  480x14x14  64x14x14    1x1     1x1     0x0  1          30,720      6,021,120
-        21  inception4b.branch1    conv  512x14x14  160x14x14   1x1     1x1     0x0  1          81,920     16,056,320
-        22  inception4b.branch2.0  conv  512x14x14  112x14x14   1x1     1x1     0x0  1          57,344     11,239,424
-        23  inception4b.branch2.1  conv  112x14x14  224x14x14   3x3     1x1     1x1  1         225,792     44,255,232
-        24  inception4b.branch3.0  conv  512x14x14  24x14x14    1x1     1x1     0x0  1          12,288      2,408,448
-        25  inception4b.branch3.1  conv  24x14x14   64x14x14    5x5     1x1     2x2  1          38,400      7,526,400
-        26  inception4b.branch4.1  conv  512x14x14  64x14x14    1x1     1x1     0x0  1          32,768      6,422,528
-        27  inception4c.branch1    conv  512x14x14  128x14x14   1x1     1x1     0x0  1          65,536     12,845,056
-        28  inception4c.branch2.0  conv  512x14x14  128x14x14   1x1     1x1     0x0  1          65,536     12,845,056
-        29  inception4c.branch2.1  conv  128x14x14  256x14x14   3x3     1x1     1x1  1         294,912     57,802,752
-        30  inception4c.branch3.0  conv  512x14x14  24x14x14    1x1     1x1     0x0  1          12,288      2,408,448
-        31  inception4c.branch3.1  conv  24x14x14   64x14x14    5x5     1x1     2x2  1          38,400      7,526,400
-        32  inception4c.branch4.1  conv  512x14x14  64x14x14    1x1     1x1     0x0  1          32,768      6,422,528
-        33  inception4d.branch1    conv  512x14x14  112x14x14   1x1     1x1     0x0  1          57,344     11,239,424
-        34  inception4d.branch2.0  conv  512x14x14  144x14x14   1x1     1x1     0x0  1          73,728     14,450,688
-        35  inception4d.branch2.1  conv  144x14x14  288x14x14   3x3     1x1     1x1  1         373,248     73,156,608
-        36  inception4d.branch3.0  conv  512x14x14  32x14x14    1x1     1x1     0x0  1          16,384      3,211,264
-        37  inception4d.branch3.1  conv  32x14x14   64x14x14    5x5     1x1     2x2  1          51,200     10,035,200
-        38  inception4d.branch4.1  conv  512x14x14  64x14x14    1x1     1x1     0x0  1          32,768      6,422,528
-        39  inception4e.branch1    conv  528x14x14  256x14x14   1x1     1x1     0x0  1         135,168     26,492,928
-        40  inception4e.branch2.0  conv  528x14x14  160x14x14   1x1     1x1     0x0  1          84,480     16,558,080
-        41  inception4e.branch2.1  conv  160x14x14  320x14x14   3x3     1x1     1x1  1         460,800     90,316,800
-        42  inception4e.branch3.0  conv  528x14x14  32x14x14    1x1     1x1     0x0  1          16,896      3,311,616
-        43  inception4e.branch3.1  conv  32x14x14   128x14x14   5x5     1x1     2x2  1         102,400     20,070,400
-        44  inception4e.branch4.1  conv  528x14x14  128x14x14   1x1     1x1     0x0  1          67,584     13,246,464
-        45  inception5a.branch1    conv  832x7x7    256x7x7     1x1     1x1     0x0  1         212,992     10,436,608
-        46  inception5a.branch2.0  conv  832x7x7    160x7x7     1x1     1x1     0x0  1         133,120      6,522,880
-        47  inception5a.branch2.1  conv  160x7x7    320x7x7     3x3     1x1     1x1  1         460,800     22,579,200
-        48  inception5a.branch3.0  conv  832x7x7    32x7x7      1x1     1x1     0x0  1          26,624      1,304,576
-        49  inception5a.branch3.1  conv  32x7x7     128x7x7     5x5     1x1     2x2  1         102,400      5,017,600
-        50  inception5a.branch4.1  conv  832x7x7    128x7x7     1x1     1x1     0x0  1         106,496      5,218,304
-        51  inception5b.branch1    conv  832x7x7    384x7x7     1x1     1x1     0x0  1         319,488     15,654,912
-        52  inception5b.branch2.0  conv  832x7x7    192x7x7     1x1     1x1     0x0  1         159,744      7,827,456
-        53  inception5b.branch2.1  conv  192x7x7    384x7x7     3x3     1x1     1x1  1         663,552     32,514,048
-        54  inception5b.branch3.0  conv  832x7x7    48x7x7      1x1     1x1     0x0  1          39,936      1,956,864
-        55  inception5b.branch3.1  conv  48x7x7     128x7x7     5x5     1x1     2x2  1         153,600      7,526,400
-        56  inception5b.branch4.1  conv  832x7x7    128x7x7     1x1     1x1     0x0  1         106,496      5,218,304
-        57  fc                     fc    1024x1x1   1000        1x1     1x1     0x0  1       1,024,000      1,024,000
-            total                                                                            6,990,272  1,582,671,872
-    "#]],
+            googlenet: input 3x224x224, 1000 classes, 58 layers
+            id  name                   kind  input      output      kernel  stride  pad  groups  weights        MACs
+             0  conv1                  conv  3x224x224  64x112x112  7x7     2x2     3x3  1          9408   118013952
+             1  conv2                  conv  64x56x56   64x56x56    1x1     1x1     0x0  1          4096    12845056
+             2  conv3                  conv  64x56x56   192x56x56   3x3     1x1     1x1  1        110592   346816512
+             3  inception3a.branch1    conv  192x28x28  64x28x28    1x1     1x1     0x0  1         12288     9633792
+             4  inception3a.branch2.0  conv  192x28x28  96x28x28    1x1     1x1     0x0  1         18432    14450688
+             5  inception3a.branch2.1  conv  96x28x28   128x28x28   3x3     1x1     1x1  1        110592    86704128
+             6  inception3a.branch3.0  conv  192x28x28  16x28x28    1x1     1x1     0x0  1          3072     2408448
+             7  inception3a.branch3.1  conv  16x28x28   32x28x28    5x5     1x1     2x2  1         12800    10035200
+             8  inception3a.branch4.1  conv  192x28x28  32x28x28    1x1     1x1     0x0  1          6144     4816896
+             9  inception3b.branch1    conv  256x28x28  128x28x28   1x1     1x1     0x0  1         32768    25690112
+            10  inception3b.branch2.0  conv  256x28x28  128x28x28   1x1     1x1     0x0  1         32768    25690112
+            11  inception3b.branch2.1  conv  128x28x28  192x28x28   3x3     1x1     1x1  1        221184   173408256
+            12  inception3b.branch3.0  conv  256x28x28  32x28x28    1x1     1x1     0x0  1          8192     6422528
+            13  inception3b.branch3.1  conv  32x28x28   96x28x28    5x5     1x1     2x2  1         76800    60211200
+            14  inception3b.branch4.1  conv  256x28x28  64x28x28    1x1     1x1     0x0  1         16384    12845056
+            15  inception4a.branch1    conv  480x14x14  192x14x14   1x1     1x1     0x0  1         92160    18063360
+            16  inception4a.branch2.0  conv  480x14x14  96x14x14    1x1     1x1     0x0  1         46080     9031680
+            17  inception4a.branch2.1  conv  96x14x14   208x14x14   3x3     1x1     1x1  1        179712    35223552
+            18  inception4a.branch3.0  conv  480x14x14  16x14x14    1x1     1x1     0x0  1          7680     1505280
+            19  inception4a.branch3.1  conv  16x14x14   48x14x14    5x5     1x1     2x2  1         19200     3763200
+            20  inception4a.branch4.1  conv  480x14x14  64x14x14    1x1     1x1     0x0  1         30720     6021120
+            21  inception4b.branch1    conv  512x14x14  160x14x14   1x1     1x1     0x0  1         81920    16056320
+            22  inception4b.branch2.0  conv  512x14x14  112x14x14   1x1     1x1     0x0  1         57344    11239424
+            23  inception4b.branch2.1  conv  112x14x14  224x14x14   3x3     1x1     1x1  1        225792    44255232
+            24  inception4b.branch3.0  conv  512x14x14  24x14x14    1x1     1x1     0x0  1         12288     2408448
+            25  inception4b.branch3.1  conv  24x14x14   64x14x14    5x5     1x1     2x2  1         38400     7526400
+            26  inception4b.branch4.1  conv  512x14x14  64x14x14    1x1     1x1     0x0  1         32768     6422528
+            27  inception4c.branch1    conv  512x14x14  128x14x14   1x1     1x1     0x0  1         65536    12845056
+            28  inception4c.branch2.0  conv  512x14x14  128x14x14   1x1     1x1     0x0  1         65536    12845056
+            29  inception4c.branch2.1  conv  128x14x14  256x14x14   3x3     1x1     1x1  1        294912    57802752
+            30  inception4c.branch3.0  conv  512x14x14  24x14x14    1x1     1x1     0x0  1         12288     2408448
+            31  inception4c.branch3.1  conv  24x14x14   64x14x14    5x5     1x1     2x2  1         38400     7526400
+            32  inception4c.branch4.1  conv  512x14x14  64x14x14    1x1     1x1     0x0  1         32768     6422528
+            33  inception4d.branch1    conv  512x14x14  112x14x14   1x1     1x1     0x0  1         57344    11239424
+            34  inception4d.branch2.0  conv  512x14x14  144x14x14   1x1     1x1     0x0  1         73728    14450688
+            35  inception4d.branch2.1  conv  144x14x14  288x14x14   3x3     1x1     1x1  1        373248    73156608
+            36  inception4d.branch3.0  conv  512x14x14  32x14x14    1x1     1x1     0x0  1         16384     3211264
+            37  inception4d.branch3.1  conv  32x14x14   64x14x14    5x5     1x1     2x2  1         51200    10035200
+            38  inception4d.branch4.1  conv  512x14x14  64x14x14    1x1     1x1     0x0  1         32768     6422528
+            39  inception4e.branch1    conv  528x14x14  256x14x14   1x1     1x1     0x0  1        135168    26492928
+            40  inception4e.branch2.0  conv  528x14x14  160x14x14   1x1     1x1     0x0  1         84480    16558080
+            41  inception4e.branch2.1  conv  160x14x14  320x14x14   3x3     1x1     1x1  1        460800    90316800
+            42  inception4e.branch3.0  conv  528x14x14  32x14x14    1x1     1x1     0x0  1         16896     3311616
+            43  inception4e.branch3.1  conv  32x14x14   128x14x14   5x5     1x1     2x2  1        102400    20070400
+            44  inception4e.branch4.1  conv  528x14x14  128x14x14   1x1     1x1     0x0  1         67584    13246464
+            45  inception5a.branch1    conv  832x7x7    256x7x7     1x1     1x1     0x0  1        212992    10436608
+            46  inception5a.branch2.0  conv  832x7x7    160x7x7     1x1     1x1     0x0  1        133120     6522880
+            47  inception5a.branch2.1  conv  160x7x7    320x7x7     3x3     1x1     1x1  1        460800    22579200
+            48  inception5a.branch3.0  conv  832x7x7    32x7x7      1x1     1x1     0x0  1         26624     1304576
+            49  inception5a.branch3.1  conv  32x7x7     128x7x7     5x5     1x1     2x2  1        102400     5017600
+            50  inception5a.branch4.1  conv  832x7x7    128x7x7     1x1     1x1     0x0  1        106496     5218304
+            51  inception5b.branch1    conv  832x7x7    384x7x7     1x1     1x1     0x0  1        319488    15654912
+            52  inception5b.branch2.0  conv  832x7x7    192x7x7     1x1     1x1     0x0  1        159744     7827456
+            53  inception5b.branch2.1  conv  192x7x7    384x7x7     3x3     1x1     1x1  1        663552    32514048
+            54  inception5b.branch3.0  conv  832x7x7    48x7x7      1x1     1x1     0x0  1         39936     1956864
+            55  inception5b.branch3.1  conv  48x7x7     128x7x7     5x5     1x1     2x2  1        153600     7526400
+            56  inception5b.branch4.1  conv  832x7x7    128x7x7     1x1     1x1     0x0  1        106496     5218304
+            57  fc                     fc    1024x1x1   1000        1x1     1x1     0x0  1       1024000     1024000
+                total                                                                            6990272  1582671872
+        "#]],
     );
 }
 
@@ -365,63 +366,63 @@ fn summary_mobilenet_v2() {
     check_summary(
         Arch::MobilenetV2,
         expect![[r#"
-        mobilenet_v2: input 3x224x224, 1000 classes, 53 layers
-        id  name                  kind  input       output      kernel  stride  pad  groups    weights         MACs
-         0  features.0.0          conv  3x224x224   32x112x112  3x3     2x2     1x1  1             864   10,838,016
-         1  features.1.conv.0.0   conv  32x112x112  32x112x112  3x3     1x1     1x1  32            288    3,612,672
-         2  features.1.conv.1     conv  32x112x112  16x112x112  1x1     1x1     0x0  1             512    6,422,528
-         3  features.2.conv.0.0   conv  16x112x112  96x112x112  1x1     1x1     0x0  1           1,536   19,267,584
-         4  features.2.conv.1.0   conv  96x112x112  96x56x56    3x3     2x2     1x1  96            864    2,709,504
-         5  features.2.conv.2     conv  96x56x56    24x56x56    1x1     1x1     0x0  1           2,304    7,225,344
-         6  features.3.conv.0.0   conv  24x56x56    144x56x56   1x1     1x1     0x0  1           3,456   10,838,016
-         7  features.3.conv.1.0   conv  144x56x56   144x56x56   3x3     1x1     1x1  144         1,296    4,064,256
-         8  features.3.conv.2     conv  144x56x56   24x56x56    1x1     1x1     0x0  1           3,456   10,838,016
-         9  features.4.conv.0.0   conv  24x56x56    144x56x56   1x1     1x1     0x0  1           3,456   10,838,016
-        10  features.4.conv.1.0   conv  144x56x56   144x28x28   3x3     2x2     1x1  144         1,296    1,016,064
-        11  features.4.conv.2     conv  144x28x28   32x28x28    1x1     1x1     0x0  1           4,608    3,612,672
-        12  features.5.conv.0.0   conv  32x28x28    192x28x28   1x1     1x1     0x0  1           6,144    4,816,896
-        13  features.5.conv.1.0   conv  192x28x28   192x28x28   3x3     1x1     1x1  192         1,728    1,354,752
-        14  features.5.conv.2     conv  192x28x28   32x28x28    1x1     1x1     0x0  1           6,144    4,816,896
-        15  features.6.conv.0.0   conv  32x28x28    192x28x28   1x1     1x1     0x0  1           6,144    4,816,896
-        16  features.6.conv.1.0   conv  192x28x28   192x28x28   3x3     1x1     1x1  192         1,728    1,354,752
-        17  features.6.conv.2     conv  192x28x28   32x28x28    1x1     1x1     0x0  1           6,144    4,816,896
-        18  features.7.conv.0.0   conv  32x28x28    192x28x28   1x1     1x1     0x0  1           6,144    4,816,896
-        19  features.7.conv.1.0   conv  192x28x28   192x14x14   3x3     2x2     1x1  192         1,728      338,688
-        20  features.7.conv.2     conv  192x14x14   64x14x14    1x1     1x1     0x0  1          12,288    2,408,448
-        21  features.8.conv.0.0   conv  64x14x14    384x14x14   1x1     1x1     0x0  1          24,576    4,816,896
-        22  features.8.conv.1.0   conv  384x14x14   384x14x14   3x3     1x1     1x1  384         3,456      677,376
-        23  features.8.conv.2     conv  384x14x14   64x14x14    1x1     1x1     0x0  1          24,576    4,816,896
-        24  features.9.conv.0.0   conv  64x14x14    384x14x14   1x1     1x1     0x0  1          24,576    4,816,896
-        25  features.9.conv.1.0   conv  384x14x14   384x14x14   3x3     1x1     1x1  384         3,456      677,376
-        26  features.9.conv.2     conv  384x14x14   64x14x14    1x1     1x1     0x0  1          24,576    4,816,896
-        27  features.10.conv.0.0  conv  64x14x14    384x14x14   1x1     1x1     0x0  1          24,576    4,816,896
-        28  features.10.conv.1.0  conv  384x14x14   384x14x14   3x3     1x1     1x1  384         3,456      677,376
-        29  features.10.conv.2    conv  384x14x14   64x14x14    1x1     1x1     0x0  1          24,576    4,816,896
-        30  features.11.conv.0.0  conv  64x14x14    384x14x14   1x1     1x1     0x0  1          24,576    4,816,896
-        31  features.11.conv.1.0  conv  384x14x14   384x14x14   3x3     1x1     1x1  384         3,456      677,376
-        32  features.11.conv.2    conv  384x14x14   96x14x14    1x1     1x1     0x0  1          36,864    7,225,344
-        33  features.12.conv.0.0  conv  96x14x14    576x14x14   1x1     1x1     0x0  1          55,296   10,838,016
-        34  features.12.conv.1.0  conv  576x14x14   576x14x14   3x3     1x1     1x1  576         5,184    1,016,064
-        35  features.12.conv.2    conv  576x14x14   96x14x14    1x1     1x1     0x0  1          55,296   10,838,016
-        36  features.13.conv.0.0  conv  96x14x14    576x14x14   1x1     1x1     0x0  1          55,296   10,838,016
-        37  features.13.conv.1.0  conv  576x14x14   576x14x14   3x3     1x1     1x1  576         5,184    1,016,064
-        38  features.13.conv.2    conv  576x14x14   96x14x14    1x1     1x1     0x0  1          55,296   10,838,016
-        39  features.14.conv.0.0  conv  96x14x14    576x14x14   1x1     1x1     0x0  1          55,296   10,838,016
-        40  features.14.conv.1.0  conv  576x14x14   576x7x7     3x3     2x2     1x1  576         5,184      254,016
-        41  features.14.conv.2    conv  576x7x7     160x7x7     1x1     1x1     0x0  1          92,160    4,515,840
-        42  features.15.conv.0.0  conv  160x7x7     960x7x7     1x1     1x1     0x0  1         153,600    7,526,400
-        43  features.15.conv.1.0  conv  960x7x7     960x7x7     3x3     1x1     1x1  960         8,640      423,360
-        44  features.15.conv.2    conv  960x7x7     160x7x7     1x1     1x1     0x0  1         153,600    7,526,400
-        45  features.16.conv.0.0  conv  160x7x7     960x7x7     1x1     1x1     0x0  1         153,600    7,526,400
-        46  features.16.conv.1.0  conv  960x7x7     960x7x7     3x3     1x1     1x1  960         8,640      423,360
-        47  features.16.conv.2    conv  960x7x7     160x7x7     1x1     1x1     0x0  1         153,600    7,526,400
-        48  features.17.conv.0.0  conv  160x7x7     960x7x7     1x1     1x1     0x0  1         153,600    7,526,400
-        49  features.17.conv.1.0  conv  960x7x7     960x7x7     3x3     1x1     1x1  960         8,640      423,360
-        50  features.17.conv.2    conv  960x7x7     320x7x7     1x1     1x1     0x0  1         307,200   15,052,800
-        51  features.18.0         conv  320x7x7     1280x7x7    1x1     1x1     0x0  1         409,600   20,070,400
-        52  classifier.1          fc    1280x1x1    1000        1x1     1x1     0x0  1       1,280,000    1,280,000
-            total                                                                            3,469,760  300,774,272
-    "#]],
+            mobilenet_v2: input 3x224x224, 1000 classes, 53 layers
+            id  name                  kind  input       output      kernel  stride  pad  groups  weights       MACs
+             0  features.0.0          conv  3x224x224   32x112x112  3x3     2x2     1x1  1           864   10838016
+             1  features.1.conv.0.0   conv  32x112x112  32x112x112  3x3     1x1     1x1  32          288    3612672
+             2  features.1.conv.1     conv  32x112x112  16x112x112  1x1     1x1     0x0  1           512    6422528
+             3  features.2.conv.0.0   conv  16x112x112  96x112x112  1x1     1x1     0x0  1          1536   19267584
+             4  features.2.conv.1.0   conv  96x112x112  96x56x56    3x3     2x2     1x1  96          864    2709504
+             5  features.2.conv.2     conv  96x56x56    24x56x56    1x1     1x1     0x0  1          2304    7225344
+             6  features.3.conv.0.0   conv  24x56x56    144x56x56   1x1     1x1     0x0  1          3456   10838016
+             7  features.3.conv.1.0   conv  144x56x56   144x56x56   3x3     1x1     1x1  144        1296    4064256
+             8  features.3.conv.2     conv  144x56x56   24x56x56    1x1     1x1     0x0  1          3456   10838016
+             9  features.4.conv.0.0   conv  24x56x56    144x56x56   1x1     1x1     0x0  1          3456   10838016
+            10  features.4.conv.1.0   conv  144x56x56   144x28x28   3x3     2x2     1x1  144        1296    1016064
+            11  features.4.conv.2     conv  144x28x28   32x28x28    1x1     1x1     0x0  1          4608    3612672
+            12  features.5.conv.0.0   conv  32x28x28    192x28x28   1x1     1x1     0x0  1          6144    4816896
+            13  features.5.conv.1.0   conv  192x28x28   192x28x28   3x3     1x1     1x1  192        1728    1354752
+            14  features.5.conv.2     conv  192x28x28   32x28x28    1x1     1x1     0x0  1          6144    4816896
+            15  features.6.conv.0.0   conv  32x28x28    192x28x28   1x1     1x1     0x0  1          6144    4816896
+            16  features.6.conv.1.0   conv  192x28x28   192x28x28   3x3     1x1     1x1  192        1728    1354752
+            17  features.6.conv.2     conv  192x28x28   32x28x28    1x1     1x1     0x0  1          6144    4816896
+            18  features.7.conv.0.0   conv  32x28x28    192x28x28   1x1     1x1     0x0  1          6144    4816896
+            19  features.7.conv.1.0   conv  192x28x28   192x14x14   3x3     2x2     1x1  192        1728     338688
+            20  features.7.conv.2     conv  192x14x14   64x14x14    1x1     1x1     0x0  1         12288    2408448
+            21  features.8.conv.0.0   conv  64x14x14    384x14x14   1x1     1x1     0x0  1         24576    4816896
+            22  features.8.conv.1.0   conv  384x14x14   384x14x14   3x3     1x1     1x1  384        3456     677376
+            23  features.8.conv.2     conv  384x14x14   64x14x14    1x1     1x1     0x0  1         24576    4816896
+            24  features.9.conv.0.0   conv  64x14x14    384x14x14   1x1     1x1     0x0  1         24576    4816896
+            25  features.9.conv.1.0   conv  384x14x14   384x14x14   3x3     1x1     1x1  384        3456     677376
+            26  features.9.conv.2     conv  384x14x14   64x14x14    1x1     1x1     0x0  1         24576    4816896
+            27  features.10.conv.0.0  conv  64x14x14    384x14x14   1x1     1x1     0x0  1         24576    4816896
+            28  features.10.conv.1.0  conv  384x14x14   384x14x14   3x3     1x1     1x1  384        3456     677376
+            29  features.10.conv.2    conv  384x14x14   64x14x14    1x1     1x1     0x0  1         24576    4816896
+            30  features.11.conv.0.0  conv  64x14x14    384x14x14   1x1     1x1     0x0  1         24576    4816896
+            31  features.11.conv.1.0  conv  384x14x14   384x14x14   3x3     1x1     1x1  384        3456     677376
+            32  features.11.conv.2    conv  384x14x14   96x14x14    1x1     1x1     0x0  1         36864    7225344
+            33  features.12.conv.0.0  conv  96x14x14    576x14x14   1x1     1x1     0x0  1         55296   10838016
+            34  features.12.conv.1.0  conv  576x14x14   576x14x14   3x3     1x1     1x1  576        5184    1016064
+            35  features.12.conv.2    conv  576x14x14   96x14x14    1x1     1x1     0x0  1         55296   10838016
+            36  features.13.conv.0.0  conv  96x14x14    576x14x14   1x1     1x1     0x0  1         55296   10838016
+            37  features.13.conv.1.0  conv  576x14x14   576x14x14   3x3     1x1     1x1  576        5184    1016064
+            38  features.13.conv.2    conv  576x14x14   96x14x14    1x1     1x1     0x0  1         55296   10838016
+            39  features.14.conv.0.0  conv  96x14x14    576x14x14   1x1     1x1     0x0  1         55296   10838016
+            40  features.14.conv.1.0  conv  576x14x14   576x7x7     3x3     2x2     1x1  576        5184     254016
+            41  features.14.conv.2    conv  576x7x7     160x7x7     1x1     1x1     0x0  1         92160    4515840
+            42  features.15.conv.0.0  conv  160x7x7     960x7x7     1x1     1x1     0x0  1        153600    7526400
+            43  features.15.conv.1.0  conv  960x7x7     960x7x7     3x3     1x1     1x1  960        8640     423360
+            44  features.15.conv.2    conv  960x7x7     160x7x7     1x1     1x1     0x0  1        153600    7526400
+            45  features.16.conv.0.0  conv  160x7x7     960x7x7     1x1     1x1     0x0  1        153600    7526400
+            46  features.16.conv.1.0  conv  960x7x7     960x7x7     3x3     1x1     1x1  960        8640     423360
+            47  features.16.conv.2    conv  960x7x7     160x7x7     1x1     1x1     0x0  1        153600    7526400
+            48  features.17.conv.0.0  conv  160x7x7     960x7x7     1x1     1x1     0x0  1        153600    7526400
+            49  features.17.conv.1.0  conv  960x7x7     960x7x7     3x3     1x1     1x1  960        8640     423360
+            50  features.17.conv.2    conv  960x7x7     320x7x7     1x1     1x1     0x0  1        307200   15052800
+            51  features.18.0         conv  320x7x7     1280x7x7    1x1     1x1     0x0  1        409600   20070400
+            52  classifier.1          fc    1280x1x1    1000        1x1     1x1     0x0  1       1280000    1280000
+                total                                                                            3469760  300774272
+        "#]],
     );
 }
 
@@ -710,9 +711,9 @@ fn taps_see_every_layer_once_in_order() -> Result<()> {
         assert_eq!(got, expected, "{arch}");
         for (layer, (_, _, dims)) in net.layers().iter().zip(rec.calls.iter().step_by(2)) {
             let g = &layer.geometry;
-            let want = match (g.kind, dims.len()) {
+            let want = match (g.kind(), dims.len()) {
                 (LayerKind::Fc, 2) => vec![1, g.in_features()],
-                _ => vec![1, g.in_channels, g.in_h, g.in_w],
+                _ => vec![1, g.in_channels(), g.in_h(), g.in_w()],
             };
             assert_eq!(*dims, want, "{arch} {}", layer.name);
         }
@@ -754,7 +755,7 @@ fn fc_after_a_feature_map_sees_it_unflattened() -> Result<()> {
     );
     let fc6 = shared(Arch::AlexnetCaffe).layers()[5].geometry;
     assert_eq!(
-        (fc6.in_channels, fc6.in_h, fc6.in_w, fc6.kernel),
+        (fc6.in_channels(), fc6.in_h(), fc6.in_w(), fc6.kernel()),
         (256, 6, 6, (6, 6))
     );
     Ok(())

@@ -1,11 +1,11 @@
 //! Typed configuration of an E2-Train run, validated once before it starts, and the named presets.
 
 use serde::{Deserialize, Serialize};
-use tensor_core::SgdConfig;
+use tensor_core::{LrDecay, LrSchedule, SgdConfig, Warmup};
 
 use crate::error::{Result, bad};
 use crate::gated_resnet::{ConvMode, GatedResnetConfig, SkipExecution};
-use crate::minibatch_drop::{LrSchedule, SmdConfig};
+use crate::minibatch_drop::{SmdConfig, paper_smd_schedule};
 use crate::selective_update::{SluConfig, StochasticDepthConfig};
 use crate::sign_gradient::{PsgConfig, Threshold};
 
@@ -17,9 +17,10 @@ pub struct E2TrainConfig {
     pub model: GatedResnetConfig,
     /// Iterations, dropped ones included (the global index the schedule runs on); ≥ 1.
     pub iterations: usize,
-    /// Momentum and weight decay (reference: 0.9, 1e-4); its `lr` is overridden by `lr`.
+    /// Base learning rate, momentum and weight decay (reference: 0.1, 0.9, 1e-4).
     pub sgd: SgdConfig,
-    /// Learning-rate schedule on the global iteration index.
+    /// Learning-rate schedule on the global iteration index: iteration `i` trains at
+    /// `lr.at(sgd.lr, i, iterations)`.
     pub lr: LrSchedule,
     /// Stochastic mini-batch dropping; `None` trains on every batch.
     pub smd: Option<SmdConfig>,
@@ -76,7 +77,7 @@ impl E2TrainConfig {
                 momentum: 0.9,
                 weight_decay: 1e-4,
             },
-            lr: LrSchedule::paper_smd(),
+            lr: paper_smd_schedule(),
             smd: Some(SmdConfig { p: 0.5 }),
             slu: Some(SluConfig::with_target(slu_target)),
             stochastic_depth: None,
@@ -93,7 +94,10 @@ impl E2TrainConfig {
         let mut c = Self::paper_cifar10_resnet74(slu_target);
         c.model.depth = 110;
         c.model.num_classes = 100;
-        c.lr.warmup = Some((400, 0.01));
+        c.lr.warmup = Some(Warmup {
+            iterations: 400,
+            lr: 0.01,
+        });
         c
     }
 
@@ -104,12 +108,10 @@ impl E2TrainConfig {
         let mut c = Self::paper_cifar10_resnet74(50.0);
         c.model.depth = 8;
         c.iterations = 200;
-        c.lr = LrSchedule {
-            base: 0.1,
+        c.lr = LrSchedule::new(LrDecay::Step {
             milestones: vec![100, 150],
             gamma: 0.1,
-            warmup: None,
-        };
+        });
         c.eval_every = 50;
         c
     }
@@ -119,7 +121,7 @@ impl E2TrainConfig {
     /// baseline included, ends better for the longer first phase), SMD 0.5, gated blocks masked
     /// in training as in the reference, evaluation every 100 iterations. Where the reference's
     /// settings are made for 64k iterations of batch 128 they are changed, each a decision of
-    /// e2-train.md §7 or of the crate docs:
+    /// docs/e2-train.md §7 or of the crate docs:
     /// - SLU target 65% with β = 1e-2 (decision 5): at batch 16 the reference's 1e-5 moves a
     ///   gate by far less than the cross-entropy does, and the executed share drifts wherever
     ///   the loss takes it instead of toward the target;
@@ -135,12 +137,10 @@ impl E2TrainConfig {
         let mut c = Self::paper_cifar10_resnet74(QUICK20_TARGET);
         c.model.depth = 20;
         c.iterations = QUICK20_ITERS;
-        c.lr = LrSchedule {
-            base: 0.1,
+        c.lr = LrSchedule::new(LrDecay::Step {
             milestones: vec![QUICK20_ITERS * 2 / 3, QUICK20_ITERS * 5 / 6],
             gamma: 0.1,
-            warmup: None,
-        };
+        });
         c.slu = Some(SluConfig {
             target: QUICK20_TARGET,
             beta: QUICK20_BETA,
@@ -190,11 +190,7 @@ impl E2TrainConfig {
                 format!("{} must be finite and > 0", self.sign_lr_scale),
             ));
         }
-        SgdConfig {
-            lr: self.lr.base,
-            ..self.sgd
-        }
-        .validate()?;
+        let sgd = self.sgd.validate()?;
         let lr = self.lr.clone().validate()?;
         if let Some(s) = self.smd {
             s.validate()?;
@@ -214,6 +210,6 @@ impl E2TrainConfig {
                 ));
             }
         }
-        Ok(Self { lr, ..self })
+        Ok(Self { sgd, lr, ..self })
     }
 }

@@ -1,19 +1,20 @@
-//! The gated CIFAR ResNet of depth 6n + 2 (e2-train.md §2): the plain backbone (3×3 stem with 16
-//! filters, three stages of `n` BasicBlocks at 16/32/64 channels, 1×1 stride-2 projection
-//! shortcuts with batch norm at stage transitions, global average pooling, FC), with a SkipNet
-//! recurrent gate deciding per sample whether blocks 1.. run, and convs that fake-quantise and
-//! predict sign gradients when asked.
+//! The gated CIFAR ResNet of depth 6n + 2 (docs/e2-train.md §2): a residual backbone (3×3 stem
+//! with 16 filters, three stages of `n` BasicBlocks at 16/32/64 channels, 1×1 stride-2
+//! projection shortcuts with batch norm at stage transitions, global average pooling, FC) driven
+//! one block at a time through [`ResidualNetwork`], with a SkipNet recurrent gate deciding per
+//! sample whether blocks 1.. run, and convs that fake-quantise and predict sign gradients when
+//! asked.
 //!
-//! Names equal the PyTorch CIFAR ResNet's `state_dict` keys (`conv1`, `bn1`,
-//! `layer{1,2,3}.{i}.conv1|bn1|conv2|bn2|downsample.0|downsample.1`, `fc`); gate parameters are
-//! `layer{s}.{i}.gate` (the 1×1 embedding on block `(s, i)`'s output, deciding the next block)
-//! and `control.rnn.*_l0`, `control.proj.*`. [`Network::layers`] lists the backbone only, in the
-//! order the forward pass runs it (stem, per block `conv1`, `conv2`, `downsample.0`, then `fc`),
-//! so its geometry equals the plain ResNet's; the gate embeddings follow in
+//! The backbone is any [`ResidualNetwork`] (cnn-zoo's `resnet_with` builds the CIFAR ResNet; its
+//! `ResnetInit::E2TrainReference` draws the reference's initialisation: convs `N(0, 2/(k²·C_out))`,
+//! batch norm γ = 1, β = 0, the FC weight `N(0, 2/(out·in))` and PyTorch's default bias). Its
+//! convs are computed by this crate's quantised convolution in their place
+//! ([`Taps::substitute`]), on the backbone's own weight variables; everything else (batch norm,
+//! the merge, pooling, the FC layer) is the backbone's. Gate parameters are `layer{s}.{i}.gate`
+//! (the 1×1 embedding on block `(s, i)`'s output, deciding the next block) and
+//! `control.rnn.*_l0`, `control.proj.*`. [`Network::layers`] lists the backbone's layers, so its
+//! geometry is the plain network's; the gate embeddings follow in
 //! [`GatedResnet::gate_layers`] with ids after the backbone's.
-//!
-//! Reference init: convs `N(0, 2/(k²·C_out))`, batch norm γ = 1, β = 0, linear weights
-//! `N(0, 2/(out·in))` and PyTorch's default bias.
 //!
 //! Execution of a gated block over a batch ([`SkipExecution`]): `Masked` runs the block on every
 //! sample and blends `m·Block + (1 − m)·shortcut` (the reference; needed for the straight-through
@@ -23,25 +24,24 @@
 //! shortcut (identity or projection) always runs on the whole batch. The ledger is the same
 //! either way.
 
-use std::sync::{Arc, Mutex, PoisonError};
+mod block;
+mod qconv;
+mod work;
 
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
-use tensor_core::tensor::nn::{self, BatchNorm, BatchNormConfig, Init, VarBuilder};
-use tensor_core::tensor::{DType, ModuleT, Tensor, Var};
+use tensor_core::tensor::{DType, Tensor, Var, VarBuilder};
 use tensor_core::{
-    Gemm, LayerConfig, LayerId, LayerInfo, LayerWork, Network, Rng, ShapeProbe, Taps,
+    ConvParams, LayerConfig, LayerId, LayerInfo, LayerKind, Network, ResidualNetwork, Rng, Taps,
 };
 
 use crate::error::{Error, Result, bad};
-use crate::quantize::{TensorGrid, activation_scale, quantize_weights, straight_through};
 use crate::selective_update::{
     GATE_DIM, GateMode, RecurrentGate, StochasticDepthConfig, straight_through_gate,
 };
-use crate::sign_gradient::{FallbackCell, PsgConfig, PsgOperands, psg_conv2d};
+use crate::sign_gradient::PsgConfig;
 
-/// Stage widths.
-const WIDTHS: [usize; 3] = [16, 32, 64];
+use qconv::QConv;
 
 /// What the convs compute.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,7 +50,7 @@ pub enum ConvMode {
     /// Full-precision convs and gradients (32-bit operands in the ledger).
     Float,
     /// Fake-quantised forward (straight-through), ordinary gradients: the baseline that isolates
-    /// PSG (energy-models.md C.3, 8/32 widths).
+    /// PSG (docs/energy-models.md C.3, 8/32 widths).
     Quantized {
         /// Activation bits, 2..=16.
         act_bits: u8,
@@ -197,283 +197,229 @@ pub struct GatedForward {
     pub executed: Vec<f64>,
 }
 
-/// A conv (no bias, square kernel, one group) that quantises and predicts as its mode says.
-#[derive(Debug)]
-struct QConv {
-    id: LayerId,
-    weight: Tensor,
-    stride: usize,
-    padding: usize,
-    kernel: usize,
-    out_channels: usize,
-    signed: bool,
-    running_scale: Mutex<Option<f32>>,
-    cell: FallbackCell,
-}
-
-impl QConv {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        id: usize,
-        vb: VarBuilder,
-        c_in: usize,
-        c_out: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        signed: bool,
-    ) -> Result<Self> {
-        let std = (2.0 / (kernel * kernel * c_out) as f64).sqrt();
-        let weight = vb.get_with_hints(
-            (c_out, c_in, kernel, kernel),
-            "weight",
-            Init::Randn {
-                mean: 0.0,
-                stdev: std,
-            },
-        )?;
-        Ok(Self {
-            id: LayerId(id),
-            weight,
-            stride,
-            padding,
-            kernel,
-            out_channels: c_out,
-            signed,
-            running_scale: Mutex::new(None),
-            cell: Arc::new(Mutex::new(None)),
-        })
-    }
-
-    fn config(&self) -> LayerConfig {
-        LayerConfig::Conv {
-            out_channels: self.out_channels,
-            kernel: (self.kernel, self.kernel),
-            stride: (self.stride, self.stride),
-            padding: (self.padding, self.padding),
-            groups: 1,
-        }
-    }
-
-    /// Activation scale: the batch mean of per-sample `max|x|` in training (also folded into the
-    /// running value), the running value in evaluation (the batch's before any training).
-    fn scale(&self, xs: &Tensor, train: bool) -> Result<f32> {
-        let mut running = self
-            .running_scale
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if train || running.is_none() {
-            let s = activation_scale(xs)?;
-            if train {
-                // Decision 7: the reference's reversed momentum (0.9 on the new value).
-                *running = Some(running.map_or(s, |r| 0.1 * r + 0.9 * s));
-            }
-            return Ok(s);
-        }
-        Ok(running.unwrap_or(0.0))
-    }
-
-    fn forward(&self, xs: &Tensor, train: bool, mode: &ConvMode) -> Result<Tensor> {
-        let (p, s) = (self.padding, self.stride);
-        let (act_bits, weight_bits) = match *mode {
-            ConvMode::Float => return Ok(fast_conv(xs, &self.weight, p, s)?),
-            _ => mode.forward_bits(),
-        };
-        let scale = Tensor::new(self.scale(xs, train)?, xs.device())?.to_dtype(xs.dtype())?;
-        let grid = TensorGrid::new(act_bits, &scale, self.signed)?;
-        let xq = grid.quantize(xs)?;
-        let wq = quantize_weights(&self.weight, weight_bits)?;
-        match mode {
-            ConvMode::Psg(c) => {
-                let xm = grid.msb(xs, c.msb_act_bits)?;
-                let operands = PsgOperands { xq, xm, wq };
-                psg_conv2d(xs, &self.weight, operands, s, p, c, &self.cell)
-            }
-            _ => {
-                let xq = straight_through(xs, &xq)?;
-                let wq = straight_through(&self.weight, &wq)?;
-                Ok(fast_conv(&xq, &wq, p, s)?)
-            }
-        }
-    }
-
-    fn tapped(
-        &self,
-        xs: &Tensor,
-        train: bool,
-        mode: &ConvMode,
-        taps: &mut dyn Taps,
-    ) -> Result<Tensor> {
-        let replaced = taps.pre(self.id, xs)?;
-        let xs = replaced.as_ref().unwrap_or(xs);
-        let ys = self.forward(xs, train, mode)?;
-        taps.post(self.id, xs, &ys)?;
-        Ok(ys)
-    }
-
-    fn take_fallback(&self) -> Option<f64> {
-        self.cell
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-    }
-}
-
-#[derive(Debug)]
-struct Block {
-    conv1: QConv,
-    bn1: BatchNorm,
-    conv2: QConv,
-    bn2: BatchNorm,
-    downsample: Option<(QConv, BatchNorm)>,
+/// Where a backbone layer sits, for the ledger (a block's residual branch runs on the samples
+/// whose gate is on, everything else on every sample) and for the quantisers' sign (decision 8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Stem,
+    Residual(usize),
+    Shortcut(usize),
+    Head,
 }
 
 /// The gated CIFAR ResNet (built by [`gated_resnet`]).
-#[derive(Debug)]
 pub struct GatedResnet {
     config: GatedResnetConfig,
-    conv1: QConv,
-    bn1: BatchNorm,
-    blocks: Vec<Block>,
-    fc: nn::Linear,
-    fc_id: LayerId,
+    arch: String,
+    backbone: Box<dyn ResidualNetwork>,
+    /// Per backbone layer, in layer order: its quantised convolution (convs only).
+    convs: Vec<Option<QConv>>,
+    roles: Vec<Role>,
     embeds: Vec<QConv>,
     control: Option<RecurrentGate>,
-    layers: Vec<LayerInfo>,
     gate_layers: Vec<LayerInfo>,
 }
 
-/// tensor-core's CPU convolution (candle's own elsewhere): same numbers, several times faster
-/// forward and backward on the CPU.
-fn fast_conv(
-    xs: &Tensor,
-    w: &Tensor,
-    padding: usize,
-    stride: usize,
-) -> tensor_core::Result<Tensor> {
-    let params = tensor_core::ops::Conv2dParams {
-        stride,
-        padding,
-        groups: 1,
-    };
-    tensor_core::ops::conv2d(xs, w, None, params, tensor_core::ops::OpsBackend::Fast)
+impl std::fmt::Debug for GatedResnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatedResnet")
+            .field("config", &self.config)
+            .field("arch", &self.arch)
+            .field("gates", &self.embeds.len())
+            .finish_non_exhaustive()
+    }
 }
 
-fn batch_norm(c: usize, vb: VarBuilder) -> Result<BatchNorm> {
-    Ok(nn::batch_norm(c, BatchNormConfig::default(), vb)?)
+/// Records which layers a part of the backbone calls.
+#[derive(Default)]
+struct Calls(Vec<LayerId>);
+
+impl Taps for Calls {
+    fn post(&mut self, id: LayerId, _: &Tensor, _: &Tensor) -> tensor_core::Result<()> {
+        self.0.push(id);
+        Ok(())
+    }
+}
+
+/// Runs the backbone's convs through the quantised convolutions and passes every hook on to the
+/// caller's taps.
+struct Quantised<'a> {
+    net: &'a GatedResnet,
+    train: bool,
+    user: &'a mut dyn Taps,
+}
+
+impl Taps for Quantised<'_> {
+    fn pre(&mut self, id: LayerId, input: &Tensor) -> tensor_core::Result<Option<Tensor>> {
+        self.user.pre(id, input)
+    }
+
+    fn substitute(&mut self, id: LayerId, input: &Tensor) -> tensor_core::Result<Option<Tensor>> {
+        match self.net.convs.get(id.0).and_then(Option::as_ref) {
+            Some(conv) => Ok(Some(conv.forward(
+                input,
+                self.train,
+                &self.net.config.conv,
+            )?)),
+            None => self.user.substitute(id, input),
+        }
+    }
+
+    fn post(&mut self, id: LayerId, input: &Tensor, output: &Tensor) -> tensor_core::Result<()> {
+        self.user.post(id, input, output)
+    }
+}
+
+/// The role of every backbone layer, from one batch-1 evaluation-mode pass over its parts.
+fn roles(backbone: &dyn ResidualNetwork, in_channels: usize, vb: &VarBuilder) -> Result<Vec<Role>> {
+    let xs = Tensor::zeros((1, in_channels, 32, 32), vb.dtype(), vb.device())?;
+    let mut roles = vec![None; backbone.layers().len()];
+    let mut assign = |calls: Calls, role: Role| {
+        for id in calls.0 {
+            if let Some(slot) = roles.get_mut(id.0) {
+                *slot = Some(role);
+            }
+        }
+    };
+    let mut calls = Calls::default();
+    let mut ys = backbone.stem(&xs, false, &mut calls)?;
+    assign(calls, Role::Stem);
+    for k in 0..backbone.num_blocks() {
+        let mut residual = Calls::default();
+        let r = backbone.residual(k, &ys, false, &mut residual)?;
+        assign(residual, Role::Residual(k));
+        let mut shortcut = Calls::default();
+        let s = backbone.shortcut(k, &ys, false, &mut shortcut)?;
+        assign(shortcut, Role::Shortcut(k));
+        ys = backbone.merge(&r, &s)?;
+    }
+    let mut head = Calls::default();
+    backbone.head(&ys, &mut head)?;
+    assign(head, Role::Head);
+    roles
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.ok_or_else(|| {
+                bad(
+                    "backbone",
+                    format!("layer #{i} is not called by the stem, a block or the head"),
+                )
+            })
+        })
+        .collect()
 }
 
 fn stage_name(k: usize, n: usize) -> String {
     format!("layer{}.{}", k / n + 1, k % n)
 }
 
-/// Builds a gated CIFAR ResNet for `in_channels`×32×32 inputs; layer geometry comes from a
-/// batch-1 forward pass.
-pub fn gated_resnet(config: GatedResnetConfig, vb: VarBuilder) -> Result<GatedResnet> {
+/// Builds the gated network around `backbone`, a CIFAR ResNet for `in_channels`×32×32 inputs
+/// with `config`'s depth and classes (checked), adding the gate network from `vb` when
+/// `config.gates` is set.
+pub fn gated_resnet(
+    config: GatedResnetConfig,
+    backbone: Box<dyn ResidualNetwork>,
+    vb: VarBuilder,
+) -> Result<GatedResnet> {
     let config = config.validate()?;
-    let n = (config.depth - 2) / 6;
-    let mut next = 0usize;
-    let mut id = || {
-        next += 1;
-        next - 1
-    };
-    let conv1 = QConv::new(
-        id(),
-        vb.pp("conv1"),
-        config.in_channels,
-        WIDTHS[0],
-        3,
-        1,
-        1,
-        true,
-    )?;
-    let bn1 = batch_norm(WIDTHS[0], vb.pp("bn1"))?;
-    let mut blocks = Vec::with_capacity(3 * n);
-    let mut c_in = WIDTHS[0];
-    for (stage, &c) in WIDTHS.iter().enumerate() {
-        for i in 0..n {
-            let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-            let vb = vb.pp(format!("layer{}.{i}", stage + 1));
-            // Decision 8: a block's input may be a skipped transition's batch-norm output, so
-            // conv1 and the shortcut quantise signed; conv2 reads a ReLU output, unsigned.
-            let conv1 = QConv::new(id(), vb.pp("conv1"), c_in, c, 3, stride, 1, true)?;
-            let bn1 = batch_norm(c, vb.pp("bn1"))?;
-            let conv2 = QConv::new(id(), vb.pp("conv2"), c, c, 3, 1, 1, false)?;
-            let bn2 = batch_norm(c, vb.pp("bn2"))?;
-            let downsample = if stride != 1 || c_in != c {
-                let vb = vb.pp("downsample");
-                let conv = QConv::new(id(), vb.pp("0"), c_in, c, 1, stride, 0, true)?;
-                Some((conv, batch_norm(c, vb.pp("1"))?))
-            } else {
-                None
-            };
-            blocks.push(Block {
-                conv1,
-                bn1,
-                conv2,
-                bn2,
-                downsample,
-            });
-            c_in = c;
-        }
+    let expected = [config.in_channels, 32, 32];
+    if backbone.num_blocks() != config.blocks()
+        || backbone.num_classes() != config.num_classes
+        || backbone.input_shape() != expected
+    {
+        return Err(bad(
+            "backbone",
+            format!(
+                "{} has {} blocks, {} classes and input {:?}; the config asks for {} blocks, {} \
+                 classes and input {expected:?}",
+                backbone.arch(),
+                backbone.num_blocks(),
+                backbone.num_classes(),
+                backbone.input_shape(),
+                config.blocks(),
+                config.num_classes,
+            ),
+        ));
     }
-    let classes = config.num_classes;
-    let fc_vb = vb.pp("fc");
-    let std = (2.0 / (classes * WIDTHS[2]) as f64).sqrt();
-    let w = fc_vb.get_with_hints(
-        (classes, WIDTHS[2]),
-        "weight",
-        Init::Randn {
-            mean: 0.0,
-            stdev: std,
-        },
-    )?;
-    let k = 1.0 / (WIDTHS[2] as f64).sqrt();
-    let b = fc_vb.get_with_hints(classes, "bias", Init::Uniform { lo: -k, up: k })?;
-    let fc_id = LayerId(id());
-    let fc_weight = w.clone();
-    let fc = nn::Linear::new(w, Some(b.clone()));
+    if let Some((i, l)) = backbone
+        .layers()
+        .iter()
+        .enumerate()
+        .find(|(i, l)| l.id != LayerId(*i))
+    {
+        return Err(bad(
+            "backbone",
+            format!("layer {} ({}) sits at position {i}", l.id, l.name),
+        ));
+    }
+    let roles = roles(backbone.as_ref(), config.in_channels, &vb)?;
+    // Decision 8: the stem reads images and a block's first conv and shortcut read the block's
+    // input, which may be a skipped transition's batch-norm output: signed. The other convs of a
+    // residual branch read a ReLU output: unsigned.
+    let mut first_in_block = vec![true; backbone.num_blocks()];
+    let convs = backbone
+        .layers()
+        .iter()
+        .zip(&roles)
+        .map(|(l, role)| {
+            if l.kind != LayerKind::Conv {
+                return Ok(None);
+            }
+            let signed = match *role {
+                Role::Residual(k) => std::mem::replace(&mut first_in_block[k], false),
+                _ => true,
+            };
+            QConv::for_layer(l, signed).map(Some)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let n = config.blocks() / 3;
+    let first_gate_id = backbone.layers().len();
     let (embeds, control) = if config.gates {
         let mut embeds = Vec::new();
-        for k in 0..blocks.len() - 1 {
-            let c = WIDTHS[k / n];
+        for k in 0..config.blocks() - 1 {
+            let c = backbone.block_channels(k);
             let vb = vb.pp(format!("{}.gate", stage_name(k, n)));
-            embeds.push(QConv::new(id(), vb, c, GATE_DIM, 1, 1, 0, true)?);
+            embeds.push(QConv::embedding(
+                LayerId(first_gate_id + k),
+                vb,
+                c,
+                GATE_DIM,
+            )?);
         }
         (embeds, Some(RecurrentGate::new(vb.pp("control"))?))
     } else {
         (Vec::new(), None)
     };
-    let mut net = GatedResnet {
-        config,
-        conv1,
-        bn1,
-        blocks,
-        fc,
-        fc_id,
-        embeds,
-        control,
-        layers: Vec::new(),
-        gate_layers: Vec::new(),
-    };
-    net.layers = net.derive_layers(&vb, fc_weight, b)?;
-    net.gate_layers = net
-        .embeds
+    let gate_layers = embeds
         .iter()
         .enumerate()
         .map(|(k, e)| {
-            let c = WIDTHS[k / n];
+            let c = backbone.block_channels(k);
+            let config = LayerConfig::Conv {
+                out_channels: GATE_DIM,
+                params: ConvParams::square(1),
+            };
             Ok(LayerInfo {
                 id: e.id,
                 name: format!("{}.gate", stage_name(k, n)),
-                kind: tensor_core::LayerKind::Conv,
-                geometry: e.config().geometry(&[1, c, 1, 1], &[1, GATE_DIM, 1, 1])?,
+                kind: LayerKind::Conv,
+                geometry: config.geometry(&[1, c, 1, 1], &[1, GATE_DIM, 1, 1])?,
                 weight: Var::from_tensor(&e.weight)?,
                 bias: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(net)
+    Ok(GatedResnet {
+        config,
+        arch: format!("gated-{}", backbone.arch()),
+        backbone,
+        convs,
+        roles,
+        embeds,
+        control,
+        gate_layers,
+    })
 }
 
 impl GatedResnet {
@@ -482,9 +428,14 @@ impl GatedResnet {
         &self.config
     }
 
+    /// The backbone.
+    pub fn backbone(&self) -> &dyn ResidualNetwork {
+        self.backbone.as_ref()
+    }
+
     /// Residual blocks.
     pub fn num_blocks(&self) -> usize {
-        self.blocks.len()
+        self.backbone.num_blocks()
     }
 
     /// Gates `L_g = blocks − 1` (0 without a gate network).
@@ -504,98 +455,17 @@ impl GatedResnet {
 
     /// Ledger id of the recurrent gate (LSTM and projection), after the gate embeddings.
     pub fn control_layer_id(&self) -> LayerId {
-        LayerId(self.layers.len() + self.embeds.len())
-    }
-
-    fn backbone_names(&self) -> Vec<String> {
-        let n = (self.config.depth - 2) / 6;
-        let mut names = vec!["conv1".to_string()];
-        for (k, b) in self.blocks.iter().enumerate() {
-            let s = stage_name(k, n);
-            names.push(format!("{s}.conv1"));
-            names.push(format!("{s}.conv2"));
-            if b.downsample.is_some() {
-                names.push(format!("{s}.downsample.0"));
-            }
-        }
-        names.push("fc".into());
-        names
+        LayerId(self.layers().len() + self.embeds.len())
     }
 
     /// Weights of every conv, backbone then gate embeddings: under PSG with signs on, the
     /// parameters updated with sign gradients.
     pub fn conv_weights(&self) -> Vec<&Tensor> {
-        self.backbone_convs()
-            .into_iter()
+        self.convs
+            .iter()
+            .flatten()
             .chain(&self.embeds)
             .map(|c| &c.weight)
-            .collect()
-    }
-
-    fn backbone_convs(&self) -> Vec<&QConv> {
-        let mut v = vec![&self.conv1];
-        for b in &self.blocks {
-            v.push(&b.conv1);
-            v.push(&b.conv2);
-            if let Some((c, _)) = &b.downsample {
-                v.push(c);
-            }
-        }
-        v
-    }
-
-    fn derive_layers(&self, vb: &VarBuilder, fc_w: Tensor, fc_b: Tensor) -> Result<Vec<LayerInfo>> {
-        let xs = Tensor::zeros(
-            (1, self.config.in_channels, 32, 32),
-            vb.dtype(),
-            vb.device(),
-        )?;
-        let mut probe = ShapeProbe::default();
-        let opts = ForwardOptions {
-            train: false,
-            gating: Gating::AllOn,
-            skip: SkipExecution::Masked,
-        };
-        let mut rng = tensor_core::rng(0, "probe");
-        self.forward_gated(&xs, &opts, &mut rng, &mut probe)?;
-        let names = self.backbone_names();
-        let convs = self.backbone_convs();
-        if probe.seen.len() != names.len() {
-            return Err(tensor_core::Error::Shape {
-                what: "gated resnet layer calls".into(),
-                expected: vec![names.len()],
-                got: vec![probe.seen.len()],
-            }
-            .into());
-        }
-        probe
-            .seen
-            .into_iter()
-            .zip(names)
-            .enumerate()
-            .map(|(i, ((id, input, output), name))| {
-                let (config, weight, bias) = match convs.get(i) {
-                    Some(c) => (c.config(), Var::from_tensor(&c.weight)?, None),
-                    None => (
-                        LayerConfig::Fc {
-                            out_features: self.config.num_classes,
-                        },
-                        Var::from_tensor(&fc_w)?,
-                        Some(Var::from_tensor(&fc_b)?),
-                    ),
-                };
-                let geometry = config
-                    .geometry(&input, &output)
-                    .map_err(|e| e.in_layer(id))?;
-                Ok(LayerInfo {
-                    id,
-                    name,
-                    kind: config.kind(),
-                    geometry,
-                    weight,
-                    bias,
-                })
-            })
             .collect()
     }
 
@@ -627,21 +497,26 @@ impl GatedResnet {
             },
             _ => None,
         };
+        let blocks = self.num_blocks();
         let mut out = GatedForward {
             logits: xs.clone(),
             masks: Vec::new(),
             decisions: Vec::new(),
             probabilities: Vec::new(),
-            executed: Vec::with_capacity(self.blocks.len()),
+            executed: Vec::with_capacity(blocks),
         };
-        let ys = self.conv1.tapped(xs, train, mode, taps)?;
-        let mut ys = self.bn1.forward_t(&ys, train)?.relu()?;
+        let mut taps = Quantised {
+            net: self,
+            train,
+            user: taps,
+        };
+        let mut ys = self.backbone.stem(xs, train, &mut taps)?;
         let mut state = match control {
             Some((c, _)) => Some(c.zero_state(b)?),
             None => None,
         };
-        let gated_blocks = self.blocks.len() - 1;
-        for (k, block) in self.blocks.iter().enumerate() {
+        let gated_blocks = blocks - 1;
+        for k in 0..blocks {
             let (m, hard) = if k == 0 {
                 (None, None)
             } else {
@@ -692,237 +567,17 @@ impl GatedResnet {
             if let Some(h) = &hard {
                 out.decisions.push(h.clone());
             }
-            ys = block.forward(&ys, m.as_ref(), hard.as_deref(), opts, mode, taps)?;
+            let gate = (m.as_ref(), hard.as_deref());
+            ys = block::forward(self.backbone.as_ref(), k, &ys, gate, opts, &mut taps)?;
         }
-        let pooled = ys.mean_keepdim(3)?.mean_keepdim(2)?;
-        let replaced = taps.pre(self.fc_id, &pooled)?;
-        let pooled = replaced.as_ref().unwrap_or(&pooled);
-        let logits = nn::Module::forward(&self.fc, &pooled.flatten_from(1)?)?;
-        taps.post(self.fc_id, pooled, &logits)?;
-        out.logits = logits;
+        out.logits = self.backbone.head(&ys, &mut taps)?;
         Ok(out)
-    }
-
-    /// Work of every layer in one executed iteration of batch `batch`, for the ledger: backbone
-    /// layers (block convs at their block's executed fraction), and with `gated` the gate
-    /// embeddings and the recurrent gate as always-on layers. Reads (and clears) the PSG fallback
-    /// fractions of the last backward pass.
-    pub fn layer_work(&self, executed: &[f64], gated: bool) -> Result<Vec<LayerWork>> {
-        if executed.len() != self.blocks.len() {
-            return Err(tensor_core::Error::Shape {
-                what: "executed fractions".into(),
-                expected: vec![self.blocks.len()],
-                got: vec![executed.len()],
-            }
-            .into());
-        }
-        let mut fractions = vec![1.0];
-        for (b, &f) in self.blocks.iter().zip(executed) {
-            fractions.push(f);
-            fractions.push(f);
-            if b.downsample.is_some() {
-                fractions.push(1.0);
-            }
-        }
-        let convs = self.backbone_convs();
-        let mut work = Vec::new();
-        for (i, info) in self.layers.iter().enumerate() {
-            let macs = info.geometry.macs() as u64;
-            let (w, rho) = match convs.get(i) {
-                Some(c) => (self.conv_work(info.id, macs, c)?, fractions[i]),
-                None => (dense_work(info.id, macs, 32, 32), 1.0),
-            };
-            work.push(LayerWork {
-                executed_fraction: rho,
-                input_grad: if i == 0 { None } else { w.input_grad },
-                ..w
-            });
-        }
-        if gated && self.has_gates() {
-            for (e, info) in self.embeds.iter().zip(&self.gate_layers) {
-                work.push(self.conv_work(info.id, info.geometry.macs() as u64, e)?);
-            }
-            let macs = RecurrentGate::macs_per_step() * self.embeds.len() as u64;
-            work.push(dense_work(self.control_layer_id(), macs, 32, 32));
-        } else {
-            for e in &self.embeds {
-                e.take_fallback();
-            }
-        }
-        Ok(work)
-    }
-
-    fn conv_work(&self, id: LayerId, macs: u64, conv: &QConv) -> Result<LayerWork> {
-        Ok(conv_work(id, macs, &self.config.conv, conv.take_fallback()))
-    }
-
-    /// Work of one iteration of standard training of this backbone (every block executed, no
-    /// gates, no predictor) with convs computing as `conv` says (a PSG mode counts as its
-    /// quantised forward with ordinary gradients): the baseline savings are measured against.
-    pub fn standard_work(&self, conv: ConvMode) -> Vec<LayerWork> {
-        let conv = match conv {
-            ConvMode::Psg(c) => ConvMode::Quantized {
-                act_bits: c.act_bits,
-                weight_bits: c.weight_bits,
-            },
-            other => other,
-        };
-        let n_convs = self.backbone_convs().len();
-        self.layers
-            .iter()
-            .enumerate()
-            .map(|(i, info)| {
-                let macs = info.geometry.macs() as u64;
-                let w = if i < n_convs {
-                    conv_work(info.id, macs, &conv, None)
-                } else {
-                    dense_work(info.id, macs, 32, 32)
-                };
-                LayerWork {
-                    input_grad: if i == 0 { None } else { w.input_grad },
-                    ..w
-                }
-            })
-            .collect()
-    }
-
-    /// The PSG fallback fractions of the last backward pass, backbone convs first (without
-    /// clearing them); `None` where a conv did not run backward.
-    pub fn fallback_fractions(&self) -> Vec<Option<f64>> {
-        self.backbone_convs()
-            .into_iter()
-            .chain(&self.embeds)
-            .map(|c| *c.cell.lock().unwrap_or_else(PoisonError::into_inner))
-            .collect()
-    }
-}
-
-fn conv_work(id: LayerId, macs: u64, mode: &ConvMode, rho: Option<f64>) -> LayerWork {
-    let (a, w) = mode.forward_bits();
-    let mut work = dense_work(id, macs, a, w);
-    if let ConvMode::Psg(c) = mode {
-        work.weight_grad = Some(gemm(macs, a, c.grad_bits.min(32)));
-        work.predictor = Some(gemm(macs, c.msb_act_bits, c.msb_grad_bits.min(32)));
-        work.fallback_fraction = rho.unwrap_or(0.0).clamp(0.0, 1.0);
-    }
-    work
-}
-
-fn gemm(macs: u64, a: u8, b: u8) -> Gemm {
-    Gemm {
-        macs_per_sample: macs,
-        a_bits: a,
-        b_bits: b,
-    }
-}
-
-fn dense_work(id: LayerId, macs: u64, a: u8, w: u8) -> LayerWork {
-    LayerWork {
-        layer: id,
-        executed_fraction: 1.0,
-        forward: gemm(macs, a, w),
-        input_grad: Some(gemm(macs, 32, w)),
-        weight_grad: Some(gemm(macs, a, 32)),
-        predictor: None,
-        fallback_fraction: 0.0,
-    }
-}
-
-impl Block {
-    fn residual(
-        &self,
-        xs: &Tensor,
-        train: bool,
-        mode: &ConvMode,
-        taps: &mut dyn Taps,
-    ) -> Result<Tensor> {
-        let ys = self.conv1.tapped(xs, train, mode, taps)?;
-        let ys = self.bn1.forward_t(&ys, train)?.relu()?;
-        let ys = self.conv2.tapped(&ys, train, mode, taps)?;
-        Ok(self.bn2.forward_t(&ys, train)?)
-    }
-
-    fn shortcut(
-        &self,
-        xs: &Tensor,
-        train: bool,
-        mode: &ConvMode,
-        taps: &mut dyn Taps,
-    ) -> Result<Tensor> {
-        match &self.downsample {
-            None => Ok(xs.clone()),
-            Some((conv, bn)) => {
-                let ys = conv.tapped(xs, train, mode, taps)?;
-                Ok(bn.forward_t(&ys, train)?)
-            }
-        }
-    }
-
-    /// `m·Block(x) + (1 − m)·shortcut(x)`; `m = None` runs the block for every sample.
-    fn forward(
-        &self,
-        xs: &Tensor,
-        m: Option<&Tensor>,
-        hard: Option<&[f32]>,
-        opts: &ForwardOptions,
-        mode: &ConvMode,
-        taps: &mut dyn Taps,
-    ) -> Result<Tensor> {
-        let train = opts.train;
-        // Taps see conv1, conv2, then the shortcut conv, in the plain ResNet's order; the
-        // shortcut always runs on the whole batch (its batch norm sees every sample).
-        let (Some(m), Some(hard)) = (m, hard) else {
-            let r = self.residual(xs, train, mode, taps)?;
-            let s = self.shortcut(xs, train, mode, taps)?;
-            return Ok((r + s)?.relu()?);
-        };
-        let b = hard.len();
-        let active: Vec<u32> = (0..b as u32).filter(|&i| hard[i as usize] > 0.5).collect();
-        let blend = |full: &Tensor, short: &Tensor, m: &Tensor| -> Result<Tensor> {
-            let m = m.reshape((m.dim(0)?, 1, 1, 1))?;
-            let on = full.broadcast_mul(&m)?;
-            let off = short.broadcast_mul(&m.affine(-1.0, 1.0)?)?;
-            Ok((on + off)?)
-        };
-        if opts.skip == SkipExecution::Masked || active.len() == b {
-            let r = self.residual(xs, train, mode, taps)?;
-            let s = self.shortcut(xs, train, mode, taps)?;
-            let full = (r + &s)?.relu()?;
-            return blend(&full, &s, m);
-        }
-        if active.is_empty() {
-            return self.shortcut(xs, train, mode, taps);
-        }
-        let ia = Tensor::new(active.as_slice(), xs.device())?;
-        // Index-select needs contiguous storage; a training-mode batch norm (a projection
-        // shortcut, or a previous block skipped for every sample) returns a transposed view.
-        let xs = xs.contiguous()?;
-        let r = self.residual(&xs.index_select(&ia, 0)?, train, mode, taps)?;
-        let s = self.shortcut(&xs, train, mode, taps)?.contiguous()?;
-        let sa = s.index_select(&ia, 0)?;
-        let full = (r + &sa)?.relu()?;
-        // The shortcut plus `m·(Block − shortcut)` added into the active rows: `Block` where the
-        // gate is on (m = 1), the shortcut elsewhere, and the gates keep their straight-through
-        // gradient. One scatter instead of blending, concatenating and reordering the batch.
-        let m = m.index_select(&ia, 0)?;
-        let delta = (full - &sa)?.broadcast_mul(&m.reshape((active.len(), 1, 1, 1))?)?;
-        Ok(s.index_add(&ia, &delta, 0)?)
     }
 }
 
 impl Network for GatedResnet {
     fn arch(&self) -> &str {
-        match self.config.depth {
-            8 => "gated-resnet8",
-            14 => "gated-resnet14",
-            20 => "gated-resnet20",
-            32 => "gated-resnet32",
-            44 => "gated-resnet44",
-            56 => "gated-resnet56",
-            74 => "gated-resnet74",
-            110 => "gated-resnet110",
-            _ => "gated-resnet",
-        }
+        &self.arch
     }
 
     fn input_shape(&self) -> [usize; 3] {
@@ -934,7 +589,7 @@ impl Network for GatedResnet {
     }
 
     fn layers(&self) -> &[LayerInfo] {
-        &self.layers
+        self.backbone.layers()
     }
 
     /// Deterministic gates (`π > 0.5`) where the network has them, real skipping; `train` only
@@ -958,10 +613,6 @@ impl Network for GatedResnet {
             skip: SkipExecution::Gather,
         };
         let mut rng = tensor_core::rng(0, "deterministic-gates");
-        match self.forward_gated(xs, &opts, &mut rng, taps) {
-            Ok(f) => Ok(f.logits),
-            Err(Error::Core(e)) => Err(e),
-            Err(e) => Err(tensor_core::Error::Model(Box::new(e))),
-        }
+        Ok(self.forward_gated(xs, &opts, &mut rng, taps)?.logits)
     }
 }

@@ -4,38 +4,54 @@
 //! (arXiv 1910.13349), and its reference code (GATECH-EIC/E2Train).
 //!
 //! - [`minibatch_drop`] (SMD): [`MinibatchDrop`] skips each iteration with probability `p` from
-//!   a seeded generator; [`LrSchedule`] runs on the global iteration index.
+//!   a seeded generator; the learning rate is the workspace's [`tensor_core::LrSchedule`] on the
+//!   global iteration index, [`paper_smd_schedule`] the paper's stretched one.
 //! - [`selective_update`] (SLU): the shared [`RecurrentGate`], the straight-through hard gate,
 //!   the executed percentage and compute regulariser; the stochastic-depth baseline.
 //! - [`sign_gradient`] (PSG) and [`quantize`]: 8-bit fake quantisation, MSB extraction and the
 //!   custom ops [`psg_conv2d`] / [`psg_linear`] whose backward pass predicts the weight gradient's
 //!   sign and leaves the input gradient exact.
-//! - [`gated_resnet`](mod@gated_resnet): the CIFAR ResNet of depth 6n + 2 with gates and PSG convs, a
-//!   [`tensor_core::Network`] whose backbone layers match the plain ResNet's.
-//! - [`trainer`]: [`train`] combines the enabled mechanisms and records a
-//!   [`tensor_core::WorkLedger`] (forward, input-gradient and weight-gradient MACs per layer with
-//!   operand widths, executed fractions, predictor work and fallback fractions, dropped
-//!   iterations). Pricing is energy-model's job; [`baseline_ledger`] gives the standard-training
-//!   ledger savings are measured against.
+//! - [`gated_resnet`](mod@gated_resnet): a CIFAR ResNet backbone of depth 6n + 2 (any
+//!   [`tensor_core::ResidualNetwork`]) driven block by block, with gates and quantised, sign-
+//!   predicting convs computed in place of the backbone's; a [`tensor_core::Network`] whose
+//!   layers are the backbone's.
+//! - [`trainer`]: [`train`] combines the enabled mechanisms over [`tensor_core::BatchSource`]s
+//!   and records a [`tensor_core::WorkLedger`] (forward, input-gradient and weight-gradient MACs
+//!   per layer with operand widths, executed fractions, predictor work and fallback fractions,
+//!   dropped iterations). It speaks the workspace's training contract: an observer's `Break` is
+//!   [`tensor_core::Error::Interrupted`], a NaN or infinite loss [`tensor_core::Error::Diverged`]
+//!   (both wrapped in [`Error::Core`]), and [`evaluate`] is [`tensor_core::evaluate`] with the
+//!   gated forward pass. Pricing is energy-model's job; [`baseline_ledger`] gives the
+//!   standard-training ledger savings are measured against.
+//!
+//! The gated network wraps a backbone: any [`tensor_core::ResidualNetwork`] of the config's
+//! depth, classes and input, such as cnn-zoo's CIFAR ResNet (`cnn_zoo::resnet_with` with
+//! `ResnetInit::E2TrainReference` draws the reference initialisation):
+//!
+//! ```text
+//! let backbone = cnn_zoo::resnet_with(8, 10, 3, vb.clone(), options)?;
+//! let net = e2_train::gated_resnet(config, Box::new(backbone), vb)?;
+//! ```
+//!
+//! Everything else needs no network:
 //!
 //! ```
-//! use e2_train::{GatedResnetConfig, ConvMode, PsgConfig, gated_resnet};
-//! use tensor_core::{Network, SeededInit, tensor::{DType, Device, Tensor}};
+//! use e2_train::{E2TrainConfig, MinibatchDrop, SmdConfig};
 //!
-//! let init = SeededInit::new(0);
-//! let config = GatedResnetConfig {
-//!     depth: 8, num_classes: 10, in_channels: 3,
-//!     conv: ConvMode::Psg(PsgConfig::reference()), gates: true,
-//! };
-//! let net = gated_resnet(config, init.var_builder(DType::F32, &Device::Cpu))?;
-//! assert_eq!(net.layers().len(), 1 + 3 * 2 + 2 + 1); // stem, 3 blocks, 2 shortcuts, fc
-//! assert_eq!(net.num_gates(), 2);
-//! let xs = Tensor::zeros((2, 3, 32, 32), DType::F32, &Device::Cpu)?;
-//! assert_eq!(net.forward_t(&xs, false)?.dims(), [2, 10]);
+//! // SMD: each iteration is dropped with probability p from the run's own stream.
+//! let mut drops = MinibatchDrop::new(SmdConfig { p: 0.5 }, tensor_core::rng(1, "smd"))?;
+//! let dropped = (0..1000).filter(|_| drops.next_dropped()).count();
+//! assert!((400..600).contains(&dropped));
+//!
+//! // Iteration i of a run trains at `lr.at(sgd.lr, i, iterations)`: 0.1, ×0.1 at 100 and 150.
+//! let run = E2TrainConfig::quick_cpu_resnet8().validate()?;
+//! let lr = |i| run.lr.at(run.sgd.lr, i, run.iterations);
+//! assert_eq!((lr(0), lr(99)), (0.1, 0.1));
+//! assert!((lr(100) - 0.01).abs() < 1e-15 && (lr(150) - 0.001).abs() < 1e-15);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Decisions on the reference code's pitfalls (numbers refer to `shared/spec/e2-train.md` §7):
+//! Decisions on the reference code's pitfalls (numbers refer to `docs/e2-train.md` §7):
 //! 1. No default SLU target: presets take it as an argument (the reference's 100 saves nothing).
 //! 2. The paper presets run 85,333 iterations so both learning-rate decays (42,666 and 64,000)
 //!    fire; the baseline is priced on the same nominal schedule.
@@ -88,7 +104,7 @@
 //! gradient only, so the input gradient passed on is the plain 8-bit op's for every setting.
 //!
 //! Other crates in this workspace: `tensor-core` (the shared vocabulary: `WorkLedger`, `Network`,
-//! `MomentumSgd`), `energy-model` (prices the ledger), `cnn-zoo` (the plain ResNet whose geometry
+//! `MomentumSgd`, `BatchSource`, `LrSchedule`, `evaluate`), `energy-model` (prices the ledger), `cnn-zoo` (the plain ResNet whose geometry
 //! the gated one matches), `sparse-proj`, `energy-prune`, `datasets`.
 #![warn(missing_docs)]
 
@@ -110,7 +126,7 @@ pub use gated_resnet::{
     ConvMode, ForwardOptions, GatedForward, GatedResnet, GatedResnetConfig, Gating, SkipExecution,
     gated_resnet,
 };
-pub use minibatch_drop::{LrSchedule, MinibatchDrop, SmdConfig};
+pub use minibatch_drop::{MinibatchDrop, SmdConfig, paper_smd_schedule};
 pub use quantize::{QuantGrid, TensorGrid};
 pub use selective_update::{
     GateMode, RecurrentGate, SluConfig, StochasticDepthConfig, compute_regulariser,
@@ -120,8 +136,8 @@ pub use sign_gradient::{
     PsgConfig, PsgOperands, Threshold, psg_conv2d, psg_linear, select_gradient,
 };
 pub use trainer::{
-    BatchSource, E2TrainOutcome, EvalLog, IterationLog, TrainRun, baseline_ledger, evaluate,
-    executed_macs, train,
+    E2TrainOutcome, EvalLog, IterationLog, TrainRun, baseline_ledger, evaluate, executed_macs,
+    train,
 };
 
 #[cfg(test)]

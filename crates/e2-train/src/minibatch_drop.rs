@@ -1,10 +1,11 @@
-//! Stochastic mini-batch dropping (e2-train.md §1): every iteration is skipped with probability
-//! `p`, drawn from the run's seeded generator; the learning-rate schedule runs on the global
-//! iteration index, skipped iterations included.
+//! Stochastic mini-batch dropping (docs/e2-train.md §1): every iteration is skipped with probability
+//! `p`, drawn from the run's seeded generator; the learning-rate schedule (a
+//! [`tensor_core::LrSchedule`]) runs on the global iteration index, skipped iterations included,
+//! and [`paper_smd_schedule`] is the paper's, stretched so both decays fire.
 
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
-use tensor_core::Rng;
+use tensor_core::{LrDecay, LrSchedule, Rng};
 
 use crate::error::{Result, bad};
 
@@ -50,59 +51,25 @@ impl MinibatchDrop {
     }
 }
 
-/// A step learning-rate schedule on the global iteration index: `base·γ^k` after the `k`-th
-/// milestone, with an optional constant warm-up.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LrSchedule {
-    /// Learning rate before the first milestone, > 0.
-    pub base: f64,
-    /// Iterations at which the rate is multiplied by `gamma`, increasing.
-    pub milestones: Vec<usize>,
-    /// Decay factor per milestone, in (0, 1].
-    pub gamma: f64,
-    /// `(iterations, lr)` of a constant warm-up (the ResNet-110 trick: 400 iterations at 0.01).
-    pub warmup: Option<(usize, f64)>,
-}
+/// The first learning-rate decay of the paper schedule: the reference's 32,000 stretched by 4/3.
+pub const PAPER_SMD_FIRST_DECAY: usize = 42_666;
 
-impl LrSchedule {
-    /// The reference schedule stretched by 4/3 for SMD (e2-train.md §1): 0.1, then ×0.1 at
-    /// 42,666 and 64,000.
-    pub fn paper_smd() -> Self {
-        Self {
-            base: 0.1,
-            milestones: vec![42_666, 64_000],
-            gamma: 0.1,
-            warmup: None,
-        }
-    }
+/// The second learning-rate decay of the paper schedule: the reference's 48,000 stretched by 4/3.
+pub const PAPER_SMD_SECOND_DECAY: usize = 64_000;
 
-    /// Checks ranges and ordering.
-    pub fn validate(self) -> Result<Self> {
-        if !(self.base.is_finite() && self.base > 0.0) {
-            return Err(bad("lr.base", format!("{} must be > 0", self.base)));
-        }
-        if !(self.gamma > 0.0 && self.gamma <= 1.0) {
-            return Err(bad("lr.gamma", format!("{} is not in (0, 1]", self.gamma)));
-        }
-        if self.milestones.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(bad("lr.milestones", "must be strictly increasing"));
-        }
-        if let Some((_, lr)) = self.warmup
-            && !(lr.is_finite() && lr > 0.0)
-        {
-            return Err(bad("lr.warmup", format!("{lr} must be > 0")));
-        }
-        Ok(self)
-    }
-
-    /// Learning rate at global iteration `i`.
-    pub fn lr(&self, i: usize) -> f64 {
-        if let Some((n, lr)) = self.warmup
-            && i < n
-        {
-            return lr;
-        }
-        let k = self.milestones.iter().filter(|&&m| i >= m).count();
-        self.base * self.gamma.powi(k as i32)
-    }
+/// The reference schedule stretched by 4/3 for SMD (docs/e2-train.md §1): the optimiser's base rate
+/// (0.1 in the paper presets), then ×0.1 at 42,666 and 64,000, evaluated on the global iteration
+/// index as `schedule.at(sgd.lr, i, iterations)`.
+///
+/// ```
+/// let s = e2_train::paper_smd_schedule();
+/// assert_eq!(s.at(0.1, 42_665, 85_333), 0.1);
+/// assert!((s.at(0.1, 42_666, 85_333) - 0.01).abs() < 1e-15);
+/// assert!((s.at(0.1, 64_000, 85_333) - 0.001).abs() < 1e-15);
+/// ```
+pub fn paper_smd_schedule() -> LrSchedule {
+    LrSchedule::new(LrDecay::Step {
+        milestones: vec![PAPER_SMD_FIRST_DECAY, PAPER_SMD_SECOND_DECAY],
+        gamma: 0.1,
+    })
 }

@@ -1,5 +1,5 @@
 //! Fake quantisation (quantise, then dequantise) after Banner et al. 2018, and the
-//! most-significant-bit (MSB) parts that PSG's predictor works on (e2-train.md §3).
+//! most-significant-bit (MSB) parts that PSG's predictor works on (docs/e2-train.md §3).
 //!
 //! A `b`-bit grid over `[min, s]` has step `Δ = (s − min)/2^b`, codes
 //! `round(clamp((x − min)/Δ, 0, 2^b − 1))` (clamp before round, ties to even as the reference's

@@ -1,10 +1,10 @@
-//! Selective layer update (e2-train.md §2): per-sample, per-block gates from a recurrent gate
+//! Selective layer update (docs/e2-train.md §2): per-sample, per-block gates from a recurrent gate
 //! shared across blocks, trained with a straight-through estimator and a compute regulariser;
 //! plus the stochastic-depth baseline (Huang et al. 2016).
 
 use serde::{Deserialize, Serialize};
-use tensor_core::tensor::nn::{self, Init, VarBuilder};
-use tensor_core::tensor::{D, Tensor};
+use tensor_core::tensor::nn::{self, Init};
+use tensor_core::tensor::{D, Module, Tensor, VarBuilder};
 
 use crate::error::{Result, bad};
 
@@ -172,7 +172,7 @@ impl RecurrentGate {
         let o = nn::ops::sigmoid(&chunks[3])?;
         let c = ((f * c)? + (i * g)?)?;
         let h = (o * c.tanh()?)?;
-        let pi = nn::ops::sigmoid(&nn::Module::forward(&self.proj, &h)?)?.squeeze(1)?;
+        let pi = nn::ops::sigmoid(&Module::forward(&self.proj, &h)?)?.squeeze(1)?;
         Ok((pi, (h, c)))
     }
 

@@ -1,4 +1,4 @@
-//! Predictive sign gradients (e2-train.md §3): the sign of a conv's (or linear layer's) weight
+//! Predictive sign gradients (docs/e2-train.md §3): the sign of a conv's (or linear layer's) weight
 //! gradient is predicted from the MSB parts of its input and a low-precision output gradient; the
 //! accurate gradient is used where the prediction is small. Implemented as candle custom ops
 //! whose backward computes the input gradient exactly as the plain (8-bit) op would, and replaces
@@ -10,11 +10,11 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
-use tensor_core::ops;
 use tensor_core::tensor::Tensor;
 use tensor_core::tensor::candle::{
     self, CpuStorage, CudaStorage, CustomOp3, Layout, MetalStorage, Shape, backend::BackendStorage,
 };
+use tensor_core::{ConvParams, ops};
 
 use crate::error::{Result, bad};
 use crate::quantize::quantize_gradient;
@@ -54,7 +54,7 @@ pub struct PsgConfig {
 }
 
 impl PsgConfig {
-    /// The reference code's defaults (e2-train.md §3).
+    /// The reference code's defaults (docs/e2-train.md §3).
     pub fn reference() -> Self {
         Self {
             act_bits: 8,
@@ -134,15 +134,6 @@ fn record(cell: &FallbackCell, rho: f64) {
     *cell.lock().unwrap_or_else(PoisonError::into_inner) = Some(rho);
 }
 
-/// The convolution parameters of a PSG conv (one group).
-fn conv_params(stride: usize, padding: usize) -> ops::Conv2dParams {
-    ops::Conv2dParams {
-        stride,
-        padding,
-        groups: 1,
-    }
-}
-
 /// What a PSG op needs in its backward pass, computed in the forward pass.
 #[derive(Clone, Debug)]
 pub struct PsgOperands {
@@ -156,7 +147,7 @@ pub struct PsgOperands {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    Conv { stride: usize, padding: usize },
+    Conv { params: ConvParams },
     Linear,
 }
 
@@ -244,8 +235,7 @@ impl PsgOp {
         let g_acc = quantize_gradient(&g, self.config.grad_bits)?;
         let g_pred = quantize_gradient(&g, self.config.msb_grad_bits)?;
         let (gx, g_q, g_m) = match self.kind {
-            Kind::Conv { stride, padding } => {
-                let p = conv_params(stride, padding);
+            Kind::Conv { params: p } => {
                 let fast = ops::OpsBackend::Fast;
                 let (gx, _) = ops::conv2d_backward(x, wq, &g, p, (self.input_grad, false), fast)?;
                 let weight_grad = |xs: &Tensor, gs: &Tensor| -> Result<Tensor> {
@@ -275,15 +265,15 @@ impl PsgOp {
     }
 }
 
-/// A PSG convolution (square stride and padding, no bias, one group): the forward value
+/// A PSG convolution (no bias, one group; stride and padding as the fast ops take them): the
+/// forward value
 /// `conv(Q(x), Q(W))` from `operands`; in the backward pass `x` gets the plain 8-bit op's input
 /// gradient and `w` the predicted (sign) gradient. The fallback fraction goes to `cell`.
 pub fn psg_conv2d(
     xs: &Tensor,
     w: &Tensor,
     operands: PsgOperands,
-    stride: usize,
-    padding: usize,
+    params: ConvParams,
     config: &PsgConfig,
     cell: &FallbackCell,
 ) -> Result<Tensor> {
@@ -291,11 +281,11 @@ pub fn psg_conv2d(
         &operands.xq.detach(),
         &operands.wq.detach(),
         None,
-        conv_params(stride, padding),
+        params,
         ops::OpsBackend::Fast,
     )?;
     let op = PsgOp {
-        kind: Kind::Conv { stride, padding },
+        kind: Kind::Conv { params },
         operands,
         config: *config,
         input_grad: xs.track_op(),

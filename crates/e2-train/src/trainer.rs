@@ -12,7 +12,10 @@
 //! at the end, with deterministic gates and real skipping over every sample of the source.
 //!
 //! The observer hears `on_batch_end` for executed iterations only (a dropped one has no loss);
-//! returning `Break` stops the run after that iteration.
+//! returning `Break` stops the run there with [`tensor_core::Error::Interrupted`] (the network's
+//! variables hold the model as it was after that iteration). A loss that becomes NaN or infinite
+//! stops it with [`tensor_core::Error::Diverged`], before the update. Both name the
+//! [`Step`] in phase `training`, epoch `i / batches_per_epoch`, batch `i % batches_per_epoch`.
 
 use std::collections::HashSet;
 
@@ -20,24 +23,15 @@ use serde::{Deserialize, Serialize};
 use tensor_core::tensor::nn;
 use tensor_core::tensor::{DType, Optimizer, Tensor, TensorId, Var};
 use tensor_core::{
-    BatchStats, EvalStats, Iteration, MomentumSgd, NoTaps, Observer, RunStart, SgdConfig,
-    WorkLedger,
+    BatchSource, BatchStats, EvalStats, Iteration, MomentumSgd, NoTaps, Observer, RunStart,
+    SgdConfig, Step, WorkLedger, finite_loss,
 };
 
 use crate::config::E2TrainConfig;
-use crate::error::{Error, Result, bad};
+use crate::error::{Error, Result, bad, from_core};
 use crate::gated_resnet::{ConvMode, ForwardOptions, GatedResnet, Gating, SkipExecution};
 use crate::minibatch_drop::MinibatchDrop;
 use crate::selective_update::{GateMode, compute_regulariser, executed_percentage};
-
-/// Batches of `(images [b, c, 32, 32], labels [b] u32)`; the source owns shuffling and
-/// augmentation and returns the same batch for the same `(epoch, index)` (seeded).
-pub trait BatchSource {
-    /// Batches in one epoch, ≥ 1.
-    fn batches_per_epoch(&self) -> usize;
-    /// Batch `index` of epoch `epoch`.
-    fn batch(&mut self, epoch: usize, index: usize) -> tensor_core::Result<(Tensor, Tensor)>;
-}
 
 /// What a run trains on.
 pub struct TrainRun<'a> {
@@ -46,7 +40,7 @@ pub struct TrainRun<'a> {
     /// Every trainable variable (weights, batch-norm affine parameters, gate parameters), in a
     /// deterministic order (e.g. `SeededInit::named_vars`).
     pub params: Vec<Var>,
-    /// Training batches.
+    /// Training batches (`images [b, c, 32, 32]`, `labels [b] u32`), at least one per epoch.
     pub train: &'a mut dyn BatchSource,
     /// Held-out batches for evaluation, if any.
     pub eval: Option<&'a mut dyn BatchSource>,
@@ -90,8 +84,6 @@ pub struct E2TrainOutcome {
     pub history: Vec<IterationLog>,
     /// Every evaluation.
     pub evals: Vec<EvalLog>,
-    /// Whether the observer stopped the run before `iterations`.
-    pub stopped_early: bool,
 }
 
 impl E2TrainOutcome {
@@ -132,17 +124,19 @@ pub fn executed_macs(ledger: &WorkLedger) -> f64 {
 }
 
 /// The ledger of standard training of `net`'s backbone under `config.baseline()`: every one of
-/// the `iterations` executed on `batch` samples, every block run, no gates, no predictor.
+/// the `iterations` executed, iteration `i` on `batch_of(i)` samples (the size of the batch the
+/// data source would serve, so an epoch's short last batch is priced as short), every block run,
+/// no gates, no predictor.
 pub fn baseline_ledger(
     net: &GatedResnet,
     config: &E2TrainConfig,
-    batch: usize,
+    batch_of: &dyn Fn(usize) -> usize,
 ) -> Result<WorkLedger> {
     let base = config.baseline();
     let work = net.standard_work(base.model.conv);
     let mut ledger = WorkLedger::new();
-    for _ in 0..base.iterations {
-        ledger.record_executed(batch, work.clone())?;
+    for i in 0..base.iterations {
+        ledger.record_executed(batch_of(i), work.clone())?;
     }
     Ok(ledger)
 }
@@ -171,9 +165,13 @@ fn scalar(t: &Tensor) -> Result<f64> {
     Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
 }
 
-/// Evaluates `net` on every batch of epoch 0 of `source` with evaluation gating: deterministic
-/// gates (`π > 0.5`) for SLU, the survival-weighted blend for stochastic depth, every block
-/// otherwise; blocks are skipped for real.
+/// What [`evaluate`] calls its source in [`tensor_core::Error::EmptyEvaluation`].
+const EVAL_SOURCE: &str = "the e2-train evaluation source";
+
+/// Evaluates `net` on every batch of epoch 0 of `source` ([`tensor_core::evaluate`]) with
+/// evaluation gating: deterministic gates (`π > 0.5`) for SLU, the survival-weighted blend for
+/// stochastic depth, every block otherwise; blocks are skipped for real. The gates draw from the
+/// run's `eval` stream; a source without samples is [`tensor_core::Error::EmptyEvaluation`].
 pub fn evaluate(
     net: &GatedResnet,
     config: &E2TrainConfig,
@@ -185,29 +183,30 @@ pub fn evaluate(
         gating: eval_gating(config),
         skip: SkipExecution::Gather,
     };
+    let gated = matches!(opts.gating, Gating::Gates { .. });
     let mut rng = tensor_core::rng(config.seed, "eval");
-    let (mut correct, mut loss, mut samples) = (0.0, 0.0, 0usize);
     let mut decisions = Vec::new();
-    for index in 0..source.batches_per_epoch() {
-        let (xs, ys) = source.batch(0, index)?;
-        let b = check_batch(net, &xs, &ys)?;
-        let out = net.forward_gated(&xs, &opts, &mut rng, &mut NoTaps)?;
-        loss += scalar(&nn::loss::cross_entropy(&out.logits, &ys)?)? * b as f64;
-        let pred = out.logits.argmax(1)?;
-        correct += scalar(&pred.eq(&ys)?.to_dtype(DType::F64)?.sum_all()?)?;
-        samples += b;
-        if matches!(opts.gating, Gating::Gates { .. }) {
+    let eval = tensor_core::evaluate(EVAL_SOURCE, source, |xs| {
+        let out = net.forward_gated(xs, &opts, &mut rng, &mut NoTaps)?;
+        if gated {
             decisions.extend(out.decisions);
         }
-    }
-    let n = samples.max(1) as f64;
+        Ok(out.logits)
+    })
+    .map_err(from_core)?;
     Ok(EvalLog {
         iteration,
-        accuracy: correct / n,
-        loss: loss / n,
+        accuracy: eval.accuracy,
+        loss: eval.loss,
         executed_percentage: executed_percentage(&decisions),
-        samples,
+        samples: eval.samples,
     })
+}
+
+/// Where iteration `i = epoch·batches_per_epoch + batch` of a run is, for the stop and divergence
+/// errors.
+fn step(epoch: usize, batch: usize) -> Step {
+    Step::new("training", epoch, batch)
 }
 
 fn train_gating(config: &E2TrainConfig) -> Gating {
@@ -263,11 +262,12 @@ pub fn train(
     let (sign_params, params): (Vec<Var>, Vec<Var>) = params
         .into_iter()
         .partition(|v| signed.contains(&v.as_tensor().id()));
+    let lr_at = |i: usize| config.lr.at(config.sgd.lr, i, config.iterations);
     let optimiser = |vars, scale: f64| {
         MomentumSgd::with_config(
             vars,
             SgdConfig {
-                lr: config.lr.lr(0) * scale,
+                lr: lr_at(0) * scale,
                 ..config.sgd
             },
         )
@@ -301,7 +301,6 @@ pub fn train(
         ledger: WorkLedger::new(),
         history: Vec::with_capacity(config.iterations),
         evals: Vec::new(),
-        stopped_early: false,
     };
     for i in 0..config.iterations {
         let (epoch, index) = (i / per_epoch, i % per_epoch);
@@ -309,13 +308,12 @@ pub fn train(
             observer.on_epoch_start(epoch);
         }
         let (xs, ys) = source.batch(epoch, index)?;
-        let lr = config.lr.lr(i);
+        let lr = lr_at(i);
         sgd.set_learning_rate(lr);
         if let Some((opt, scale)) = sign_sgd.as_mut() {
             opt.set_learning_rate(lr * *scale);
         }
         let dropped = drop.as_mut().is_some_and(MinibatchDrop::next_dropped);
-        let mut stop = false;
         if dropped {
             outcome.ledger.record_dropped();
             outcome.history.push(IterationLog {
@@ -344,13 +342,7 @@ pub fn train(
             {
                 loss = (loss + reg)?;
             }
-            let value = scalar(&loss)?;
-            if !value.is_finite() {
-                return Err(Error::DivergedLoss {
-                    loss: value,
-                    iteration: i,
-                });
-            }
+            let value = finite_loss(scalar(&loss)?, || step(epoch, index))?;
             let grads = loss.backward()?;
             sgd.step_grads(&grads)?;
             if let Some((opt, _)) = sign_sgd.as_mut() {
@@ -371,9 +363,14 @@ pub fn train(
                 lr,
                 samples: b,
             };
-            stop = observer.on_batch_end(&stats).is_break();
+            if observer.on_batch_end(&stats).is_break() {
+                return Err(tensor_core::Error::Interrupted {
+                    at: step(epoch, index),
+                }
+                .into());
+            }
         }
-        let last = i + 1 == config.iterations || stop;
+        let last = i + 1 == config.iterations;
         let due = config.eval_every > 0 && (i + 1).is_multiple_of(config.eval_every);
         if let Some(source) = eval.as_deref_mut()
             && (due || last)
@@ -387,10 +384,6 @@ pub fn train(
                 samples: log.samples,
             });
             outcome.evals.push(log);
-        }
-        if stop {
-            outcome.stopped_early = i + 1 < config.iterations;
-            break;
         }
     }
     Ok(outcome)

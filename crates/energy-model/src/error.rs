@@ -13,7 +13,7 @@ pub enum Error {
     Core(#[from] tensor_core::Error),
 
     /// A row batch of the input cache cannot hold the `r` rows one output row needs (ICLR'19
-    /// model, energy-models.md A.3). The layer is attached by the caller's `Layer` wrapper.
+    /// model, docs/energy-models.md A.3). The layer is attached by the caller's `Layer` wrapper.
     #[error("input cache of {capacity} values holds only {rows} input rows, the kernel needs {r}")]
     InputCacheTooSmall {
         /// Rows that fit in one batch.
@@ -24,7 +24,7 @@ pub enum Error {
         capacity: usize,
     },
 
-    /// A relative energy budget below the floor no weight choice can reach (energy-models.md A.5).
+    /// A relative energy budget below the floor no weight choice can reach (docs/energy-models.md A.5).
     #[error("relative energy budget {budget} is below the floor {floor}")]
     BudgetInfeasible {
         /// The requested budget, relative to the dense energy.
@@ -83,7 +83,7 @@ pub enum Error {
     },
 
     /// A layer the Eyeriss mapper cannot place: even its smallest tile overflows a storage
-    /// level (energy-models.md B.5). The layer is attached by the caller's `Layer` wrapper.
+    /// level (docs/energy-models.md B.5). The layer is attached by the caller's `Layer` wrapper.
     #[error("{what} needs {needed} words but the {level} holds {capacity}")]
     Unmappable {
         /// What does not fit (`one unit of weights, ifmap strip and psums`, ...).
@@ -96,7 +96,7 @@ pub enum Error {
         capacity: usize,
     },
 
-    /// A malformed line of an MIT estimation-tool layer file (energy-models.md B.9).
+    /// A malformed line of an MIT estimation-tool layer file (docs/energy-models.md B.9).
     #[error("line {line}: {field}: {reason}")]
     ToolFormat {
         /// 1-based line number.

@@ -1,4 +1,4 @@
-//! Hardware parameters of the ICLR'19 systolic-array model (energy-models.md A.1): array shape,
+//! Hardware parameters of the ICLR'19 systolic-array model (docs/energy-models.md A.1): array shape,
 //! cache capacities and unit energies, as checked data.
 //!
 //! Yang, Zhu, Liu, "Energy-Constrained Compression for Deep Neural Networks via Weighted Sparse

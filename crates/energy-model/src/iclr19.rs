@@ -1,4 +1,4 @@
-//! The ICLR'19 systolic-array inference model (energy-models.md part A).
+//! The ICLR'19 systolic-array inference model (docs/energy-models.md part A).
 //!
 //! Yang, Zhu, Liu, "Energy-Constrained Compression for Deep Neural Networks via Weighted Sparse
 //! Projection and Layer Input Masking", ICLR 2019. A layer costs
@@ -22,7 +22,7 @@
 use serde::{Deserialize, Serialize};
 use tensor_core::{
     EnergyModel, EnergyUnit, LayerEnergy, LayerGeometry, LayerKind, LayerSparsity, Level, Operand,
-    Precision, Support, WeightCosts,
+    Precision, Support, WeightCostModel, WeightCosts,
 };
 
 use crate::error::{Error, Result};
@@ -119,7 +119,7 @@ impl Iclr19Layer {
         self.input.total() + self.weight.total() + self.compute
     }
 
-    /// The level × operand breakdown of energy-models.md A.5.
+    /// The level × operand breakdown of docs/energy-models.md A.5.
     pub fn to_layer_energy(&self) -> LayerEnergy {
         let mut e = LayerEnergy {
             compute: self.compute,
@@ -142,10 +142,10 @@ impl Iclr19Layer {
 ///
 /// ```
 /// use energy_model::iclr19::Iclr19;
-/// use tensor_core::{EnergyModel, LayerGeometry, LayerSparsity, Precision};
+/// use tensor_core::{ConvParams, EnergyModel, LayerGeometry, LayerSparsity, Precision};
 ///
-/// // energy-models.md A.7, tiny layer with p = 0: E_X 5,088 + E_W 3,780 + E_C 216.
-/// let g = LayerGeometry::conv(1, 4, 4, 2, (3, 3), (1, 1), (0, 0), 1)?;
+/// // docs/energy-models.md A.7, tiny layer with p = 0: E_X 5,088 + E_W 3,780 + E_C 216.
+/// let g = LayerGeometry::conv([1, 4, 4], 2, ConvParams::square(3))?;
 /// let e = Iclr19::paper().layer_energy(&g, &LayerSparsity::dense(), Precision::default())?;
 /// assert_eq!(e.total(), 9_084.0);
 /// # Ok::<(), tensor_core::Error>(())
@@ -187,23 +187,22 @@ impl Iclr19 {
 
     /// Input energy `E_X` (A.3 conv, A.4 FC) for the given input support.
     pub fn input_energy(&self, geometry: &LayerGeometry, inputs: &Support) -> Result<InputEnergy> {
-        geometry.validate()?;
         let hw = &self.hardware;
         let g = geometry;
-        let d = g.out_channels as u64;
-        match g.kind {
+        let d = g.out_channels() as u64;
+        match g.kind() {
             LayerKind::Conv => {
                 let x = InputSupport::of(MODEL, g, inputs)?;
                 let nonzero_inputs = x.nonzeros(g);
                 let unfolded = unfolded_nonzeros(g, x);
                 let overlap = row_overlap(
                     &x.row_counts(g),
-                    g.padding.0,
-                    g.kernel.0,
-                    g.stride.0,
+                    g.padding().0,
+                    g.kernel().0,
+                    g.stride().0,
                     hw.input_cache,
                 )?;
-                let dpg = d / g.groups as u64;
+                let dpg = d / g.groups() as u64;
                 let p = g.out_positions() as u64;
                 Ok(InputEnergy {
                     cache: (unfolded * dpg.div_ceil(hw.cols as u64)) as f64 * hw.e_cache,
@@ -221,7 +220,7 @@ impl Iclr19 {
                 {
                     return Err(Error::Support {
                         model: MODEL,
-                        kind: g.kind,
+                        kind: g.kind(),
                         operand: Operand::Input,
                         given: support_name(inputs),
                         reason: "FC layers are never masked in this model",
@@ -249,7 +248,7 @@ impl Iclr19 {
     /// weight cache, `β_out` beyond it (conv); `β_fc` per weight (FC).
     pub fn weight_energy(&self, geometry: &LayerGeometry, nonzero: u64) -> WeightEnergy {
         let hw = &self.hardware;
-        match geometry.kind {
+        match geometry.kind() {
             LayerKind::Conv => {
                 let p = geometry.out_positions() as u64;
                 let groups = p.div_ceil(hw.rows as u64);
@@ -272,7 +271,7 @@ impl Iclr19 {
     /// `N_MAC` under this model's evaluator.
     pub fn macs(&self, geometry: &LayerGeometry, sparsity: &LayerSparsity) -> Result<u64> {
         let nonzero = sparsity.weights.nonzeros(geometry.weights())?;
-        match (geometry.kind, self.evaluator) {
+        match (geometry.kind(), self.evaluator) {
             (LayerKind::Fc, _) => Ok(nonzero),
             (LayerKind::Conv, Evaluator::Relaxed) => Ok(geometry.out_positions() as u64 * nonzero),
             (LayerKind::Conv, Evaluator::Exact) => {
@@ -304,7 +303,7 @@ impl Iclr19 {
     pub fn costs(&self, geometry: &LayerGeometry, inputs: &Support) -> Result<WeightCosts> {
         let fixed = self.input_energy(geometry, inputs)?.total();
         let hw = &self.hardware;
-        let (kappa_in, kappa_out) = match geometry.kind {
+        let (kappa_in, kappa_out) = match geometry.kind() {
             LayerKind::Conv => {
                 let p = geometry.out_positions() as f64;
                 let groups = geometry.out_positions().div_ceil(hw.rows) as f64;
@@ -369,7 +368,7 @@ fn check_precision(precision: Precision) -> Result<()> {
 }
 
 /// The dense energy `E_dense` and the weight-independent energy `Σ E_X` of a network, for
-/// normalised energies and budgets (energy-models.md A.5).
+/// normalised energies and budgets (docs/energy-models.md A.5).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Normalization {
     /// `E_dense`: relaxed energy with every weight nonzero and no mask.
@@ -427,7 +426,9 @@ impl EnergyModel for Iclr19 {
         check_precision(precision)?;
         Ok(self.layer(geometry, sparsity)?.to_layer_energy())
     }
+}
 
+impl WeightCostModel for Iclr19 {
     fn weight_costs(
         &self,
         geometry: &LayerGeometry,

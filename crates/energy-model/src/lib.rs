@@ -19,7 +19,10 @@
 //! - [`training`]: prices a [`WorkLedger`](tensor_core::WorkLedger) per GEMM class and operand
 //!   widths; the default bit-product table is a labelled proxy, measured tables load from JSON.
 //! - [`mit_format`]: reads and writes the per-layer text format of the MIT estimation tool.
-//! - [`report`]: per-layer breakdowns as a text table, JSON, CSV or an SVG bar chart.
+//! - [`report`]: a priced network joined with its geometry as plain data, naming model, preset,
+//!   batch and unit (rendering is the caller's).
+//! - [`reference`](mod@reference): the published numbers the models reproduce (A.7 goldens, Fig. 10 of ISCA'16,
+//!   the B.10 network totals) and Han et al.'s AlexNet densities, for tests and experiments.
 //!
 //! Infeasible cases are [`Error`] variants, never clamps: an input cache that cannot hold a
 //! kernel's rows, a budget below the floor, an unsupported bit-width or support. Through the
@@ -27,12 +30,12 @@
 //!
 //! ```
 //! use energy_model::iclr19::Iclr19;
-//! use tensor_core::{EnergyModel, LayerGeometry, LayerId, LayerWorkload};
+//! use tensor_core::{ConvParams, EnergyModel, LayerGeometry, LayerId, LayerWorkload};
 //!
-//! // LeNet-5 (energy-models.md A.7): dense energy 17,107,544 RF accesses, floor 0.15227.
+//! // LeNet-5 (docs/energy-models.md A.7): dense energy 17,107,544 RF accesses, floor 0.15227.
 //! let geometry = [
-//!     LayerGeometry::conv(1, 32, 32, 6, (5, 5), (1, 1), (0, 0), 1)?,
-//!     LayerGeometry::conv(6, 14, 14, 16, (5, 5), (1, 1), (0, 0), 1)?,
+//!     LayerGeometry::conv([1, 32, 32], 6, ConvParams::square(5))?,
+//!     LayerGeometry::conv([6, 14, 14], 16, ConvParams::square(5))?,
 //!     LayerGeometry::fc(16, 5, 5, 120)?,
 //!     LayerGeometry::fc(120, 1, 1, 84)?,
 //!     LayerGeometry::fc(84, 1, 1, 10)?,
@@ -53,7 +56,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Scope and formulas: `shared/spec/energy-models.md`.
+//! Scope and formulas: `docs/energy-models.md`.
 //!
 //! Other crates in this workspace: `tensor-core` (the vocabulary and the `EnergyModel` trait),
 //! `sparse-proj` (consumes the ICLR'19 per-weight costs), `energy-prune` (consumes the Eyeriss
@@ -66,6 +69,7 @@ pub mod hardware;
 pub mod iclr19;
 pub mod mit_format;
 pub mod overlap;
+pub mod reference;
 pub mod report;
 pub mod sparsity;
 pub mod training;

@@ -1,4 +1,4 @@
-//! The per-layer text format of the MIT energy-estimation tool (energy-models.md B.9), read and
+//! The per-layer text format of the MIT energy-estimation tool (docs/energy-models.md B.9), read and
 //! written, for exchanging layer tables.
 //!
 //! Yang, Chen, Emer, Sze, "A Method to Estimate the Energy Consumption of Deep Neural Networks",
@@ -20,6 +20,7 @@ use tensor_core::{
 };
 
 use crate::error::{Error, Result};
+use tensor_core::ConvParams;
 
 /// One operand block of a line: `height width channels maps zero_entries bitwidth`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -108,37 +109,36 @@ impl ToolLayer {
     /// supports (densities rounded to whole entries), bit-widths from the precision.
     pub fn from_workload(index: usize, workload: &LayerWorkload) -> Result<Self> {
         let g = &workload.geometry;
-        g.validate()?;
         let p = workload.precision;
         let s = &workload.sparsity;
         Ok(Self {
             index,
             ifmap: ToolTensor {
-                height: g.in_h,
-                width: g.in_w,
-                channels: g.in_channels,
+                height: g.in_h(),
+                width: g.in_w(),
+                channels: g.in_channels(),
                 maps: 1,
                 zero_entries: zeros(&s.inputs, g.in_features())?,
                 bitwidth: p.input_bits,
             },
             filter: ToolTensor {
-                height: g.kernel.0,
-                width: g.kernel.1,
+                height: g.kernel().0,
+                width: g.kernel().1,
                 channels: g.channels_per_group(),
-                maps: g.out_channels,
+                maps: g.out_channels(),
                 zero_entries: zeros(&s.weights, g.weights())?,
                 bitwidth: p.weight_bits,
             },
             ofmap: ToolTensor {
                 height: g.out_h(),
                 width: g.out_w(),
-                channels: g.out_channels,
+                channels: g.out_channels(),
                 maps: 1,
                 zero_entries: zeros(&s.outputs, g.out_features())?,
                 bitwidth: p.output_bits,
             },
-            stride: g.stride,
-            padding: [g.padding.0, g.padding.0, g.padding.1, g.padding.1],
+            stride: g.stride(),
+            padding: [g.padding().0, g.padding().0, g.padding().1, g.padding().1],
         })
     }
 
@@ -188,14 +188,14 @@ impl ToolLayer {
             LayerGeometry::fc(i.channels, i.height, i.width, f.maps)
         } else {
             LayerGeometry::conv(
-                i.channels,
-                i.height,
-                i.width,
+                [i.channels, i.height, i.width],
                 f.maps,
-                (f.height, f.width),
-                self.stride,
-                (top, left),
-                groups,
+                ConvParams {
+                    kernel: (f.height, f.width),
+                    stride: self.stride,
+                    padding: (top, left),
+                    groups,
+                },
             )
         }
         .map_err(|e| bad(line, "filter", e.to_string()))?;
@@ -251,7 +251,7 @@ impl ToolLayer {
 
     /// Whether the line describes an FC layer.
     pub fn kind(&self) -> Result<LayerKind> {
-        Ok(self.geometry()?.kind)
+        Ok(self.geometry()?.kind())
     }
 }
 

@@ -1,4 +1,4 @@
-//! Row overlap of the ICLR'19 input cache (energy-models.md A.3): when a feature map does not
+//! Row overlap of the ICLR'19 input cache (docs/energy-models.md A.3): when a feature map does not
 //! fit in the input cache, it is streamed in batches of whole rows, and the `r − ξ` rows shared by
 //! two consecutive batches are fetched from DRAM twice.
 //!

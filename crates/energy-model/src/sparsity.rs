@@ -28,7 +28,7 @@ impl<'a> InputSupport<'a> {
             Support::Density(d) if d.get() == 1.0 => Ok(Self::Dense),
             Support::Density(_) => Err(Error::Support {
                 model,
-                kind: geometry.kind,
+                kind: geometry.kind(),
                 operand: Operand::Input,
                 given: "density",
                 reason: "input sparsity must be a c x h x w mask bitmap (or dense)",
@@ -37,7 +37,7 @@ impl<'a> InputSupport<'a> {
                 if b.len() != geometry.in_features() {
                     return Err(tensor_core::Error::Shape {
                         what: "input mask".into(),
-                        expected: vec![geometry.in_channels, geometry.in_h, geometry.in_w],
+                        expected: vec![geometry.in_channels(), geometry.in_h(), geometry.in_w()],
                         got: b.shape().to_vec(),
                     }
                     .into());
@@ -57,7 +57,7 @@ impl<'a> InputSupport<'a> {
 
     /// Nonzero values per input row, summed over channels and columns (length `h`).
     pub fn row_counts(&self, geometry: &LayerGeometry) -> Vec<u64> {
-        let (c, h, w) = (geometry.in_channels, geometry.in_h, geometry.in_w);
+        let (c, h, w) = (geometry.in_channels(), geometry.in_h(), geometry.in_w());
         match self {
             Self::Dense => vec![(c * w) as u64; h],
             Self::Mask(b) => {
@@ -93,34 +93,34 @@ fn axis_hits(size: usize, out: usize, kernel: usize, stride: usize, pad: usize) 
 /// positions whose tap `(kh, kw)` reads a real, unmasked input of channel `ch`.
 pub fn tap_hits(geometry: &LayerGeometry, inputs: InputSupport<'_>) -> Vec<u64> {
     let g = geometry;
-    let (kh_n, kw_n) = g.kernel;
+    let (kh_n, kw_n) = g.kernel();
     let (oh, ow) = (g.out_h(), g.out_w());
-    let mut hits = Vec::with_capacity(g.in_channels * kh_n * kw_n);
+    let mut hits = Vec::with_capacity(g.in_channels() * kh_n * kw_n);
     match inputs {
         InputSupport::Dense => {
             // Separable: a tap hits the image iff its row and its column do.
-            let rows = axis_hits(g.in_h, oh, kh_n, g.stride.0, g.padding.0);
-            let cols = axis_hits(g.in_w, ow, kw_n, g.stride.1, g.padding.1);
-            for _ in 0..g.in_channels {
+            let rows = axis_hits(g.in_h(), oh, kh_n, g.stride().0, g.padding().0);
+            let cols = axis_hits(g.in_w(), ow, kw_n, g.stride().1, g.padding().1);
+            for _ in 0..g.in_channels() {
                 for &rh in &rows {
                     hits.extend(cols.iter().map(|&cw| rh * cw));
                 }
             }
         }
         InputSupport::Mask(mask) => {
-            let (h, w) = (g.in_h as isize, g.in_w as isize);
-            for ch in 0..g.in_channels {
-                let plane = ch * g.in_h * g.in_w;
+            let (h, w) = (g.in_h() as isize, g.in_w() as isize);
+            for ch in 0..g.in_channels() {
+                let plane = ch * g.in_h() * g.in_w();
                 for kh in 0..kh_n {
                     for kw in 0..kw_n {
                         let mut n = 0u64;
                         for oy in 0..oh {
-                            let y = (oy * g.stride.0 + kh) as isize - g.padding.0 as isize;
+                            let y = (oy * g.stride().0 + kh) as isize - g.padding().0 as isize;
                             if y < 0 || y >= h {
                                 continue;
                             }
                             for ox in 0..ow {
-                                let x = (ox * g.stride.1 + kw) as isize - g.padding.1 as isize;
+                                let x = (ox * g.stride().1 + kw) as isize - g.padding().1 as isize;
                                 if x >= 0 && x < w && mask.get(plane + (y * w + x) as usize) {
                                     n += 1;
                                 }
@@ -136,7 +136,7 @@ pub fn tap_hits(geometry: &LayerGeometry, inputs: InputSupport<'_>) -> Vec<u64> 
 }
 
 /// `U`: nonzeros of the im2col matrix of the input support, padding taps excluded
-/// (energy-models.md A.2). Dense: `c·T_h·T_w`.
+/// (docs/energy-models.md A.2). Dense: `c·T_h·T_w`.
 pub fn unfolded_nonzeros(geometry: &LayerGeometry, inputs: InputSupport<'_>) -> u64 {
     tap_hits(geometry, inputs).iter().sum()
 }
@@ -151,11 +151,11 @@ pub fn exact_conv_macs(
     inputs: InputSupport<'_>,
 ) -> Result<u64> {
     let g = geometry;
-    debug_assert_eq!(g.kind, LayerKind::Conv);
+    debug_assert_eq!(g.kind(), LayerKind::Conv);
     let hits = tap_hits(g, inputs);
-    let taps = g.kernel.0 * g.kernel.1;
+    let taps = g.kernel().0 * g.kernel().1;
     let cpg = g.channels_per_group();
-    let dpg = g.out_channels / g.groups;
+    let dpg = g.out_channels() / g.groups();
     // Hits of each group's channel block, one slice of `cpg·taps` entries per group.
     let group_hits = |grp: usize| &hits[grp * cpg * taps..(grp + 1) * cpg * taps];
     match weights {
@@ -164,7 +164,7 @@ pub fn exact_conv_macs(
         Support::Density(d) if d.get() == 0.0 => Ok(0),
         Support::Density(_) => Err(Error::Support {
             model,
-            kind: g.kind,
+            kind: g.kind(),
             operand: Operand::Weight,
             given: "density",
             reason: "the exact evaluator needs a weight bitmap (or dense weights)",
@@ -180,7 +180,7 @@ pub fn exact_conv_macs(
             }
             let per_filter = cpg * taps;
             let mut total = 0u64;
-            for o in 0..g.out_channels {
+            for o in 0..g.out_channels() {
                 let gh = group_hits(o / dpg);
                 let base = o * per_filter;
                 for (j, &hit) in gh.iter().enumerate() {

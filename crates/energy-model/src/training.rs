@@ -1,4 +1,4 @@
-//! Training energy (energy-models.md part C): prices the work a training run recorded in a
+//! Training energy (docs/energy-models.md part C): prices the work a training run recorded in a
 //! [`WorkLedger`] with a per-MAC energy keyed by the two operand widths.
 //!
 //! Wang et al., "E2-Train: Training State-of-the-art CNNs with Over 80% Less Energy", NeurIPS
@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 use tensor_core::{
     EnergyModel, EnergyUnit, Gemm, Iteration, LayerEnergy, LayerGeometry, LayerId, LayerSparsity,
-    LayerWork, Operand, Precision, TrainingEnergy, WorkLedger,
+    LayerWork, Operand, Precision, TrainingEnergy, TrainingEnergyModel, WorkLedger,
 };
 
 use crate::error::{Error, Result};
@@ -103,7 +103,7 @@ impl MeasuredTable {
     }
 }
 
-/// Per-MAC energy as a function of the two operand widths (energy-models.md C.2).
+/// Per-MAC energy as a function of the two operand widths (docs/energy-models.md C.2).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OpEnergyTable {
@@ -328,7 +328,7 @@ impl TrainingModel {
 }
 
 /// Relative saving `1 − E_run / E_base` of a run against its baseline, both priced by the same
-/// model (energy-models.md C.3). Different models or units, or a baseline of zero energy, are
+/// model (docs/energy-models.md C.3). Different models or units, or a baseline of zero energy, are
 /// errors.
 pub fn savings(run: &TrainingEnergy, base: &TrainingEnergy) -> Result<f64> {
     if run.model != base.model || run.unit != base.unit {
@@ -371,7 +371,6 @@ impl EnergyModel for TrainingModel {
         sparsity: &LayerSparsity,
         precision: Precision,
     ) -> tensor_core::Result<LayerEnergy> {
-        geometry.validate()?;
         let dw = sparsity.weights.density()?.get();
         let di = sparsity.inputs.density()?.get();
         let macs = geometry.macs() as f64 * dw * di;
@@ -385,7 +384,9 @@ impl EnergyModel for TrainingModel {
             ..LayerEnergy::default()
         })
     }
+}
 
+impl TrainingEnergyModel for TrainingModel {
     fn price_work(&self, ledger: &WorkLedger) -> tensor_core::Result<TrainingEnergy> {
         Ok(self.price(ledger)?.energy)
     }

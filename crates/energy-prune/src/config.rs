@@ -1,6 +1,6 @@
 //! [`EnergyPruneConfig`]: every parameter of the energy-aware pruning run, validated once.
 //!
-//! Each field is a reconstruction choice of `shared/spec/energy-aware-pruning.md` §2–§3: the paper
+//! Each field is a reconstruction choice of `docs/energy-aware-pruning.md` §2–§3: the paper
 //! gives the outline only. The energy preset and batch size are not fields: they belong to the
 //! `EnergyModel` handed to the run, whose `name()` the outcome records.
 

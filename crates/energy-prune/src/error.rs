@@ -45,29 +45,17 @@ pub enum Error {
         /// Weights, inputs or targets.
         what: &'static str,
     },
-    /// A data source without the samples a step needs.
+    /// A calibration or training source without the samples a step needs (an empty validation
+    /// source is [`tensor_core::Error::EmptyEvaluation`]).
     #[error("{what} has no samples")]
     EmptyData {
-        /// Which source (calibration, validation, training).
+        /// Which source (calibration, training).
         what: &'static str,
     },
-    /// The fine-tuning loss became NaN or infinite.
-    #[error("fine-tuning loss became {loss} in epoch {epoch}, batch {batch}")]
-    DivergedLoss {
-        /// The loss value.
-        loss: f64,
-        /// Epoch.
-        epoch: usize,
-        /// Batch within the epoch.
-        batch: usize,
-    },
-    /// The observer asked to stop.
-    #[error("stopped by the observer in fine-tuning epoch {epoch}")]
-    Interrupted {
-        /// Epoch.
-        epoch: usize,
-    },
-    /// Tensor, shape or energy-model failure from tensor-core.
+    /// A failure in tensor-core's vocabulary: tensors, shapes, the energy model, an empty
+    /// validation source ([`tensor_core::Error::EmptyEvaluation`]), and the fine-tuning's stops:
+    /// a NaN or infinite loss ([`tensor_core::Error::Diverged`]) and an observer's request
+    /// ([`tensor_core::Error::Interrupted`]), each at a `fine-tuning` [`tensor_core::Step`].
     #[error(transparent)]
     Core(#[from] tensor_core::Error),
 }

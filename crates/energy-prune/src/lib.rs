@@ -11,10 +11,15 @@
 //!   reported) and the greedy restoration;
 //! - [`schedule`]: the energy order ([`next_layer`]) and the accuracy-budget split
 //!   ([`BudgetSplit`]);
-//! - [`prune_energy_aware`]: the whole procedure on a [`tensor_core::Network`], priced by a
-//!   [`tensor_core::EnergyModel`], fed by [`BatchSource`]s; [`prune_magnitude`]: the magnitude
-//!   baseline with the same fine-tuning; both return a [`PruneOutcome`] with per-layer masks,
-//!   energies, accuracies and the processing order;
+//! - [`prune_energy_aware`]: the whole procedure on a [`tensor_core::Network`], its layers priced
+//!   by a [`tensor_core::EnergyModel`] (layer pricing is all it needs), fed by
+//!   [`tensor_core::BatchSource`]s and judged by [`tensor_core::evaluate`] in evaluation mode;
+//!   [`prune_magnitude`]: the magnitude baseline at [`MagnitudeTarget`] densities
+//!   ([`tensor_core::Density`]) with the same fine-tuning; both return a [`PruneOutcome`] with
+//!   per-layer masks, energies, accuracies and the processing order. The fine-tuning stops with
+//!   tensor-core's [`Error::Diverged`](tensor_core::Error::Diverged) or
+//!   [`Error::Interrupted`](tensor_core::Error::Interrupted) at a `fine-tuning`
+//!   [`Step`](tensor_core::Step), carried in [`Error::Core`];
 //! - [`EnergyPruneConfig`]: every parameter, validated once, with the named preset
 //!   [`EnergyPruneConfig::reconstruction_lenet5_mnist`].
 //!
@@ -33,12 +38,19 @@
 //! assert_eq!(fit.weights[1], 0.0);
 //! assert!((fit.weights[0] - 2.0).abs() < 1e-9 && (fit.weights[2] + 1.0).abs() < 1e-9);
 //! assert!((fit.bias - 0.5).abs() < 1e-9 && fit.sq_error < 1e-18);
+//!
+//! // The magnitude baseline's densities are checked when they are made, not when a run starts.
+//! use energy_prune::MagnitudeTarget;
+//! use tensor_core::Density;
+//! let half = MagnitudeTarget::Global(Density::new(0.5)?);
+//! assert_eq!(half, MagnitudeTarget::Global(Density::try_from(0.5)?));
+//! assert!(Density::new(1.5).is_err());
 //! # Ok::<(), energy_prune::Error>(())
 //! ```
 //!
 //! # Reconstruction choices
 //!
-//! The paper publishes the outline only (`shared/spec/energy-aware-pruning.md` §1); each of the
+//! The paper publishes the outline only (`docs/energy-aware-pruning.md` §1); each of the
 //! following is a choice of this implementation, exposed in [`EnergyPruneConfig`] or documented
 //! where it is made, and none of its outcomes is the paper's:
 //!
@@ -59,7 +71,7 @@
 //!   ([`FineTuneConfig`]); the procedure does not iterate.
 //!
 //! Other crates in this workspace: `tensor-core` (the shared vocabulary: `Network`,
-//! `EnergyModel`, `Mask`, `Observer`), `energy-model` (the Eyeriss row-stationary model that
+//! `EnergyModel`, `BatchSource`, `evaluate`, `Density`, `Mask`, `Observer`), `energy-model` (the Eyeriss row-stationary model that
 //! prices the layers), `cnn-zoo` (the networks), `sparse-proj` (energy-constrained projection,
 //! ICLR'19), `e2-train` (energy-efficient training, NeurIPS'19), `datasets`.
 
@@ -76,8 +88,8 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use prune::{
-    BatchSource, LayerOutcome, MagnitudeTarget, Method, PruneOutcome, PruneRun, RatioTrial,
-    evaluate, fine_tune, layer_energies, prune_energy_aware, prune_magnitude,
+    LayerOutcome, MagnitudeTarget, Method, PruneOutcome, PruneRun, RatioTrial, fine_tune,
+    layer_energies, prune_energy_aware, prune_magnitude,
 };
 pub use restore::{
     Fit, LeastSquares, Matrix, RestoreRule, Singular, SolveOptions, Solver, fit_support,

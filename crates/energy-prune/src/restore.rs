@@ -1,5 +1,5 @@
 //! Pure f64 least squares on plain matrices: the closed-form local fit of one filter on a fixed
-//! support and the greedy restoration of removed weights (`shared/spec/energy-aware-pruning.md`
+//! support and the greedy restoration of removed weights (`docs/energy-aware-pruning.md`
 //! §2 steps 3–4 and §3).
 //!
 //! For a filter with targets `y ∈ R^K` and local inputs `X ∈ R^{K×n}`, the fit on a support `S`

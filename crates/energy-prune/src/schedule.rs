@@ -1,5 +1,5 @@
 //! The energy-ordered layer schedule and the split of the accuracy budget across layers
-//! (`shared/spec/energy-aware-pruning.md` §1.2 and §2 "Order", "Accuracy budget split").
+//! (`docs/energy-aware-pruning.md` §1.2 and §2 "Order", "Accuracy budget split").
 
 use serde::{Deserialize, Serialize};
 

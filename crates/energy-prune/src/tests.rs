@@ -1,4 +1,4 @@
-//! Invariants of `shared/spec/energy-aware-pruning.md` §7 (numbered as there) on the pure least
+//! Invariants of `docs/energy-aware-pruning.md` §7 (numbered as there) on the pure least
 //! squares and the schedule, checked against brute-force oracles on small random systems; the
 //! network-level checks and an end-to-end run live in `tests/pipeline.rs`.
 

@@ -1,7 +1,7 @@
 //! Typed configuration of the energy-constrained trainer, validated once before a run.
 
 use serde::{Deserialize, Serialize};
-use tensor_core::SgdConfig;
+use tensor_core::{Density, RelativeBudget, SgdConfig};
 
 use crate::error::{Error, Result};
 use crate::projection::GreedyVariant;
@@ -24,8 +24,9 @@ pub enum Projection {
 /// Input-mask settings (the M-phase).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MaskConfig {
-    /// Mask density after the first M-phase. Default 0.9; in (0, 1].
-    pub initial_density: f64,
+    /// Mask density after the first M-phase. Default 0.9; in (0, 1] ([`Density`] checks
+    /// `[0, 1]`, [`ConstrainedConfig::validate`] rejects 0).
+    pub initial_density: Density,
     /// Density removed per outer round. Default 0.1; in (0, 1).
     pub density_step: f64,
     /// Adam learning rate on masks. Default 1e-4; > 0.
@@ -39,7 +40,7 @@ pub struct MaskConfig {
 impl Default for MaskConfig {
     fn default() -> Self {
         Self {
-            initial_density: 0.9,
+            initial_density: Density::new(0.9).expect("0.9 is a density"),
             density_step: 0.1,
             lr: 1e-4,
             weight_decay: 1e-5,
@@ -48,12 +49,12 @@ impl Default for MaskConfig {
     }
 }
 
-/// Parameters of [`crate::train_constrained`]. Defaults follow `shared/spec/sparse-projection.md`
-/// §8 (the reference trainer's defaults).
+/// Parameters of [`crate::train_constrained`]. Defaults follow `docs/sparse-projection.md` §8
+/// (the reference trainer's defaults).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConstrainedConfig {
-    /// Target energy relative to the dense model (relaxed evaluator). Default 0.2; in (0, 1].
-    pub relative_budget: f64,
+    /// Target energy relative to the dense model (relaxed evaluator). Default 0.2.
+    pub relative_budget: RelativeBudget,
     /// Epochs per phase. Default 30; ≥ 1.
     pub epochs: usize,
     /// Momentum SGD on everything but masks. Default lr 1e-3, momentum 0.9, weight decay 1e-4.
@@ -82,7 +83,7 @@ pub struct ConstrainedConfig {
 impl Default for ConstrainedConfig {
     fn default() -> Self {
         Self {
-            relative_budget: 0.2,
+            relative_budget: RelativeBudget::new(0.2).expect("0.2 is a relative budget"),
             epochs: 30,
             sgd: SgdConfig {
                 lr: 1e-3,
@@ -107,12 +108,8 @@ fn bad(field: &'static str, reason: String) -> Error {
 }
 
 impl ConstrainedConfig {
-    /// Checks every range; only a validated config runs.
+    /// Checks every range the field types do not; only a validated config runs.
     pub fn validate(self) -> Result<Self> {
-        let b = self.relative_budget;
-        if !(b > 0.0 && b <= 1.0) {
-            return Err(bad("relative_budget", format!("{b} is not in (0, 1]")));
-        }
         if self.epochs == 0 {
             return Err(bad("epochs", "must be at least 1".into()));
         }
@@ -129,10 +126,11 @@ impl ConstrainedConfig {
         }
         self.sgd.validate()?;
         if let Some(m) = &self.masks {
-            if !(m.initial_density > 0.0 && m.initial_density <= 1.0) {
+            // An empty first mask would cut every conv input.
+            if m.initial_density.get() <= 0.0 {
                 return Err(bad(
                     "masks.initial_density",
-                    format!("{} is not in (0, 1]", m.initial_density),
+                    format!("{} is not in (0, 1]", m.initial_density.get()),
                 ));
             }
             if !(m.density_step > 0.0 && m.density_step < 1.0) {

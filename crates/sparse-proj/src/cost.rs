@@ -1,7 +1,7 @@
 //! Per-weight knapsack costs built from an energy model's [`WeightCosts`], and the network-level
 //! projection over all layers at once.
 //!
-//! Cache tail (`shared/spec/sparse-projection.md` §2): in a layer with more entries than the
+//! Cache tail (`docs/sparse-projection.md` §2): in a layer with more entries than the
 //! weight cache holds, the entries of smallest `w²` beyond the `cached` largest (ties by index,
 //! zeros included) pay `kappa_out`; the others pay `kappa_in`. Any `k` kept weights then carry at
 //! most `cached` cheap costs, so the assigned total bounds the model's relaxed energy from above

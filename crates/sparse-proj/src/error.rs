@@ -52,31 +52,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// The training loss became NaN or infinite.
-    #[error("training loss became {loss} in round {round}, {phase} epoch {epoch}, batch {batch}")]
-    DivergedLoss {
-        /// The loss value.
-        loss: f64,
-        /// Outer round.
-        round: usize,
-        /// `W-phase` or `M-phase`.
-        phase: &'static str,
-        /// Epoch within the phase.
-        epoch: usize,
-        /// Batch within the epoch.
-        batch: usize,
-    },
-    /// The observer asked to stop.
-    #[error("stopped by the observer in round {round}, {phase} epoch {epoch}")]
-    Interrupted {
-        /// Outer round.
-        round: usize,
-        /// `W-phase` or `M-phase`.
-        phase: &'static str,
-        /// Epoch within the phase.
-        epoch: usize,
-    },
-    /// Tensor, shape or energy-model failure from tensor-core.
+    /// A failure in tensor-core's vocabulary: a tensor or shape error, an energy-model failure,
+    /// and the run-level outcomes a trainer shares with every method (a diverged loss
+    /// [`tensor_core::Error::Diverged`], an observer's stop [`tensor_core::Error::Interrupted`],
+    /// an empty validation set [`tensor_core::Error::EmptyEvaluation`]).
     #[error(transparent)]
     Core(#[from] tensor_core::Error),
 }

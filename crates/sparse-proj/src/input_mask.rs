@@ -1,4 +1,4 @@
-//! Trainable input masks for conv layers (`shared/spec/sparse-projection.md` §6).
+//! Trainable input masks for conv layers (`docs/sparse-projection.md` §6).
 //!
 //! Every conv layer gets a real-valued mask over its input `c × h × w` (no batch dimension),
 //! initialised to 1; the forward pass computes `conv(x ⊙ M)` through the network's pre-tap. Masks
@@ -30,7 +30,8 @@ impl InputMasks {
             .map(|l| match l.kind {
                 LayerKind::Conv => {
                     let g = &l.geometry;
-                    let t = Tensor::ones((g.in_channels, g.in_h, g.in_w), DType::F32, device)?;
+                    let t =
+                        Tensor::ones((g.in_channels(), g.in_h(), g.in_w()), DType::F32, device)?;
                     Ok(Some(Var::from_tensor(&t)?))
                 }
                 LayerKind::Fc => Ok(None),

@@ -16,10 +16,18 @@
 //! - [`train_constrained`]: the W-phase / M-phase trainer whose result is guaranteed within the
 //!   budget under the energy model that priced it.
 //!
-//! The energy model arrives as `&dyn EnergyModel` (tensor-core); the per-weight costs come from
-//! its `weight_costs`. Deviations from the reference code (an off-by-one that drops one fitting
-//! weight, a crash when nothing fits, a silent clamp of infeasible budgets) are listed in
-//! `shared/spec/sparse-projection.md` §4 and are not reproduced.
+//! Everything is spoken in tensor-core's vocabulary. The energy model arrives as
+//! `&dyn WeightCostModel`: its per-weight costs drive the projection and its `EnergyModel`
+//! supertrait prices the result. The trainer reads [`tensor_core::BatchSource`]s, evaluates with
+//! [`tensor_core::evaluate`], takes its target as a [`tensor_core::RelativeBudget`] (the initial
+//! mask density as a [`tensor_core::Density`]), and stops with tensor-core's
+//! [`Diverged`](tensor_core::Error::Diverged), [`Interrupted`](tensor_core::Error::Interrupted)
+//! and [`EmptyEvaluation`](tensor_core::Error::EmptyEvaluation) errors, wrapped in
+//! [`Error::Core`]. The projection kernels keep absolute budgets in the model's unit.
+//!
+//! Deviations from the reference code (an off-by-one that drops one fitting weight, a crash when
+//! nothing fits, a silent clamp of infeasible budgets) are listed in
+//! `docs/sparse-projection.md` §4 and are not reproduced.
 //!
 //! ```
 //! use sparse_proj::{project_layers, GreedyVariant};
@@ -33,6 +41,25 @@
 //! let out = project_layers(&mut [&mut a, &mut b], &costs, 8.0, GreedyVariant::Prefix, &[])?;
 //! assert_eq!((a, b), ([3.0, 0.0], [2.0, 0.0]));
 //! assert_eq!(out.energy, 8.0);
+//! # Ok::<(), sparse_proj::Error>(())
+//! ```
+//!
+//! A trainer configuration states its ranges in its types; what they cannot say,
+//! [`ConstrainedConfig::validate`] checks:
+//!
+//! ```
+//! use sparse_proj::{ConstrainedConfig, MaskConfig};
+//! use tensor_core::{Density, RelativeBudget};
+//! let masked = ConstrainedConfig {
+//!     relative_budget: RelativeBudget::new(0.3)?,
+//!     masks: Some(MaskConfig { initial_density: Density::new(0.8)?, ..MaskConfig::default() }),
+//!     ..ConstrainedConfig::default()
+//! };
+//! assert!(masked.clone().validate().is_ok());
+//! // A budget of nothing is not a budget, and an empty first mask is refused.
+//! assert!(RelativeBudget::new(0.0).is_err());
+//! let empty = MaskConfig { initial_density: Density::EMPTY, ..MaskConfig::default() };
+//! assert!(ConstrainedConfig { masks: Some(empty), ..masked }.validate().is_err());
 //! # Ok::<(), sparse_proj::Error>(())
 //! ```
 //!
@@ -61,8 +88,8 @@ pub use projection::{
 };
 pub use schedule::{BudgetDecay, BudgetSchedule, projects_at};
 pub use trainer::{
-    BatchSource, ConstrainedOutcome, ConstrainedRun, EnergyPoint, EpochLog, Trained,
-    reserved_counts, train_constrained, weight_costs,
+    ConstrainedOutcome, ConstrainedRun, EnergyPoint, EpochLog, Trained, reserved_counts,
+    train_constrained, weight_costs,
 };
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The budget schedule of the W-phase: from the model's current energy down to the target, so the
 //! projection tightens gradually and reaches the target for the final projections
-//! (`shared/spec/sparse-projection.md` §7).
+//! (`docs/sparse-projection.md` §7).
 
 use serde::{Deserialize, Serialize};
 

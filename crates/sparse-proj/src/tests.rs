@@ -1,4 +1,4 @@
-//! Invariants of `shared/spec/sparse-projection.md` §11 (numbered as there), goldens, and a small
+//! Invariants of `docs/sparse-projection.md` §11 (numbered as there), goldens, and a small
 //! end-to-end run of the trainer on a synthetic task.
 
 use proptest::prelude::*;

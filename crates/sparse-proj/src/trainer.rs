@@ -1,6 +1,6 @@
 //! The energy-constrained trainer: W-phases (momentum SGD with periodic projection onto the energy
 //! budget) alternating with M-phases (Adam on input masks with an L0 projection), as in
-//! `shared/spec/sparse-projection.md` §7.
+//! `docs/sparse-projection.md` §7.
 //!
 //! Decisions, each deliberate:
 //! - The budget, the normaliser and the schedule's step all use the relaxed evaluator; the energy
@@ -14,15 +14,21 @@
 //!   like every round's.
 //! - During an M-phase the weights' gradients are computed by the backward pass but never
 //!   applied.
+//!
+//! A diverged loss, an observer's stop and an empty validation set end the run with tensor-core's
+//! [`tensor_core::Error::Diverged`], [`tensor_core::Error::Interrupted`] (both naming the
+//! [`Step`], e.g. `W-phase of round 1, epoch 2 batch 5`) and
+//! [`tensor_core::Error::EmptyEvaluation`], wrapped in [`Error::Core`].
 
 use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
-use tensor_core::tensor::nn::{self, AdamW, Optimizer, ParamsAdamW};
-use tensor_core::tensor::{D, Device, Tensor, Var};
+use tensor_core::tensor::nn::{self, AdamW, ParamsAdamW};
+use tensor_core::tensor::{Device, Optimizer, Tensor, Var};
 use tensor_core::{
-    BatchStats, Bitmap, EnergyModel, EvalStats, LayerSparsity, LayerWorkload, MomentumSgd, Network,
-    NoTaps, Observer, Precision, ProjectionStats, RunStart, Support, WeightCosts,
+    BatchSource, BatchStats, Bitmap, EvalStats, LayerSparsity, LayerWorkload, MomentumSgd, Network,
+    NoTaps, Observer, Precision, ProjectionStats, RelativeBudget, RunStart, Step, Support,
+    WeightCostModel, WeightCosts, finite_loss,
 };
 
 use crate::config::{ConstrainedConfig, Projection};
@@ -30,15 +36,6 @@ use crate::cost::{floor_energy, layer_relaxed_energy, project_layers, project_la
 use crate::error::{Error, Result};
 use crate::input_mask::InputMasks;
 use crate::schedule::{BudgetSchedule, projects_at};
-
-/// Batches of `(images, labels)` for one split; the source owns shuffling and augmentation and
-/// must return the same batch for the same `(epoch, index)` (seeded), so runs are reproducible.
-pub trait BatchSource {
-    /// Batches in one epoch.
-    fn batches_per_epoch(&self) -> usize;
-    /// Batch `index` of epoch `epoch` (epochs count across phases and rounds).
-    fn batch(&mut self, epoch: usize, index: usize) -> tensor_core::Result<(Tensor, Tensor)>;
-}
 
 /// What a constrained run works on.
 pub struct ConstrainedRun<'a> {
@@ -49,8 +46,8 @@ pub struct ConstrainedRun<'a> {
     /// The frozen dense model for distillation; required when `distillation > 0`.
     pub teacher: Option<&'a dyn Network>,
     /// Prices layers and gives per-weight costs.
-    pub model: &'a dyn EnergyModel,
-    /// Training batches.
+    pub model: &'a dyn WeightCostModel,
+    /// Training batches; epochs count across phases and rounds.
     pub train: &'a mut dyn BatchSource,
     /// Held-out batches for the per-epoch accuracy and the round-stopping rule.
     pub val: &'a mut dyn BatchSource,
@@ -95,7 +92,7 @@ pub struct ConstrainedOutcome {
     /// Floor of the dense-input network over `E_dense`.
     pub floor: f64,
     /// The target `b`.
-    pub relative_budget: f64,
+    pub relative_budget: RelativeBudget,
     /// Energy of the returned model.
     pub energy: EnergyPoint,
     /// Validation accuracy of the returned model.
@@ -158,7 +155,7 @@ pub fn train_constrained(
         .map(|(l, c)| layer_relaxed_energy(c, l.weight.elem_count()))
         .sum();
     let floor = floor_energy(&dense_costs) / dense_energy;
-    let b = config.relative_budget;
+    let b = config.relative_budget.get();
     if config.masks.is_none() && b < floor {
         return Err(Error::BudgetInfeasible { budget: b, floor });
     }
@@ -191,7 +188,7 @@ pub fn train_constrained(
     let mut history = Vec::new();
     let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
     let mut previous: Option<f64> = None;
-    let mut density = config.masks.map_or(1.0, |m| m.initial_density);
+    let mut density = config.masks.map_or(1.0, |m| m.initial_density.get());
     let mut best_floor = floor;
     for round in 0..rounds {
         let costs = weight_costs(ctx.run.model, ctx.run.student, ctx.masks.as_ref())?;
@@ -260,7 +257,7 @@ pub fn train_constrained(
     let outcome = ConstrainedOutcome {
         dense_energy,
         floor,
-        relative_budget: b,
+        relative_budget: config.relative_budget,
         energy,
         val_accuracy,
         kept_per_layer,
@@ -296,22 +293,13 @@ impl Ctx<'_, '_> {
 
     fn check_loss(
         loss: &Tensor,
+        phase: &str,
         round: usize,
-        phase: &'static str,
         epoch: usize,
         batch: usize,
     ) -> Result<f64> {
         let v = f64::from(loss.to_scalar::<f32>()?);
-        if !v.is_finite() {
-            return Err(Error::DivergedLoss {
-                loss: v,
-                round,
-                phase,
-                epoch,
-                batch,
-            });
-        }
-        Ok(v)
+        Ok(finite_loss(v, || step(phase, round, epoch, batch))?)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -333,7 +321,7 @@ impl Ctx<'_, '_> {
             for batch in 0..per_epoch {
                 let (xs, ys) = self.run.train.batch(self.global_epoch, batch)?;
                 let loss = self.loss(&xs, &ys)?;
-                let v = Self::check_loss(&loss, round, "W-phase", epoch, batch)?;
+                let v = Self::check_loss(&loss, W_PHASE, round, epoch, batch)?;
                 loss_sum += v;
                 let grads = loss.backward()?;
                 sgd.step_grads(&grads)?;
@@ -356,11 +344,8 @@ impl Ctx<'_, '_> {
                     samples: xs.dim(0)?,
                 };
                 if let ControlFlow::Break(()) = observer.on_batch_end(&stats) {
-                    return Err(Error::Interrupted {
-                        round,
-                        phase: "W-phase",
-                        epoch,
-                    });
+                    let at = step(W_PHASE, round, epoch, batch);
+                    return Err(tensor_core::Error::Interrupted { at }.into());
                 }
             }
             self.global_epoch += 1;
@@ -409,7 +394,7 @@ impl Ctx<'_, '_> {
             for batch in 0..per_epoch {
                 let (xs, ys) = self.run.train.batch(self.global_epoch, batch)?;
                 let loss = self.loss(&xs, &ys)?;
-                let v = Self::check_loss(&loss, round, "M-phase", epoch, batch)?;
+                let v = Self::check_loss(&loss, M_PHASE, round, epoch, batch)?;
                 loss_sum += v;
                 let grads = loss.backward()?;
                 adam.step(&grads)?;
@@ -427,11 +412,8 @@ impl Ctx<'_, '_> {
                     samples: xs.dim(0)?,
                 };
                 if let ControlFlow::Break(()) = observer.on_batch_end(&stats) {
-                    return Err(Error::Interrupted {
-                        round,
-                        phase: "M-phase",
-                        epoch,
-                    });
+                    let at = step(M_PHASE, round, epoch, batch);
+                    return Err(tensor_core::Error::Interrupted { at }.into());
                 }
             }
             self.global_epoch += 1;
@@ -487,38 +469,23 @@ impl Ctx<'_, '_> {
         Ok(projected)
     }
 
+    /// Validation accuracy of the student as it is (evaluation mode, masks applied).
     fn evaluate(&mut self, epoch: usize, observer: &mut dyn Observer) -> Result<f64> {
-        let (mut correct, mut total, mut loss_sum) = (0usize, 0usize, 0.0f64);
-        for batch in 0..self.run.val.batches_per_epoch() {
-            let (xs, ys) = self.run.val.batch(0, batch)?;
-            let logits = match &self.masks {
-                Some(m) => self.run.student.forward_tapped(&xs, false, &mut &*m)?,
-                None => self.run.student.forward_t(&xs, false)?,
-            };
-            let ce = nn::loss::cross_entropy(&logits, &ys)?.to_scalar::<f32>()?;
-            loss_sum += f64::from(ce) * xs.dim(0)? as f64;
-            let predicted = logits.argmax(D::Minus1)?;
-            let hits = predicted
-                .eq(&ys.to_dtype(predicted.dtype())?)?
-                .to_dtype(tensor_core::tensor::DType::F32)?
-                .sum_all()?
-                .to_scalar::<f32>()?;
-            correct += hits as usize;
-            total += xs.dim(0)?;
-        }
-        let (accuracy, loss) = if total == 0 {
-            (0.0, 0.0)
-        } else {
-            (correct as f64 / total as f64, loss_sum / total as f64)
-        };
+        let student = self.run.student;
+        let masks = self.masks.as_ref();
+        let eval =
+            tensor_core::evaluate("validation source", &mut *self.run.val, |xs| match masks {
+                Some(m) => student.forward_tapped(xs, false, &mut &*m),
+                None => student.forward_t(xs, false),
+            })?;
         observer.on_eval(&EvalStats {
             epoch,
             split: "val".into(),
-            accuracy,
-            loss,
-            samples: total,
+            accuracy: eval.accuracy,
+            loss: eval.loss,
+            samples: eval.samples,
         });
-        Ok(accuracy)
+        Ok(eval.accuracy)
     }
 
     fn energy_point(&self, costs: &[WeightCosts]) -> Result<EnergyPoint> {
@@ -583,7 +550,7 @@ impl Ctx<'_, '_> {
 /// Per-layer weight costs of `net` under `model`, with each conv layer's input support taken
 /// from `masks` (dense when unmasked).
 pub fn weight_costs(
-    model: &dyn EnergyModel,
+    model: &dyn WeightCostModel,
     net: &dyn Network,
     masks: Option<&InputMasks>,
 ) -> Result<Vec<WeightCosts>> {
@@ -632,6 +599,15 @@ pub fn reserved_counts(
             k.min(nonzero)
         })
         .collect()
+}
+
+const W_PHASE: &str = "W-phase";
+const M_PHASE: &str = "M-phase";
+
+/// Where a run stands, for the divergence and stop errors: rounds are named 1-based like the
+/// epoch and batch in [`Step`]'s display.
+fn step(phase: &str, round: usize, epoch: usize, batch: usize) -> Step {
+    Step::new(format!("{phase} of round {}", round + 1), epoch, batch)
 }
 
 fn relaxed_of(net: &dyn Network, costs: &[WeightCosts]) -> Result<f64> {

@@ -1,8 +1,10 @@
-//! [`DeviceSpec`]: a device named on a command line or in a config, resolved to a candle device.
+//! [`DeviceSpec`]: a device named on a command line or in a config, resolved to a candle device
+//! (feature `candle`).
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+#[cfg(feature = "candle")]
 use crate::tensor::Device;
 
 /// Where tensors live: `cpu` or `cuda:N`.
@@ -16,6 +18,7 @@ pub enum DeviceSpec {
     Cuda(usize),
 }
 
+#[cfg(feature = "candle")]
 impl DeviceSpec {
     /// Opens the device. A CUDA device in a build without the `cuda` feature is
     /// [`Error::Unsupported`].

@@ -1,9 +1,15 @@
-//! The [`EnergyModel`] trait and its report types. energy-model implements the trait;
-//! sparse-proj and energy-prune consume it through `&dyn EnergyModel`.
+//! The energy-model capabilities and their report types. energy-model implements them;
+//! sparse-proj and energy-prune consume them through trait objects.
+//!
+//! Each capability is a trait of its own, so a signature states what it needs:
+//! [`EnergyModel`] prices layers, [`WeightCostModel`] adds the linearised per-weight costs the
+//! energy-constrained projection works with, and [`TrainingEnergyModel`] prices the work a
+//! training run recorded. Handing a model without per-weight costs to the projection does not
+//! compile.
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::geometry::{LayerGeometry, LayerId};
 use crate::ledger::WorkLedger;
 use crate::sparsity::{LayerSparsity, Precision, Support};
@@ -16,8 +22,6 @@ pub enum EnergyUnit {
     RfAccess,
     /// Multiples of one 16-bit MAC (the Eyeriss row-stationary model and training energy).
     Mac16,
-    /// Picojoules, through a calibration table.
-    Picojoule,
 }
 
 impl std::fmt::Display for EnergyUnit {
@@ -25,7 +29,6 @@ impl std::fmt::Display for EnergyUnit {
         f.write_str(match self {
             EnergyUnit::RfAccess => "RF-access units",
             EnergyUnit::Mac16 => "16-bit-MAC units",
-            EnergyUnit::Picojoule => "pJ",
         })
     }
 }
@@ -248,7 +251,7 @@ impl std::fmt::Display for TrainingEnergy {
     }
 }
 
-/// A hardware energy model: prices layers for inference and, optionally, recorded training work.
+/// A hardware energy model: prices layers for inference.
 ///
 /// Object safe, so consumers hold `&dyn EnergyModel` and never name an implementation.
 pub trait EnergyModel: Send + Sync {
@@ -283,20 +286,17 @@ pub trait EnergyModel: Send + Sync {
             layers: priced,
         })
     }
+}
 
+/// An energy model whose layer energy, with the inputs fixed, is linear in which weights are
+/// nonzero: what the energy-constrained projection needs.
+pub trait WeightCostModel: EnergyModel {
     /// Linearised per-weight costs of a layer with the given input support.
-    fn weight_costs(&self, geometry: &LayerGeometry, inputs: &Support) -> Result<WeightCosts> {
-        let _ = (geometry, inputs);
-        Err(Error::Unsupported {
-            what: format!("per-weight costs under {}", self.name()),
-        })
-    }
+    fn weight_costs(&self, geometry: &LayerGeometry, inputs: &Support) -> Result<WeightCosts>;
+}
 
+/// An energy model that prices the work a training run recorded.
+pub trait TrainingEnergyModel: EnergyModel {
     /// Energy of recorded training work.
-    fn price_work(&self, ledger: &WorkLedger) -> Result<TrainingEnergy> {
-        let _ = ledger;
-        Err(Error::Unsupported {
-            what: format!("training-work pricing under {}", self.name()),
-        })
-    }
+    fn price_work(&self, ledger: &WorkLedger) -> Result<TrainingEnergy>;
 }

@@ -1,4 +1,7 @@
-//! The one structured error type of the workspace's shared vocabulary.
+//! The one structured error type of the workspace's shared vocabulary, and [`Step`], the place in
+//! a training run that the stop and divergence errors name.
+
+use serde::{Deserialize, Serialize};
 
 use crate::geometry::LayerId;
 
@@ -7,6 +10,7 @@ use crate::geometry::LayerId;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An error from the tensor backend (candle).
+    #[cfg(feature = "candle")]
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),
 
@@ -31,8 +35,8 @@ pub enum Error {
         source: Box<Error>,
     },
 
-    /// A request this implementation does not support (an operation a model does not price, a
-    /// device that was not compiled in).
+    /// A request this build cannot serve (a device that was not compiled in, a fast kernel
+    /// handed a tensor it does not take).
     #[error("unsupported: {what}")]
     Unsupported {
         /// What was asked for.
@@ -65,6 +69,32 @@ pub enum Error {
         what: String,
     },
 
+    /// The training loss became NaN or infinite; the run stops there.
+    #[error("the training loss became {loss} in {at}")]
+    Diverged {
+        /// The loss value.
+        loss: f64,
+        /// Where.
+        at: Step,
+    },
+
+    /// An observer asked the run to stop ([`Observer::on_batch_end`] returned `Break`); the
+    /// run's state after `at` is what the caller holds.
+    ///
+    /// [`Observer::on_batch_end`]: crate::Observer::on_batch_end
+    #[error("interrupted after {at}")]
+    Interrupted {
+        /// The last step that completed.
+        at: Step,
+    },
+
+    /// An evaluation over a split with no samples: its accuracy and loss are undefined.
+    #[error("nothing to evaluate: {what} has no samples")]
+    EmptyEvaluation {
+        /// The split.
+        what: String,
+    },
+
     /// A failure specific to one implementation of a trait of this crate (an energy model whose
     /// input cache cannot hold a kernel, an infeasible mapping), carried through the trait's
     /// signature; downcast the source to the implementing crate's error for its typed payload.
@@ -93,5 +123,79 @@ impl Error {
     }
 }
 
+#[cfg(feature = "candle")]
+impl From<cpu_kernels::Error> for Error {
+    /// The kernels' size errors become the variants the same checks raised on tensors.
+    fn from(e: cpu_kernels::Error) -> Self {
+        match e {
+            cpu_kernels::Error::Shape {
+                what,
+                expected,
+                got,
+            } => Error::Shape {
+                what,
+                expected,
+                got,
+            },
+            cpu_kernels::Error::Geometry { reason } => Error::Geometry { reason },
+            cpu_kernels::Error::Length {
+                what,
+                expected,
+                got,
+            } => Error::Shape {
+                what: what.into(),
+                expected: vec![expected],
+                got: vec![got],
+            },
+            // A kind added to the kernels later keeps its typed payload.
+            other => Error::Model(Box::new(other)),
+        }
+    }
+}
+
 /// Result alias with tensor-core's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// A place in a training run: the phase, the epoch and the batch within it (both 0-based;
+/// displayed 1-based).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Step {
+    /// What was running (`training`, `W-phase of round 2`, `fine-tuning`).
+    pub phase: String,
+    /// Epoch, 0-based.
+    pub epoch: usize,
+    /// Batch within the epoch, 0-based.
+    pub batch: usize,
+}
+
+impl Step {
+    /// Step `batch` of `epoch` in `phase`.
+    pub fn new(phase: impl Into<String>, epoch: usize, batch: usize) -> Self {
+        Self {
+            phase: phase.into(),
+            epoch,
+            batch,
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}, epoch {} batch {}",
+            self.phase,
+            self.epoch + 1,
+            self.batch + 1
+        )
+    }
+}
+
+/// The value of a training loss, or [`Error::Diverged`] at `at` when it is NaN or infinite.
+pub fn finite_loss(loss: f64, at: impl FnOnce() -> Step) -> Result<f64> {
+    if loss.is_finite() {
+        Ok(loss)
+    } else {
+        Err(Error::Diverged { loss, at: at() })
+    }
+}

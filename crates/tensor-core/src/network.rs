@@ -3,7 +3,7 @@
 
 use crate::energy::LayerWorkload;
 use crate::error::{Error, Result};
-use crate::geometry::{LayerGeometry, LayerId, LayerKind};
+use crate::geometry::{ConvParams, LayerGeometry, LayerId, LayerKind};
 use crate::tensor::{Tensor, Var};
 
 /// A prunable (conv or FC) layer of a network.
@@ -25,13 +25,22 @@ pub struct LayerInfo {
 
 /// Hooks around every prunable layer of a forward pass.
 ///
-/// `pre` may replace the layer's input (input masking: `x ↦ x ⊙ M`); `post` sees the input the
-/// layer actually consumed and its output before any activation (least-squares data, activation
-/// densities, geometry extraction). An FC layer's input is passed unflattened when its producer is
-/// a feature map, so taps see the producer's `c × h × w`.
+/// `pre` may replace the layer's input (input masking: `x ↦ x ⊙ M`); `substitute` may compute
+/// the layer in its place (a quantised convolution with predicted sign gradients, reading the
+/// layer's own weight from [`LayerInfo::weight`]); `post` sees the input the layer actually
+/// consumed and its output before any activation (least-squares data, activation densities,
+/// geometry extraction). An FC layer's input is passed unflattened when its producer is a
+/// feature map, so taps see the producer's `c × h × w`.
 pub trait Taps {
     /// Called before layer `id` runs; returning `Some` replaces its input.
     fn pre(&mut self, id: LayerId, input: &Tensor) -> Result<Option<Tensor>> {
+        let _ = (id, input);
+        Ok(None)
+    }
+
+    /// Called in place of layer `id`'s own computation on `input` (after `pre`); returning
+    /// `Some` makes that the layer's output.
+    fn substitute(&mut self, id: LayerId, input: &Tensor) -> Result<Option<Tensor>> {
         let _ = (id, input);
         Ok(None)
     }
@@ -71,14 +80,8 @@ pub enum LayerConfig {
     Conv {
         /// Filters `d`.
         out_channels: usize,
-        /// Kernel `(rows, cols)`.
-        kernel: (usize, usize),
-        /// Stride `(rows, cols)`.
-        stride: (usize, usize),
-        /// Padding `(rows, cols)`.
-        padding: (usize, usize),
-        /// Groups.
-        groups: usize,
+        /// Kernel, stride, padding and groups.
+        params: ConvParams,
     },
     /// A fully connected layer.
     Fc {
@@ -103,15 +106,11 @@ impl LayerConfig {
             (
                 LayerConfig::Conv {
                     out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                    groups,
+                    params,
                 },
                 &[1, c, h, w],
             ) => {
-                let g =
-                    LayerGeometry::conv(c, h, w, out_channels, kernel, stride, padding, groups)?;
+                let g = LayerGeometry::conv([c, h, w], out_channels, params)?;
                 (g, vec![1, out_channels, g.out_h(), g.out_w()])
             }
             (LayerConfig::Fc { out_features }, &[1, c, h, w]) => (
@@ -177,4 +176,43 @@ pub trait Network: Send + Sync {
             .map(|l| LayerWorkload::dense(l.id, l.name.clone(), l.geometry))
             .collect()
     }
+}
+
+/// A network built as a stem, a chain of residual blocks `x ↦ merge(F_i(x), S_i(x))` and a head:
+/// what methods that decide per block and per sample whether a block runs (selective layer
+/// update, stochastic depth) drive one block at a time. Running the stem, every block and the
+/// head in order is the network's own forward pass.
+pub trait ResidualNetwork: Network {
+    /// Residual blocks.
+    fn num_blocks(&self) -> usize;
+
+    /// Output channels of block `block`.
+    fn block_channels(&self, block: usize) -> usize;
+
+    /// Input to the features the first block reads.
+    fn stem(&self, xs: &Tensor, train: bool, taps: &mut dyn Taps) -> Result<Tensor>;
+
+    /// The residual branch `F_i(x)` of block `block`, before the merge.
+    fn residual(
+        &self,
+        block: usize,
+        xs: &Tensor,
+        train: bool,
+        taps: &mut dyn Taps,
+    ) -> Result<Tensor>;
+
+    /// The shortcut `S_i(x)` of block `block`: the identity or a projection.
+    fn shortcut(
+        &self,
+        block: usize,
+        xs: &Tensor,
+        train: bool,
+        taps: &mut dyn Taps,
+    ) -> Result<Tensor>;
+
+    /// The block's output from its two branches (`ReLU(F + S)` for a basic block).
+    fn merge(&self, residual: &Tensor, shortcut: &Tensor) -> Result<Tensor>;
+
+    /// The last block's output to logits `[b, classes]`.
+    fn head(&self, xs: &Tensor, taps: &mut dyn Taps) -> Result<Tensor>;
 }

@@ -1,57 +1,9 @@
 //! [`MomentumSgd`]: SGD with momentum and L2 weight decay, PyTorch semantics (candle-nn's SGD has
 //! neither).
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
+use crate::sgd::SgdConfig;
 use crate::tensor::{GradStore, Optimizer, Tensor, Var};
-
-/// Hyper-parameters of [`MomentumSgd`].
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SgdConfig {
-    /// Learning rate, > 0.
-    pub lr: f64,
-    /// Momentum μ in `[0, 1)`; 0 is plain SGD.
-    pub momentum: f64,
-    /// L2 weight decay added to the gradient, ≥ 0.
-    pub weight_decay: f64,
-}
-
-impl SgdConfig {
-    /// Checks the ranges documented on each field.
-    pub fn validate(self) -> Result<Self> {
-        let check = |what, value: f64, ok: bool, expected| {
-            if ok {
-                Ok(())
-            } else {
-                Err(Error::OutOfRange {
-                    what,
-                    value,
-                    expected,
-                })
-            }
-        };
-        check(
-            "lr",
-            self.lr,
-            self.lr.is_finite() && self.lr > 0.0,
-            "a finite value > 0",
-        )?;
-        check(
-            "momentum",
-            self.momentum,
-            (0.0..1.0).contains(&self.momentum),
-            "a value in [0, 1)",
-        )?;
-        check(
-            "weight_decay",
-            self.weight_decay,
-            self.weight_decay.is_finite() && self.weight_decay >= 0.0,
-            "a finite value >= 0",
-        )?;
-        Ok(self)
-    }
-}
 
 /// SGD with momentum and weight decay: `d = g + wd·w`; `buf = d` on a parameter's first step,
 /// then `buf = μ·buf + d`; `w ← w − lr·buf`.
@@ -187,7 +139,7 @@ fn contiguous_f32_mut<'a>(
     Ok(&mut data[a..b])
 }
 
-/// `buf ← μ·buf + g + wd·w`, in place on the buffer; sources `(g, w)`.
+/// `buf ← μ·buf + g + wd·w`, in place on the buffer; sources `(g, w)` (cpu-kernels' loop).
 struct MomentumUpdate {
     momentum: f32,
     weight_decay: f32,
@@ -209,15 +161,12 @@ impl candle_core::InplaceOp3 for MomentumUpdate {
     ) -> candle_core::Result<()> {
         let (g, w) = (contiguous_f32(s2, l2)?, contiguous_f32(s3, l3)?);
         let buf = contiguous_f32_mut(s1, l1)?;
-        let (mu, wd) = (self.momentum, self.weight_decay);
-        for ((b, &g), &w) in buf.iter_mut().zip(g).zip(w) {
-            *b = mu * *b + g + wd * w;
-        }
-        Ok(())
+        cpu_kernels::sgd::momentum_update(buf, g, w, self.momentum, self.weight_decay)
+            .map_err(candle_core::Error::wrap)
     }
 }
 
-/// `w ← w − lr·buf`, in place on the weight; source `buf`.
+/// `w ← w − lr·buf`, in place on the weight; source `buf` (cpu-kernels' loop).
 struct Descend {
     lr: f32,
 }
@@ -236,10 +185,7 @@ impl candle_core::InplaceOp2 for Descend {
     ) -> candle_core::Result<()> {
         let buf = contiguous_f32(s2, l2)?;
         let w = contiguous_f32_mut(s1, l1)?;
-        for (w, &b) in w.iter_mut().zip(buf) {
-            *w -= self.lr * b;
-        }
-        Ok(())
+        cpu_kernels::sgd::descend(w, buf, self.lr).map_err(candle_core::Error::wrap)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use crate::geometry::{LayerGeometry, LayerId};
+use crate::geometry::{ConvParams, LayerGeometry, LayerId};
 use crate::ledger::{Gemm, LayerWork, WorkLedger};
 use crate::sparsity::{Bitmap, Density, Precision, Support};
 
@@ -29,7 +29,12 @@ pub fn conv_geometry(max_channels: usize, max_size: usize) -> impl Strategy<Valu
                 } else {
                     (cg * groups, dg * groups)
                 };
-                LayerGeometry::conv(c, h, w, d, (k, k), (s, s), (p, p), groups).ok()
+                LayerGeometry::conv(
+                    [c, h, w],
+                    d,
+                    ConvParams::square(k).stride(s).padding(p).groups(groups),
+                )
+                .ok()
             },
         )
 }
@@ -87,7 +92,7 @@ pub fn conv_with_supports(
         (
             Just(g),
             sparse_bitmap(g.weight_shape()),
-            sparse_bitmap(vec![g.in_channels, g.in_h, g.in_w]),
+            sparse_bitmap(vec![g.in_channels(), g.in_h(), g.in_w()]),
         )
     })
 }

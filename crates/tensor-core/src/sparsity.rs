@@ -59,6 +59,62 @@ impl From<Density> for f64 {
     }
 }
 
+/// An energy budget relative to the dense model's energy, checked to lie in `(0, 1]`: the `b` of
+/// "energy ≤ b · E_dense".
+///
+/// ```
+/// use tensor_core::RelativeBudget;
+/// assert_eq!(RelativeBudget::new(0.2)?.get(), 0.2);
+/// assert!(RelativeBudget::new(0.0).is_err());
+/// assert!(RelativeBudget::new(1.5).is_err());
+/// # Ok::<(), tensor_core::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct RelativeBudget(f64);
+
+impl RelativeBudget {
+    /// The whole dense energy.
+    pub const DENSE: RelativeBudget = RelativeBudget(1.0);
+
+    /// A budget in `(0, 1]`; NaN, zero, negative values and values above 1 are errors.
+    pub fn new(value: f64) -> Result<Self> {
+        if value > 0.0 && value <= 1.0 {
+            Ok(RelativeBudget(value))
+        } else {
+            Err(Error::OutOfRange {
+                what: "relative energy budget",
+                value,
+                expected: "a fraction of the dense energy in (0, 1]",
+            })
+        }
+    }
+
+    /// The fraction as a float.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for RelativeBudget {
+    type Error = Error;
+    fn try_from(value: f64) -> Result<Self> {
+        RelativeBudget::new(value)
+    }
+}
+
+impl From<RelativeBudget> for f64 {
+    fn from(b: RelativeBudget) -> f64 {
+        b.0
+    }
+}
+
+impl std::fmt::Display for RelativeBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// Which entries of a tensor are nonzero, packed one bit per entry in row-major order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bitmap {

@@ -7,12 +7,15 @@ pub use candle_core::{
 };
 pub use candle_nn::{Optimizer, VarBuilder, VarMap};
 
-/// The tensor backend itself, for what the curated re-exports do not cover (custom ops,
-/// safetensors IO).
+/// The tensor backend itself, for what the curated re-exports do not cover (custom ops with
+/// their storage and layout types, safetensors IO, the backend's error type).
 pub use candle_core as candle;
 
-/// Layer constructors and functional ops of candle-nn (`conv2d`, `linear`, `batch_norm`, `ops`,
-/// `loss`, `Init`, ...).
+/// The parts of candle-nn the workspace uses: layers and their configs, initialisers,
+/// optimisers, losses and functional ops.
 pub mod nn {
-    pub use candle_nn::*;
+    pub use candle_nn::{
+        AdamW, BatchNorm, BatchNormConfig, Init, Linear, ParamsAdamW, SGD, batch_norm, init,
+        linear, loss, ops, var_builder,
+    };
 }

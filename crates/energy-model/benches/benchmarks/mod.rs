@@ -1,10 +1,11 @@
 //! Bench groups and the layer tables they share. energy-model may not depend on cnn-zoo, so the
-//! geometry is listed here by hand from energy-models.md A.7 (LeNet-5) and B.10 (AlexNet, Caffe
+//! geometry is listed here by hand from docs/energy-models.md A.7 (LeNet-5) and B.10 (AlexNet, Caffe
 //! grouped layout); the integration tests check cnn-zoo against the same tables.
 
 pub(crate) mod estimate;
 pub(crate) mod eyeriss;
 
+use tensor_core::ConvParams;
 use tensor_core::{Bitmap, LayerGeometry, LayerId, LayerWorkload, Support};
 
 fn workloads(layers: &[(&str, LayerGeometry)]) -> Vec<LayerWorkload> {
@@ -24,15 +25,22 @@ fn conv(
     pad: usize,
     groups: usize,
 ) -> LayerGeometry {
-    LayerGeometry::conv(c, hw, hw, d, (k, k), (stride, stride), (pad, pad), groups)
-        .expect("hand-listed geometry is valid")
+    LayerGeometry::conv(
+        [c, hw, hw],
+        d,
+        ConvParams::square(k)
+            .stride(stride)
+            .padding(pad)
+            .groups(groups),
+    )
+    .expect("hand-listed geometry is valid")
 }
 
 fn fc(c: usize, hw: usize, d: usize) -> LayerGeometry {
     LayerGeometry::fc(c, hw, hw, d).expect("hand-listed geometry is valid")
 }
 
-/// LeNet-5 on 1×32×32 (energy-models.md A.7).
+/// LeNet-5 on 1×32×32 (docs/energy-models.md A.7).
 pub(crate) fn lenet5() -> Vec<LayerWorkload> {
     workloads(&[
         ("features.0", conv(1, 32, 6, 5, 1, 0, 1)),
@@ -43,7 +51,7 @@ pub(crate) fn lenet5() -> Vec<LayerWorkload> {
     ])
 }
 
-/// AlexNet, Caffe grouped layout on 3×227×227 (energy-models.md B.10).
+/// AlexNet, Caffe grouped layout on 3×227×227 (docs/energy-models.md B.10).
 pub(crate) fn alexnet_caffe() -> Vec<LayerWorkload> {
     workloads(&[
         ("conv1", conv(3, 227, 96, 11, 4, 0, 1)),

@@ -1,4 +1,4 @@
-//! Loop blocking and loop order over the batch, channel and filter loops (energy-models.md B.5).
+//! Loop blocking and loop order over the batch, channel and filter loops (docs/energy-models.md B.5).
 //!
 //! The three outer loops of a layer, `N'` (images × ofmap strips), `C` (channels per group) and
 //! `M` (filters per group), are each split into three factors: level 0 walks the buffer tiles

@@ -1,4 +1,4 @@
-//! Fitting the logical row-stationary PE set onto the physical array (energy-models.md B.4).
+//! Fitting the logical row-stationary PE set onto the physical array (docs/energy-models.md B.4).
 //!
 //! The logical set of one 2-D convolution is an `R × E` grid: PE `(i, j)` convolves filter row
 //! `i` with ifmap row `j·U + i` into psum row `j`. A set taller than the array is folded in

@@ -4,7 +4,7 @@
 //! Dataflow for Convolutional Neural Networks", ISCA 2016 (RS dataflow, Table IV access costs,
 //! Fig. 10); T.-J. Yang, Y.-H. Chen, V. Sze, "Designing Energy-Efficient Convolutional Neural
 //! Networks using Energy-Aware Pruning", CVPR 2017 (the estimation method: per-level, per-data-type
-//! energy with sparsity and bit-width). Formulas: `shared/spec/energy-models.md`, part B.
+//! energy with sparsity and bit-width). Formulas: `docs/energy-models.md`, part B.
 //!
 //! A layer's energy is `E_comp + Σ_level Σ_operand A[level][operand]·e_level·b_operand/16` in
 //! units of one 16-bit MAC ([`EnergyUnit::Mac16`]), with four storage levels: DRAM (200), global
@@ -22,16 +22,27 @@
 //!
 //! ```
 //! use energy_model::eyeriss::{Eyeriss, Preset};
-//! use tensor_core::{EnergyModel, LayerGeometry, LayerSparsity, Level, Precision};
+//! use tensor_core::{ConvParams, EnergyModel, LayerGeometry, LayerSparsity, Level, Precision};
 //!
 //! let model = Eyeriss::preset(Preset::Isca16, 16)?;
-//! // AlexNet conv3 (energy-models.md B.10).
-//! let conv3 = LayerGeometry::conv(256, 13, 13, 384, (3, 3), (1, 1), (1, 1), 1)?;
+//! // AlexNet conv3 (docs/energy-models.md B.10).
+//! let conv3 = LayerGeometry::conv([256, 13, 13], 384, ConvParams::square(3).padding(1))?;
 //! let e = model.layer_energy(&conv3, &LayerSparsity::dense(), Precision::FIXED16)?;
 //! assert_eq!(e.effective_macs, 16.0 * 149_520_384.0);
 //! // Dense RS: register-file energy is four times the compute energy (D.2 B2).
 //! assert_eq!(e.by_level(Level::Rf), 4.0 * e.compute);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The row-stationary model prices layers but has no linearised per-weight costs, so handing it
+//! to the energy-constrained projection (which takes a
+//! [`WeightCostModel`](tensor_core::WeightCostModel)) does not compile:
+//!
+//! ```compile_fail
+//! use energy_model::eyeriss::{Eyeriss, Preset};
+//! fn projection_costs(_: &dyn tensor_core::WeightCostModel) {}
+//! let model = Eyeriss::preset(Preset::Isca16, 16).unwrap();
+//! projection_costs(&model);
 //! ```
 //!
 //! # Modelling choices (reconstructions where the papers leave room)
@@ -61,9 +72,9 @@
 //!   worse than dense); buffer and array traffic by `d` only under [`OnChipData::Compressed`].
 //!   Activation supports describe one image and apply to every image of the batch.
 //! - **Bit-widths**: compute costs `b_W·b_I/256` per MAC, every access `b_t/16`.
-//! - **Per-weight costs** ([`EnergyModel::weight_costs`]) are not offered: the searched mapping
-//!   changes with the layer, so a fixed per-weight linearisation would be misleading. The trait's
-//!   `Unsupported` error is returned.
+//! - **Per-weight costs** are not offered (the model does not implement
+//!   [`WeightCostModel`](tensor_core::WeightCostModel)): the searched mapping changes with the
+//!   layer, so a fixed per-weight linearisation would be misleading.
 
 pub mod blocking;
 pub mod mapping;
@@ -209,7 +220,7 @@ pub enum OnChipData {
     Compressed,
 }
 
-/// How sparsity saves energy (energy-models.md B.7).
+/// How sparsity saves energy (docs/energy-models.md B.7).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SparsityPolicy {
     /// Skip MACs and their register-file accesses when an operand is zero (default `true`).
@@ -339,7 +350,6 @@ impl Eyeriss {
         precision: Precision,
     ) -> Result<EyerissLayer> {
         let g = geometry;
-        g.validate()?;
         let cfg = &self.config;
         for (operand, bits) in [
             (Operand::Weight, precision.weight_bits),
@@ -376,7 +386,7 @@ impl Eyeriss {
             return Err(unmappable(&problem));
         };
         let group = blocking::accesses(&problem, &blocking);
-        let groups = g.groups as f64;
+        let groups = g.groups() as f64;
         let gated = if cfg.policy.zero_gating {
             effective_macs
         } else {
@@ -431,10 +441,10 @@ impl Eyeriss {
         density: [f64; 3],
     ) -> Setup {
         let cfg = &self.config;
-        let (r, s) = g.kernel;
-        let wp = g.in_w + 2 * g.padding.1;
+        let (r, s) = g.kernel();
+        let wp = g.in_w() + 2 * g.padding().1;
         let hw = cfg.hardware;
-        let mapping = mapping::fit(r, g.out_h(), g.stride.0, hw.rows, hw.cols);
+        let mapping = mapping::fit(r, g.out_h(), g.stride().0, hw.rows, hw.cols);
         let (e1, h1, f) = (mapping.strip_rows, mapping.strip_in_rows, g.out_w());
         let bits = [
             precision.weight_bits,
@@ -466,7 +476,7 @@ impl Eyeriss {
             dims: [
                 cfg.batch * mapping.fold_w,
                 g.channels_per_group(),
-                g.out_channels / g.groups,
+                g.out_channels() / g.groups(),
             ],
             unit: [r * s, h1 * wp, e1 * f],
             glb_unit: [r * s, h1 * wp * mapping.fold_h, e1 * f],
@@ -543,8 +553,8 @@ fn support_density(
     {
         let expected = match operand {
             Operand::Weight => g.weight_shape(),
-            Operand::Input => vec![g.in_channels, g.in_h, g.in_w],
-            Operand::Output => vec![g.out_channels, g.out_h(), g.out_w()],
+            Operand::Input => vec![g.in_channels(), g.in_h(), g.in_w()],
+            Operand::Output => vec![g.out_channels(), g.out_h(), g.out_w()],
         };
         return Err(tensor_core::Error::Shape {
             what: format!("{operand:?} support"),
@@ -576,7 +586,7 @@ fn effective_macs(g: &LayerGeometry, sp: &LayerSparsity, density: [f64; 3]) -> R
     if weights.is_none() && inputs.is_none() {
         return Ok(dense);
     }
-    Ok(match g.kind {
+    Ok(match g.kind() {
         LayerKind::Conv => exact_conv(g, weights, inputs)?,
         LayerKind::Fc => exact_fc(g, weights, inputs),
     } as f64)
@@ -596,12 +606,12 @@ fn exact_conv(g: &LayerGeometry, weights: Option<&Bitmap>, inputs: Option<&Bitma
         .zip(&real)
         .map(|(&nz, &re)| nz + positions - re)
         .collect();
-    let taps = g.kernel.0 * g.kernel.1;
+    let taps = g.kernel().0 * g.kernel().1;
     let cpg = g.channels_per_group();
-    let dpg = g.out_channels / g.groups;
+    let dpg = g.out_channels() / g.groups();
     let per_filter = cpg * taps;
     let mut total = 0u64;
-    for o in 0..g.out_channels {
+    for o in 0..g.out_channels() {
         let grp = o / dpg;
         let slice = &per_tap[grp * per_filter..(grp + 1) * per_filter];
         match weights {
@@ -625,8 +635,8 @@ fn exact_fc(g: &LayerGeometry, weights: Option<&Bitmap>, inputs: Option<&Bitmap>
     let k = g.in_features();
     let live = |i: usize| inputs.is_none_or(|b| b.get(i));
     match weights {
-        None => g.out_channels as u64 * (0..k).filter(|&i| live(i)).count() as u64,
-        Some(w) => (0..g.out_channels)
+        None => g.out_channels() as u64 * (0..k).filter(|&i| live(i)).count() as u64,
+        Some(w) => (0..g.out_channels())
             .map(|o| (0..k).filter(|&i| live(i) && w.get(o * k + i)).count() as u64)
             .sum(),
     }

@@ -7,6 +7,8 @@ use tensor_core::{
 
 use super::blocking::{Blocking, Loop, ORDERS};
 use super::*;
+use crate::reference;
+use tensor_core::ConvParams;
 
 fn conv(
     c: usize,
@@ -17,7 +19,12 @@ fn conv(
     pad: usize,
     g: usize,
 ) -> LayerGeometry {
-    LayerGeometry::conv(c, hw, hw, d, (k, k), (stride, stride), (pad, pad), g).unwrap()
+    LayerGeometry::conv(
+        [c, hw, hw],
+        d,
+        ConvParams::square(k).stride(stride).padding(pad).groups(g),
+    )
+    .unwrap()
 }
 
 fn fc(c: usize, hw: usize, d: usize) -> LayerGeometry {
@@ -39,7 +46,7 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fig. 10 of Chen, Emer, Sze, ISCA'16 (energy-models.md B.10): AlexNet, batch 16, Table IV
+// Fig. 10 of Chen, Emer, Sze, ISCA'16 (docs/energy-models.md B.10): AlexNet, batch 16, Table IV
 // costs, dense 16-bit, in 10^9 MAC energies for the whole batch of 16 images.
 //
 // Fig. 10 prices AlexNet in Krizhevsky's two-tower layout: conv1 is two independent 48-filter
@@ -48,36 +55,20 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
 // layout of B.10 (conv3 as one 256 → 384 layer and as two 256 → 192 towers price the same).
 // ---------------------------------------------------------------------------------------------
 
-/// (layer, geometry, towers) of AlexNet as Fig. 10 prices it.
+/// (layer, geometry, towers) of AlexNet as Fig. 10 prices it (reference::EYERISS_FIG10).
 fn alexnet_fig10() -> Vec<(&'static str, LayerGeometry, f64)> {
-    vec![
-        ("conv1", conv(3, 227, 48, 11, 4, 0, 1), 2.0),
-        ("conv2", conv(96, 27, 256, 5, 1, 2, 2), 1.0),
-        ("conv3", conv(256, 13, 384, 3, 1, 1, 1), 1.0),
-        ("conv4", conv(384, 13, 384, 3, 1, 1, 2), 1.0),
-        ("conv5", conv(384, 13, 256, 3, 1, 1, 2), 1.0),
-        ("fc6", fc(256, 6, 4096), 1.0),
-        ("fc7", fc(4096, 1, 4096), 1.0),
-        ("fc8", fc(4096, 1, 1000), 1.0),
-    ]
+    reference::EYERISS_FIG10
+        .iter()
+        .map(|l| (l.name, l.shape.geometry().unwrap(), l.towers))
+        .collect()
 }
 
 /// Fig. 10 (ALU, DRAM, RF) per layer, 10^9 MAC energies.
-const FIG10: [(f64, f64, f64); 8] = [
-    (1.69, 2.46, 6.75),
-    (3.58, 2.27, 14.33),
-    (2.39, 2.02, 9.57),
-    (1.79, 1.57, 7.18),
-    (1.20, 1.05, 4.78),
-    (0.60, 7.78, 2.42),
-    (0.27, 3.39, 1.07),
-    (0.07, 0.84, 0.26),
-];
-
-/// Within 5% of the figure, or within half a unit of its last printed digit (the figure rounds
-/// to 0.01: fc8's ALU is 16 × 4,096,000 = 0.0655·10^9, printed as 0.07).
-fn within_fig10(ours: f64, paper: f64) -> bool {
-    (ours - paper).abs() <= (0.05 * paper).max(0.005)
+fn fig10_cells() -> Vec<(f64, f64, f64)> {
+    reference::EYERISS_FIG10
+        .iter()
+        .map(|l| (l.alu, l.dram, l.rf))
+        .collect()
 }
 
 fn fig10_ours() -> Vec<(f64, f64, f64)> {
@@ -99,9 +90,13 @@ fn fig10_ours() -> Vec<(f64, f64, f64)> {
 fn fig10_alu_per_layer() {
     let model = isca16(16);
     for (((name, g, towers), (alu, _, _)), ours) in
-        alexnet_fig10().iter().zip(FIG10).zip(fig10_ours())
+        alexnet_fig10().iter().zip(fig10_cells()).zip(fig10_ours())
     {
-        assert!(within_fig10(ours.0, alu), "{name}: ALU {} vs {alu}", ours.0);
+        assert!(
+            reference::within_fig10(ours.0, alu),
+            "{name}: ALU {} vs {alu}",
+            ours.0
+        );
         // ALU = 16 × MACs exactly (dense, 16-bit, e_MAC = 1).
         let e = dense(&model, g).energy;
         assert_eq!(
@@ -114,10 +109,11 @@ fn fig10_alu_per_layer() {
 
 #[test]
 fn fig10_dram_per_layer() {
-    for (((name, _, _), (_, dram, _)), ours) in alexnet_fig10().iter().zip(FIG10).zip(fig10_ours())
+    for (((name, _, _), (_, dram, _)), ours) in
+        alexnet_fig10().iter().zip(fig10_cells()).zip(fig10_ours())
     {
         assert!(
-            within_fig10(ours.1, dram),
+            reference::within_fig10(ours.1, dram),
             "{name}: DRAM {} vs {dram}",
             ours.1
         );
@@ -131,8 +127,14 @@ fn fig10_dram_per_layer() {
 
 #[test]
 fn fig10_rf_per_layer() {
-    for (((name, _, _), (_, _, rf)), ours) in alexnet_fig10().iter().zip(FIG10).zip(fig10_ours()) {
-        assert!(within_fig10(ours.2, rf), "{name}: RF {} vs {rf}", ours.2);
+    for (((name, _, _), (_, _, rf)), ours) in
+        alexnet_fig10().iter().zip(fig10_cells()).zip(fig10_ours())
+    {
+        assert!(
+            reference::within_fig10(ours.2, rf),
+            "{name}: RF {} vs {rf}",
+            ours.2
+        );
     }
 }
 
@@ -208,7 +210,7 @@ fn chip_preset_prices_alexnet() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Closed forms (energy-models.md B.6) and the mapping (B.4).
+// Closed forms (docs/energy-models.md B.6) and the mapping (B.4).
 // ---------------------------------------------------------------------------------------------
 
 #[test]
@@ -436,7 +438,6 @@ fn bad_inputs_are_errors() {
         ..LayerSparsity::dense()
     };
     assert!(model.price(&g, &sp, Precision::FIXED16).is_err());
-    assert!(model.weight_costs(&g, &Support::Dense).is_err());
 }
 
 #[test]
@@ -503,7 +504,7 @@ fn policy_changes_what_sparsity_saves() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Properties (energy-models.md D.2).
+// Properties (docs/energy-models.md D.2).
 // ---------------------------------------------------------------------------------------------
 
 fn layer() -> impl Strategy<Value = LayerGeometry> {
@@ -549,9 +550,9 @@ proptest! {
         prop_assert!(d[0] >= g.weights() as f64 * dw.get() * (1.0 - 1e-12));
         // Ifmap rows and columns a stride never reaches are not traffic.
         let used = |size: usize, out: usize, k: usize, s: usize| size.min((out - 1) * s + k);
-        let ifmap = g.in_channels
-            * used(g.in_h, g.out_h(), g.kernel.0, g.stride.0)
-            * used(g.in_w, g.out_w(), g.kernel.1, g.stride.1);
+        let ifmap = g.in_channels()
+            * used(g.in_h(), g.out_h(), g.kernel().0, g.stride().0)
+            * used(g.in_w(), g.out_w(), g.kernel().1, g.stride().1);
         prop_assert!(d[1] >= (n * ifmap) as f64 * di.get() * (1.0 - 1e-12));
         prop_assert!(d[2] >= (n * g.out_features()) as f64 * (1.0 - 1e-12));
     }
@@ -573,14 +574,11 @@ proptest! {
 
     #[test]
     fn groups_are_independent(g in strategies::conv_geometry(12, 14), n in batch()) {
-        let one = LayerGeometry::conv(
-            g.channels_per_group(), g.in_h, g.in_w, g.out_channels / g.groups,
-            g.kernel, g.stride, g.padding, 1,
-        ).unwrap();
+        let one = LayerGeometry::conv([g.channels_per_group(), g.in_h(), g.in_w()], g.out_channels() / g.groups(), ConvParams { kernel: g.kernel(), stride: g.stride(), padding: g.padding(), groups: 1 }).unwrap();
         let model = isca16(n);
         let whole = dense(&model, &g).energy.total();
         let part = dense(&model, &one).energy.total();
-        prop_assert!(close(whole, g.groups as f64 * part, 1e-12));
+        prop_assert!(close(whole, g.groups() as f64 * part, 1e-12));
     }
 
     /// B6: energy never increases as a density decreases; compute strictly follows MACs.
@@ -634,8 +632,8 @@ proptest! {
         prop_assert_eq!(&ones, &d);
         let bitmaps = LayerSparsity {
             weights: Support::Bitmap(Bitmap::ones(&g.weight_shape())),
-            inputs: Support::Bitmap(Bitmap::ones(&[g.in_channels, g.in_h, g.in_w])),
-            outputs: Support::Bitmap(Bitmap::ones(&[g.out_channels, g.out_h(), g.out_w()])),
+            inputs: Support::Bitmap(Bitmap::ones(&[g.in_channels(), g.in_h(), g.in_w()])),
+            outputs: Support::Bitmap(Bitmap::ones(&[g.out_channels(), g.out_h(), g.out_w()])),
         };
         prop_assert_eq!(&model.price(&g, &bitmaps, Precision::FIXED16).unwrap(), &d);
     }
@@ -662,22 +660,22 @@ proptest! {
         // Brute-force oracle for the exact count.
         let (oh, ow) = (g.out_h(), g.out_w());
         let cpg = g.channels_per_group();
-        let dpg = g.out_channels / g.groups;
+        let dpg = g.out_channels() / g.groups();
         let mut count = 0u64;
-        for o in 0..g.out_channels {
+        for o in 0..g.out_channels() {
             for cl in 0..cpg {
                 let ch = (o / dpg) * cpg + cl;
-                for kh in 0..g.kernel.0 {
-                    for kw in 0..g.kernel.1 {
-                        if !w.get(((o * cpg + cl) * g.kernel.0 + kh) * g.kernel.1 + kw) {
+                for kh in 0..g.kernel().0 {
+                    for kw in 0..g.kernel().1 {
+                        if !w.get(((o * cpg + cl) * g.kernel().0 + kh) * g.kernel().1 + kw) {
                             continue;
                         }
                         for oy in 0..oh {
                             for ox in 0..ow {
-                                let y = (oy * g.stride.0 + kh) as isize - g.padding.0 as isize;
-                                let xx = (ox * g.stride.1 + kw) as isize - g.padding.1 as isize;
-                                let inside = y >= 0 && xx >= 0 && (y as usize) < g.in_h && (xx as usize) < g.in_w;
-                                if !inside || x.get((ch * g.in_h + y as usize) * g.in_w + xx as usize) {
+                                let y = (oy * g.stride().0 + kh) as isize - g.padding().0 as isize;
+                                let xx = (ox * g.stride().1 + kw) as isize - g.padding().1 as isize;
+                                let inside = y >= 0 && xx >= 0 && (y as usize) < g.in_h() && (xx as usize) < g.in_w();
+                                if !inside || x.get((ch * g.in_h() + y as usize) * g.in_w() + xx as usize) {
                                     count += 1;
                                 }
                             }

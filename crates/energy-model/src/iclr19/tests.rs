@@ -4,12 +4,14 @@ use tensor_core::{
 
 use super::*;
 use crate::hardware::SystolicArrayConfig;
+use crate::reference;
+use tensor_core::ConvParams;
 
-/// LeNet-5 of energy-models.md A.7: 1×32×32 input, no padding, pooling between the convs.
+/// LeNet-5 of docs/energy-models.md A.7: 1×32×32 input, no padding, pooling between the convs.
 fn lenet5() -> Vec<LayerGeometry> {
     vec![
-        LayerGeometry::conv(1, 32, 32, 6, (5, 5), (1, 1), (0, 0), 1).unwrap(),
-        LayerGeometry::conv(6, 14, 14, 16, (5, 5), (1, 1), (0, 0), 1).unwrap(),
+        LayerGeometry::conv([1, 32, 32], 6, ConvParams::square(5)).unwrap(),
+        LayerGeometry::conv([6, 14, 14], 16, ConvParams::square(5)).unwrap(),
         LayerGeometry::fc(16, 5, 5, 120).unwrap(),
         LayerGeometry::fc(120, 1, 1, 84).unwrap(),
         LayerGeometry::fc(84, 1, 1, 10).unwrap(),
@@ -17,36 +19,29 @@ fn lenet5() -> Vec<LayerGeometry> {
 }
 
 fn tiny(p: usize) -> LayerGeometry {
-    LayerGeometry::conv(1, 4, 4, 2, (3, 3), (1, 1), (p, p), 1).unwrap()
+    LayerGeometry::conv([1, 4, 4], 2, ConvParams::square(3).padding(p)).unwrap()
 }
 
 fn model() -> Iclr19 {
     Iclr19::paper()
 }
 
-// energy-models.md A.7, LeNet-5 table: per layer E_X, E_W (dense), E_C (dense), κ_in, all exact
+// docs/energy-models.md A.7, LeNet-5 table: per layer E_X, E_W (dense), E_C (dense), κ_in, all exact
 // integers (hand check of conv1: U = 19,600, cache 117,600, RF 117,600, DRAM 1,145,600).
 #[test]
 fn lenet5_layer_table() {
-    let expected: [(u64, f64, f64, f64, f64); 5] = [
-        (150, 1_380_800.0, 207_000.0, 352_800.0, 3_732.0),
-        (2_400, 975_200.0, 849_600.0, 720_000.0, 654.0),
-        (48_000, 173_600.0, 9_936_000.0, 144_000.0, 210.0),
-        (10_080, 55_200.0, 2_086_560.0, 30_240.0, 210.0),
-        (840, 20_144.0, 173_880.0, 2_520.0, 210.0),
-    ];
-    for (g, (w, ex, ew, ec, kappa)) in lenet5().iter().zip(expected) {
+    for (g, row) in lenet5().iter().zip(reference::LENET5_A7) {
         for m in [model(), model().with_evaluator(Evaluator::Exact)] {
             let l = m.layer(g, &LayerSparsity::dense()).unwrap();
-            assert_eq!(l.nonzero_weights, w);
-            assert_eq!(l.input.total(), ex);
-            assert_eq!(l.weight.total(), ew);
-            assert_eq!(l.compute, ec);
+            assert_eq!(l.nonzero_weights, row.weights, "{}", row.name);
+            assert_eq!(l.input.total(), row.e_x);
+            assert_eq!(l.weight.total(), row.e_w);
+            assert_eq!(l.compute, row.e_c);
             assert_eq!(l.input.overlap, 0);
         }
         let c = model().costs(g, &Support::Dense).unwrap();
-        assert_eq!(c.kappa_in, kappa);
-        assert_eq!(c.fixed, ex);
+        assert_eq!(c.kappa_in, row.kappa_in);
+        assert_eq!(c.fixed, row.e_x);
     }
     let conv1 = model()
         .layer(&lenet5()[0], &LayerSparsity::dense())
@@ -59,17 +54,21 @@ fn lenet5_layer_table() {
     );
 }
 
-// energy-models.md A.7: E_dense 17,107,544, Σ E_X 2,604,944, floor 0.15227.
+// docs/energy-models.md A.7: E_dense 17,107,544, Σ E_X 2,604,944, floor 0.15227.
 #[test]
 fn lenet5_dense_total_and_floor() {
     let n = model().normalization(&lenet5()).unwrap();
-    assert_eq!(n.dense, 17_107_544.0);
-    assert_eq!(n.floor_energy, 2_604_944.0);
+    assert_eq!(n.dense, reference::LENET5_DENSE_ENERGY);
+    assert_eq!(n.floor_energy, reference::LENET5_FLOOR_ENERGY);
     // Tolerance: the spec rounds the floor to five decimals.
-    assert!((n.floor() - 0.15227).abs() < 5e-6, "{}", n.floor());
+    assert!(
+        (n.floor() - reference::LENET5_FLOOR).abs() < 5e-6,
+        "{}",
+        n.floor()
+    );
 }
 
-// energy-models.md A.7 budget example: b = 0.20 gives 3,421,508.8, leaving 816,564.8 for weights.
+// docs/energy-models.md A.7 budget example: b = 0.20 gives 3,421,508.8, leaving 816,564.8 for weights.
 #[test]
 fn lenet5_budget_example() {
     let n = model().normalization(&lenet5()).unwrap();
@@ -90,7 +89,7 @@ fn lenet5_budget_example() {
     ));
 }
 
-// energy-models.md A.7 tiny unit vectors.
+// docs/energy-models.md A.7 tiny unit vectors.
 #[test]
 fn tiny_layers() {
     let dense = LayerSparsity::dense();
@@ -163,7 +162,7 @@ fn network_energy_names_model_and_sums() {
         .collect();
     let n = model().network_energy(&layers).unwrap();
     assert_eq!(n.model, "iclr19/relaxed batch 1");
-    assert_eq!(n.total(), 17_107_544.0);
+    assert_eq!(n.total(), reference::LENET5_DENSE_ENERGY);
     assert_eq!(
         model().with_evaluator(Evaluator::Exact).name(),
         "iclr19/exact batch 1"
@@ -180,7 +179,7 @@ fn cache_tail_costs_beta_out() {
     .validate()
     .unwrap();
     let m = Iclr19::new(hw, Evaluator::Relaxed);
-    let g = LayerGeometry::conv(8, 10, 10, 8, (3, 3), (1, 1), (1, 1), 1).unwrap();
+    let g = LayerGeometry::conv([8, 10, 10], 8, ConvParams::square(3).padding(1)).unwrap();
     let c = m.costs(&g, &Support::Dense).unwrap();
     // P = 100, ⌈P/m⌉ = 9: κ_out − κ_in = 8 · 200.
     assert_eq!(c.kappa_out - c.kappa_in, 1_600.0);
@@ -195,7 +194,7 @@ fn cache_tail_costs_beta_out() {
 #[test]
 fn grouped_and_depthwise() {
     // Depthwise 4 channels, 3x3, 6x6, pad 1: each channel feeds one filter.
-    let g = LayerGeometry::conv(4, 6, 6, 4, (3, 3), (1, 1), (1, 1), 4).unwrap();
+    let g = LayerGeometry::conv([4, 6, 6], 4, ConvParams::square(3).padding(1).groups(4)).unwrap();
     let l = model()
         .with_evaluator(Evaluator::Exact)
         .layer(&g, &LayerSparsity::dense())
@@ -221,7 +220,17 @@ fn grouped_and_depthwise() {
 fn exact_macs_brute_force() {
     // Brute force over every (output, tap, channel) triple on a small grouped, strided, padded
     // layer with random-ish supports.
-    let g = LayerGeometry::conv(4, 7, 6, 6, (3, 2), (2, 1), (1, 1), 2).unwrap();
+    let g = LayerGeometry::conv(
+        [4, 7, 6],
+        6,
+        ConvParams {
+            kernel: (3, 2),
+            stride: (2, 1),
+            padding: (1, 1),
+            groups: 2,
+        },
+    )
+    .unwrap();
     let wbits: Vec<bool> = (0..g.weights()).map(|i| (i * 7 + 3) % 5 < 3).collect();
     let xbits: Vec<bool> = (0..g.in_features())
         .map(|i| (i * 11 + 1) % 4 != 0)
@@ -287,17 +296,17 @@ fn overflowing_map_counts_overlap() {
     // 64 channels of 32x32 = 65,536 values > 51,200: rows hold 64·32 = 2,048 values, 25 rows per
     // batch, kernel 3 stride 1: the first batch covers output rows 0..23, the next starts at
     // row 23 and re-reads rows 23 and 24.
-    let g = LayerGeometry::conv(64, 32, 32, 8, (3, 3), (1, 1), (0, 0), 1).unwrap();
+    let g = LayerGeometry::conv([64, 32, 32], 8, ConvParams::square(3)).unwrap();
     let l = model().layer(&g, &LayerSparsity::dense()).unwrap();
     assert_eq!(l.input.overlap, 2 * 2_048);
 }
 
 // AlexNet conv1 (3×227×227, k 11, stride 4): rows of 681 values, 75 rows per batch, four batches
-// sharing 7 rows each time. The paper's closed form (energy-models.md A.6) gives the same
+// sharing 7 rows each time. The paper's closed form (docs/energy-models.md A.6) gives the same
 // k·(r − ξ)·(⌈h/(⌊s1/k⌋ − r + ξ)⌉ − 1) = 681·7·3 = 14,301 here.
 #[test]
 fn alexnet_conv1_overlap_matches_closed_form() {
-    let g = LayerGeometry::conv(3, 227, 227, 96, (11, 11), (4, 4), (0, 0), 1).unwrap();
+    let g = LayerGeometry::conv([3, 227, 227], 96, ConvParams::square(11).stride(4)).unwrap();
     let l = model().layer(&g, &LayerSparsity::dense()).unwrap();
     let k = 681u64;
     let closed = k * (11 - 4) * ((227u64).div_ceil(51_200 / k - 11 + 4) - 1);
@@ -309,7 +318,7 @@ fn alexnet_conv1_overlap_matches_closed_form() {
 #[test]
 fn errors_not_clamps() {
     // One row of 1,024 channels × 64 columns exceeds the cache: cannot hold r rows.
-    let g = LayerGeometry::conv(1_024, 8, 64, 4, (3, 3), (1, 1), (0, 0), 1).unwrap();
+    let g = LayerGeometry::conv([1_024, 8, 64], 4, ConvParams::square(3)).unwrap();
     let err = model().layer(&g, &LayerSparsity::dense()).unwrap_err();
     assert!(
         matches!(

@@ -3,15 +3,31 @@ use tensor_core::proptest::{conv_geometry, fc_geometry};
 use tensor_core::{Bitmap, Density, LayerGeometry, LayerId, LayerSparsity, LayerWorkload};
 
 use super::*;
+use tensor_core::ConvParams;
 
-/// AlexNet, Caffe grouped layout (energy-models.md B.10).
+/// AlexNet, Caffe grouped layout (docs/energy-models.md B.10).
 fn alexnet() -> Vec<LayerGeometry> {
     vec![
-        LayerGeometry::conv(3, 227, 227, 96, (11, 11), (4, 4), (0, 0), 1).unwrap(),
-        LayerGeometry::conv(96, 27, 27, 256, (5, 5), (1, 1), (2, 2), 2).unwrap(),
-        LayerGeometry::conv(256, 13, 13, 384, (3, 3), (1, 1), (1, 1), 1).unwrap(),
-        LayerGeometry::conv(384, 13, 13, 384, (3, 3), (1, 1), (1, 1), 2).unwrap(),
-        LayerGeometry::conv(384, 13, 13, 256, (3, 3), (1, 1), (1, 1), 2).unwrap(),
+        LayerGeometry::conv([3, 227, 227], 96, ConvParams::square(11).stride(4)).unwrap(),
+        LayerGeometry::conv(
+            [96, 27, 27],
+            256,
+            ConvParams::square(5).padding(2).groups(2),
+        )
+        .unwrap(),
+        LayerGeometry::conv([256, 13, 13], 384, ConvParams::square(3).padding(1)).unwrap(),
+        LayerGeometry::conv(
+            [384, 13, 13],
+            384,
+            ConvParams::square(3).padding(1).groups(2),
+        )
+        .unwrap(),
+        LayerGeometry::conv(
+            [384, 13, 13],
+            256,
+            ConvParams::square(3).padding(1).groups(2),
+        )
+        .unwrap(),
         LayerGeometry::fc(256, 6, 6, 4096).unwrap(),
         LayerGeometry::fc(4096, 1, 1, 4096).unwrap(),
         LayerGeometry::fc(4096, 1, 1, 1000).unwrap(),
@@ -49,7 +65,7 @@ fn alexnet_lines() {
 
 #[test]
 fn zero_counts_are_densities() {
-    let g = LayerGeometry::conv(2, 4, 4, 2, (3, 3), (1, 1), (0, 0), 1).unwrap();
+    let g = LayerGeometry::conv([2, 4, 4], 2, ConvParams::square(3)).unwrap();
     let mut w = LayerWorkload::dense(LayerId(0), "c", g);
     let bits: Vec<bool> = (0..36).map(|i| i % 4 == 0).collect();
     w.sparsity.weights = Support::Bitmap(Bitmap::from_bools(&g.weight_shape(), &bits).unwrap());
@@ -175,7 +191,7 @@ proptest! {
             let r = l.geometry().unwrap();
             prop_assert_eq!(r.weights(), g.weights());
             prop_assert_eq!(r.macs(), g.macs());
-            if g.kind == LayerKind::Fc { prop_assert_eq!(r, *g); }
+            if g.kind() == LayerKind::Fc { prop_assert_eq!(r, *g); }
         }
     }
 }

@@ -1,170 +1,41 @@
-use expect_test::expect;
-use tensor_core::{EnergyModel, LayerGeometry, LayerId, LayerWorkload};
+use tensor_core::{ConvParams, EnergyModel, LayerGeometry, LayerId, LayerWorkload};
 
 use super::*;
 use crate::iclr19::Iclr19;
 
 fn lenet5() -> Vec<LayerWorkload> {
     let gs = [
-        LayerGeometry::conv(1, 32, 32, 6, (5, 5), (1, 1), (0, 0), 1).unwrap(),
-        LayerGeometry::conv(6, 14, 14, 16, (5, 5), (1, 1), (0, 0), 1).unwrap(),
+        LayerGeometry::conv([1, 32, 32], 6, ConvParams::square(5)).unwrap(),
+        LayerGeometry::conv([6, 14, 14], 16, ConvParams::square(5)).unwrap(),
         LayerGeometry::fc(16, 5, 5, 120).unwrap(),
         LayerGeometry::fc(120, 1, 1, 84).unwrap(),
         LayerGeometry::fc(84, 1, 1, 10).unwrap(),
     ];
-    let names = [
-        "features.0",
-        "features.3",
-        "classifier.0",
-        "classifier.2",
-        "classifier.4",
-    ];
     gs.iter()
-        .zip(names)
         .enumerate()
-        .map(|(i, (g, n))| LayerWorkload::dense(LayerId(i), n, *g))
+        .map(|(i, g)| LayerWorkload::dense(LayerId(i), format!("layer{i}"), *g))
         .collect()
 }
 
-fn report() -> EnergyReport {
+// docs/energy-models.md A.7: dense LeNet-5 costs 17,107,544 with floor 0.15227.
+#[test]
+fn totals_floor_and_provenance() {
     let ws = lenet5();
     let m = Iclr19::paper();
     let e = m.network_energy(&ws).unwrap();
     let gs: Vec<_> = ws.iter().map(|w| w.geometry).collect();
-    EnergyReport::new("lenet5", &ws, &e, 1)
+    let r = EnergyReport::new("lenet5", &ws, &e, 1)
         .unwrap()
-        .with_normalization(m.normalization(&gs).unwrap())
-}
-
-// energy-models.md A.7: the LeNet-5 table (E_dense 17,107,544, floor 0.15227) as rendered.
-#[test]
-fn lenet5_table_snapshot() {
-    expect![[r#"
-        lenet5: energy modelled on iclr19/relaxed batch 1, in RF-access units
-        layer         kind  MACs/sample  nonzero W  eff. MACs    compute        DRAM   buffer  array       RF     weights     inputs    outputs       total   share
-        -----------------------------------------------------------------------------------------------------------------------------------------------------------
-        features.0    conv      117,600        150    117,600    352,800   1,175,600  177,000      0  235,200     207,000    440,000    940,800   1,940,600   11.3%
-        features.3    conv      240,000      2,400    240,000    720,000   1,035,200  309,600      0  480,000     849,600    655,200    320,000   2,544,800   14.9%
-        classifier.0  fc         48,000     48,000     48,000    144,000   9,704,000  309,600      0   96,000   9,936,000    149,600     24,000  10,253,600   59.9%
-        classifier.2  fc         10,080     10,080     10,080     30,240   2,056,800   64,800      0   20,160   2,086,560     38,400     16,800   2,172,000   12.7%
-        classifier.4  fc            840        840        840      2,520     186,800    5,544      0    1,680     173,880     18,144      2,000     196,544    1.1%
-        -----------------------------------------------------------------------------------------------------------------------------------------------------------
-        total                   416,520     61,470    416,520  1,249,560  14,158,400  866,544      0  833,040  13,253,040  1,301,344  1,303,600  17,107,544  100.0%
-        dense energy 17,107,544 and floor 2,604,944 (modelled on iclr19/relaxed batch 1): normalized floor 0.15227
-    "#]]
-    .assert_eq(&report().to_table());
-}
-
-#[test]
-fn json_fields_and_totals() {
-    let v = report().to_json();
-    assert_eq!(v["total"], 17_107_544.0);
-    assert_eq!(v["model"], "iclr19/relaxed batch 1");
-    assert_eq!(v["unit"], "rf-access");
-    assert!((v["normalized_floor"].as_f64().unwrap() - 0.15227).abs() < 5e-6);
-    let layers = v["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), 5);
-    for key in [
-        "name",
-        "macs",
-        "weights_nonzero",
-        "compute",
-        "data",
-        "total",
-    ] {
-        assert!(layers[0].get(key).is_some(), "{key}");
-    }
-    assert_eq!(layers[0]["total"], 1_940_600.0);
-    assert_eq!(layers[2]["data"]["by_level"]["dram"], 9_704_000.0);
-    assert_eq!(layers[2]["data"]["by_type"]["weight"], 9_936_000.0);
-    let sum: f64 = layers.iter().map(|l| l["total"].as_f64().unwrap()).sum();
-    assert_eq!(sum, 17_107_544.0);
-}
-
-#[test]
-fn csv_rows() {
-    let csv = report().to_csv();
-    let rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows.len(), 7);
-    let cols = rows[0].split(',').count();
-    assert!(rows.iter().all(|r| r.split(',').count() == cols));
-    assert!(rows[6].starts_with("lenet5,iclr19/relaxed batch 1,RF-access units,1,total,"));
-    assert!(rows[6].ends_with(",17107544"));
-}
-
-/// Minimal well-formedness check: balanced tags, quoted attributes, known entities only.
-fn assert_well_formed(doc: &str) {
-    let body = doc
-        .strip_prefix(r#"<?xml version="1.0" encoding="UTF-8"?>"#)
-        .expect("XML declaration");
-    let mut stack: Vec<String> = Vec::new();
-    let mut rest = body;
-    while let Some(start) = rest.find('<') {
-        let text = &rest[..start];
-        assert!(!text.contains('>'), "stray '>' in {text:?}");
-        let mut t = text;
-        while let Some(a) = t.find('&') {
-            let tail = &t[a..];
-            assert!(
-                ["&amp;", "&lt;", "&gt;", "&quot;"]
-                    .iter()
-                    .any(|e| tail.starts_with(e)),
-                "bad entity in {text:?}"
-            );
-            t = &tail[1..];
-        }
-        let end = rest[start..].find('>').expect("unterminated tag") + start;
-        let tag = &rest[start + 1..end];
-        assert_eq!(
-            tag.matches('"').count() % 2,
-            0,
-            "unbalanced quotes in {tag}"
-        );
-        if let Some(name) = tag.strip_prefix('/') {
-            assert_eq!(
-                stack.pop().as_deref(),
-                Some(name.trim()),
-                "mismatched </{name}>"
-            );
-        } else if !tag.ends_with('/') {
-            let name = tag.split_whitespace().next().unwrap().to_string();
-            stack.push(name);
-        }
-        rest = &rest[end + 1..];
-    }
-    assert!(rest.trim().is_empty());
-    assert!(stack.is_empty(), "unclosed {stack:?}");
-}
-
-#[test]
-fn svg_is_readable_xml() {
-    let mut r = report();
-    r.layers[0].name = "odd <name> & \"quotes\"".into();
-    for stack in [Stack::ByLevel, Stack::ByOperand] {
-        let svg = r.to_svg(stack);
-        assert_well_formed(&svg);
-        assert!(svg.contains("lenet5: energy per layer"));
-        assert!(svg.contains("modelled on iclr19/relaxed batch 1"));
-        assert!(svg.contains("energy (RF-access units)"));
-        assert!(svg.contains("&lt;name&gt; &amp; &quot;quotes&quot;"));
-        // One label per layer and a legend entry per non-empty series.
-        assert_eq!(svg.matches("rotate(-45)").count(), 5);
-    }
-    // The array level carries nothing in this model, so it is not in the legend.
-    assert!(!r.to_svg(Stack::ByLevel).contains(">array<"));
-}
-
-#[test]
-fn ticks_and_numbers() {
-    assert_eq!(nice_ticks(10_000_000.0), (2_000_000.0, 5));
-    assert_eq!(nice_ticks(10_692_215.0), (5_000_000.0, 3));
-    assert_eq!(nice_ticks(0.0), (1.0, 1));
-    assert_eq!(short(2_500_000.0), "2.5M");
-    assert_eq!(short(0.0), "0");
-    assert_eq!(thousands(1_234_567.0), "1,234,567");
-    assert_eq!(thousands(-1_000.0), "-1,000");
-    assert_eq!(number(0.25), "0.2500");
-    assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        .with_normalization(m.normalization(&gs).unwrap());
+    assert_eq!(r.total(), 17_107_544.0);
+    assert_eq!(r.totals().total(), r.total());
+    assert!((r.normalized_floor().unwrap() - 0.15227).abs() < 5e-6);
+    assert_eq!(r.layers[0].macs, 117_600);
+    assert_eq!(r.layers[2].kind, LayerKind::Fc);
+    assert_eq!(
+        r.caption(),
+        "lenet5: energy modelled on iclr19/relaxed batch 1, in RF-access units"
+    );
 }
 
 #[test]
@@ -175,58 +46,4 @@ fn mismatched_layers_are_errors() {
     let mut shuffled = ws.clone();
     shuffled.swap(0, 1);
     assert!(EnergyReport::new("x", &shuffled, &e, 1).is_err());
-}
-
-/// AlexNet, Caffe grouped layout (energy-models.md B.10), every layer at weight density 0.3.
-fn alexnet_at_density_03() -> Vec<LayerWorkload> {
-    let conv = |c, hw, d, k, s, p, g| {
-        LayerGeometry::conv(c, hw, hw, d, (k, k), (s, s), (p, p), g).unwrap()
-    };
-    let gs = [
-        ("conv1", conv(3, 227, 96, 11, 4, 0, 1)),
-        ("conv2", conv(96, 27, 256, 5, 1, 2, 2)),
-        ("conv3", conv(256, 13, 384, 3, 1, 1, 1)),
-        ("conv4", conv(384, 13, 384, 3, 1, 1, 2)),
-        ("conv5", conv(384, 13, 256, 3, 1, 1, 2)),
-        ("fc6", LayerGeometry::fc(256, 6, 6, 4096).unwrap()),
-        ("fc7", LayerGeometry::fc(4096, 1, 1, 4096).unwrap()),
-        ("fc8", LayerGeometry::fc(4096, 1, 1, 1000).unwrap()),
-    ];
-    let d = tensor_core::Density::new(0.3).unwrap();
-    gs.iter()
-        .enumerate()
-        .map(|(i, (n, g))| LayerWorkload {
-            sparsity: tensor_core::LayerSparsity::with_weight_density(d),
-            ..LayerWorkload::dense(LayerId(i), *n, *g)
-        })
-        .collect()
-}
-
-// AlexNet at weight density 0.3 under the relaxed ICLR'19 model: conv1's 154,587 input values
-// overflow the input cache, so its DRAM input reads include the row overlap.
-#[test]
-fn alexnet_density_snapshot() {
-    let ws = alexnet_at_density_03();
-    let m = Iclr19::paper();
-    let e = m.network_energy(&ws).unwrap();
-    let gs: Vec<_> = ws.iter().map(|w| w.geometry).collect();
-    let r = EnergyReport::new("alexnet-caffe (weight density 0.3)", &ws, &e, 1)
-        .unwrap()
-        .with_normalization(m.normalization(&gs).unwrap());
-    expect![[r#"
-        alexnet-caffe (weight density 0.3): energy modelled on iclr19/relaxed batch 1, in RF-access units
-        layer  kind  MACs/sample   nonzero W    eff. MACs      compute           DRAM       buffer  array           RF        weights         inputs      outputs          total   share
-        --------------------------------------------------------------------------------------------------------------------------------------------------------------------------------
-        conv1  conv  105,415,200      10,454   31,623,350   94,870,050    414,391,600   61,988,322      0  137,038,550    370,026,522    185,311,950   58,080,000    708,288,522    7.9%
-        conv2  conv  223,948,800      92,160   67,184,640  201,553,920  1,128,595,200  129,582,720      0  271,669,248  1,176,115,200    316,407,168   37,324,800  1,731,401,088   19.4%
-        conv3  conv  149,520,384     265,421   44,856,149  134,568,447    806,426,200   82,765,842      0  179,434,325    853,538,239    202,108,928   12,979,200  1,203,194,814   13.4%
-        conv4  conv  112,140,288     199,066   33,642,154  100,926,462    613,684,400   62,074,404      0  134,575,786    637,287,294    160,068,096   12,979,200    911,261,052   10.2%
-        conv5  conv   74,760,192     132,710   22,427,990   67,283,970    410,290,000   43,485,660      0   89,717,078    421,033,090    113,806,848    8,652,800    610,776,708    6.8%
-        fc6    fc     37,748,736  11,324,621   11,324,621   33,973,863  2,267,586,600   84,149,454      0   49,073,357  2,344,196,547     55,793,664      819,200  2,434,783,274   27.2%
-        fc7    fc     16,777,216   5,033,165    5,033,165   15,099,495  1,008,271,400   37,399,758      0   21,810,381  1,041,865,155     24,797,184      819,200  1,082,581,034   12.1%
-        fc8    fc      4,096,000   1,228,800    1,228,800    3,686,400    246,779,200    9,142,272      0    5,324,800    254,361,600      6,684,672      200,000    264,932,672    3.0%
-        --------------------------------------------------------------------------------------------------------------------------------------------------------------------------------
-        total        724,406,816  18,286,397  217,320,869  651,962,607  6,896,024,600  510,588,432      0  888,643,525  7,098,423,647  1,064,978,510  131,854,400  8,947,219,164  100.0%
-        dense energy 27,708,195,790 and floor 1,196,832,910 (modelled on iclr19/relaxed batch 1): normalized floor 0.04319
-    "#]].assert_eq(&r.to_table());
 }

@@ -3,6 +3,7 @@ use tensor_core::proptest::{bit_width, work_ledger};
 use tensor_core::{Gemm, Iteration, LayerGeometry, LayerId, LayerWork, WorkLedger};
 
 use super::*;
+use tensor_core::ConvParams;
 
 fn q(macs: u64, a_bits: u8, b_bits: u8) -> Gemm {
     Gemm {
@@ -12,7 +13,7 @@ fn q(macs: u64, a_bits: u8, b_bits: u8) -> Gemm {
     }
 }
 
-/// Default widths of energy-models.md C.3: forward e(8,8), g_x e(8,32), g_W e(8,32); with PSG
+/// Default widths of docs/energy-models.md C.3: forward e(8,8), g_x e(8,32), g_W e(8,32); with PSG
 /// the predictor e(4,16) and the fallback e(8,32).
 fn work(layer: usize, macs: u64, first: bool, psg: Option<f64>) -> LayerWork {
     LayerWork {
@@ -45,7 +46,7 @@ fn total(ledger: &WorkLedger) -> f64 {
         .total()
 }
 
-// energy-models.md C.2: e(16,16) = 1, e(8,8) = 0.25, e(8,32) = 1, e(4,16) = 0.25.
+// docs/energy-models.md C.2: e(16,16) = 1, e(8,8) = 0.25, e(8,32) = 1, e(4,16) = 0.25.
 #[test]
 fn proxy_values() {
     let t = OpEnergyTable::BitProductProxy;
@@ -73,7 +74,7 @@ fn proxy_is_labelled_everywhere() {
     assert!(json.contains("\"proxy\":true"));
 }
 
-// energy-models.md C.3 with the default widths: per sample and MAC, forward 0.25, g_x 1,
+// docs/energy-models.md C.3 with the default widths: per sample and MAC, forward 0.25, g_x 1,
 // g_W 1 without PSG; with PSG and ρ = 0.1 the weight gradient is 0.25 + 0.1 · 1.
 #[test]
 fn worked_iteration() {
@@ -94,7 +95,7 @@ fn worked_iteration() {
     assert_eq!(r.energy.weight_grad, 4.0 * 100.0 * (0.25 + 0.5));
 }
 
-// energy-models.md C.4 example: p = 0.5 dropped, 4/3 iterations, half the blocks, PSG making g_W
+// docs/energy-models.md C.4 example: p = 0.5 dropped, 4/3 iterations, half the blocks, PSG making g_W
 // four times cheaper with each GEMM a third of the work: E_run/E_base ≈ 0.25.
 #[test]
 fn closed_form_example() {
@@ -121,13 +122,14 @@ fn closed_form_example() {
     assert_eq!(r.energy.dropped_iterations, 200);
 }
 
-// energy-models.md D.3 T5: ResNet-74 training MACs per 32×32 image ≈ 3 × forward ≈ 0.51 G,
+// docs/energy-models.md D.3 T5: ResNet-74 training MACs per 32×32 image ≈ 3 × forward ≈ 0.51 G,
 // ResNet-110 ≈ 0.76 G (forward = stem + 3 stages of 2n 3×3 convs + FC; the first layer's g_x is
 // not computed). Tolerance 2%: the reference's 0.51 G is itself rounded from ≈ 0.504 G.
 #[test]
 fn resnet_training_macs() {
     fn forward_layers(n: usize) -> Vec<LayerGeometry> {
-        let mut v = vec![LayerGeometry::conv(3, 32, 32, 16, (3, 3), (1, 1), (1, 1), 1).unwrap()];
+        let mut v =
+            vec![LayerGeometry::conv([3, 32, 32], 16, ConvParams::square(3).padding(1)).unwrap()];
         let mut c = 16;
         for (stage, (d, size)) in [(16, 32), (32, 16), (64, 8)].into_iter().enumerate() {
             for i in 0..2 * n {
@@ -138,14 +140,9 @@ fn resnet_training_macs() {
                 };
                 v.push(
                     LayerGeometry::conv(
-                        c,
-                        in_size,
-                        in_size,
+                        [c, in_size, in_size],
                         d,
-                        (3, 3),
-                        (stride, stride),
-                        (1, 1),
-                        1,
+                        ConvParams::square(3).stride(stride).padding(1),
                     )
                     .unwrap(),
                 );
@@ -334,7 +331,7 @@ proptest! {
     #[test]
     fn bit_width_scaling(w in 1u8..=16, i in 1u8..=16) {
         use tensor_core::{EnergyModel, LayerSparsity, Precision};
-        let g = LayerGeometry::conv(2, 6, 6, 3, (3, 3), (1, 1), (1, 1), 1).unwrap();
+        let g = LayerGeometry::conv([2, 6, 6], 3, ConvParams::square(3).padding(1)).unwrap();
         let m = TrainingModel::bit_product_proxy();
         let e = |wb, ib| m.layer_energy(&g, &LayerSparsity::dense(), Precision::new(wb, ib, 16).unwrap()).unwrap().compute;
         prop_assert_eq!(e(2 * w, i), 2.0 * e(w, i));

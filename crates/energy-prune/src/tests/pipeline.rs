@@ -6,8 +6,9 @@ use std::ops::ControlFlow;
 
 use tensor_core::tensor::{Device, Tensor, Var};
 use tensor_core::{
-    BatchStats, EnergyModel, EnergyUnit, LayerEnergy, LayerGeometry, LayerId, LayerInfo, LayerKind,
-    LayerSparsity, Network, NoopObserver, Observer, Precision, SgdConfig, Taps,
+    BatchSource, BatchStats, ConvParams, Density, EnergyModel, EnergyUnit, LayerEnergy,
+    LayerGeometry, LayerId, LayerInfo, LayerKind, LayerSparsity, Network, NoopObserver, Observer,
+    Precision, RecordingObserver, SgdConfig, Step, Taps,
 };
 
 use crate::prune::{candidate, local_data, snapshot};
@@ -32,14 +33,12 @@ impl Tiny {
             Var::from_tensor(&Tensor::from_vec(v, dims, &dev).unwrap()).unwrap()
         };
         let conv = LayerGeometry::conv(
-            c_in,
-            6,
-            6,
+            [c_in, 6, 6],
             4,
-            (3, 3),
-            (stride, stride),
-            (padding, padding),
-            groups,
+            ConvParams::square(3)
+                .stride(stride)
+                .padding(padding)
+                .groups(groups),
         )
         .unwrap();
         let fc = LayerGeometry::fc(4, conv.out_h(), conv.out_w(), 2).unwrap();
@@ -101,7 +100,7 @@ impl Network for Tiny {
         "tiny"
     }
     fn input_shape(&self) -> [usize; 3] {
-        [self.layers[0].geometry.in_channels, 6, 6]
+        [self.layers[0].geometry.in_channels(), 6, 6]
     }
     fn num_classes(&self) -> usize {
         2
@@ -563,7 +562,7 @@ fn magnitude_baseline_keeps_the_requested_density() {
             val: &mut val,
             train: &mut train,
         },
-        &MagnitudeTarget::Global(0.5),
+        &MagnitudeTarget::Global(Density::new(0.5).unwrap()),
         config().finetune,
         &mut NoopObserver,
     )
@@ -572,7 +571,7 @@ fn magnitude_baseline_keeps_the_requested_density() {
     assert!(out.nonzero_weights() <= (total / 2) as u64);
     assert!(out.energy_after < out.energy_before);
     assert_eq!(out.method, Method::Magnitude);
-    let per_layer = MagnitudeTarget::PerLayer(vec![0.5]);
+    let per_layer = MagnitudeTarget::PerLayer(vec![Density::new(0.5).unwrap()]);
     let mut cal = Data::new(8, 1, 5);
     let err = prune_magnitude(
         PruneRun {
@@ -670,4 +669,82 @@ fn filter_parallelism_does_not_change_the_result() {
     assert_eq!(bits(&a.weights), bits(&b.weights));
     assert_eq!(bits(&a.bias.unwrap()), bits(&b.bias.unwrap()));
     assert_eq!(a.restored, b.restored);
+}
+
+fn finetune_config(epochs: usize) -> FineTuneConfig {
+    FineTuneConfig {
+        epochs,
+        ..config().finetune
+    }
+}
+
+#[test]
+fn an_observer_stop_is_interrupted_at_the_last_finished_step() {
+    // 128 samples in batches of 16: the tenth batch is the second of epoch 2.
+    let net = Tiny::plain(5);
+    let (mut train, mut val) = (Data::new(128, 1, 1), Data::new(32, 1, 2));
+    let mut observer = RecordingObserver {
+        stop_after_batches: Some(10),
+        ..RecordingObserver::default()
+    };
+    let err = fine_tune(
+        &net,
+        &net.params(),
+        &mut train,
+        &mut val,
+        finetune_config(3),
+        &mut observer,
+    )
+    .unwrap_err();
+    match err {
+        Error::Core(tensor_core::Error::Interrupted { at }) => {
+            assert_eq!(at, Step::new("fine-tuning", 1, 1));
+        }
+        other => panic!("expected an interruption, got {other}"),
+    }
+}
+
+#[test]
+fn a_non_finite_loss_is_diverged_at_its_step() {
+    // A NaN FC weight makes every logit NaN (a NaN input could be cut off by the ReLU).
+    let net = Tiny::plain(5);
+    let fc = &net.layers[1].weight;
+    fc.set(&Tensor::full(f32::NAN, fc.dims(), &Device::Cpu).unwrap())
+        .unwrap();
+    let (mut train, mut val) = (Data::new(32, 1, 1), Data::new(32, 1, 2));
+    let err = fine_tune(
+        &net,
+        &net.params(),
+        &mut train,
+        &mut val,
+        finetune_config(1),
+        &mut NoopObserver,
+    )
+    .unwrap_err();
+    match err {
+        Error::Core(tensor_core::Error::Diverged { loss, at }) => {
+            assert!(loss.is_nan());
+            assert_eq!(at, Step::new("fine-tuning", 0, 0));
+        }
+        other => panic!("expected divergence, got {other}"),
+    }
+}
+
+#[test]
+fn an_empty_validation_source_is_an_empty_evaluation() {
+    let net = Tiny::plain(5);
+    let (mut train, mut val) = (Data::new(32, 1, 1), Data::new(0, 1, 2));
+    let err = fine_tune(
+        &net,
+        &net.params(),
+        &mut train,
+        &mut val,
+        finetune_config(0),
+        &mut NoopObserver,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::Core(tensor_core::Error::EmptyEvaluation { .. })),
+        "{err}"
+    );
 }

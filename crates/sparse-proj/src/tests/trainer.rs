@@ -4,8 +4,9 @@
 
 use tensor_core::tensor::{DType, Device, Tensor, Var};
 use tensor_core::{
-    EnergyModel, EnergyUnit, LayerEnergy, LayerGeometry, LayerId, LayerInfo, LayerKind,
-    LayerSparsity, Network, NoopObserver, Precision, SgdConfig, Support, Taps, WeightCosts,
+    BatchSource, ConvParams, Density, EnergyModel, EnergyUnit, LayerEnergy, LayerGeometry, LayerId,
+    LayerInfo, LayerKind, LayerSparsity, Network, NoopObserver, Precision, RelativeBudget,
+    SgdConfig, Support, Taps, WeightCostModel, WeightCosts,
 };
 
 use crate::*;
@@ -24,7 +25,7 @@ impl Tiny {
             let v: Vec<f32> = (0..n).map(|_| rng.random_range(-scale..scale)).collect();
             Var::from_tensor(&Tensor::from_vec(v, dims, &dev).unwrap()).unwrap()
         };
-        let conv = LayerGeometry::conv(1, 6, 6, 4, (3, 3), (1, 1), (0, 0), 1).unwrap();
+        let conv = LayerGeometry::conv([1, 6, 6], 4, ConvParams::square(3)).unwrap();
         let fc = LayerGeometry::fc(4, 4, 4, 2).unwrap();
         let layers = vec![
             LayerInfo {
@@ -109,7 +110,7 @@ struct Stand;
 
 impl Stand {
     fn fixed(g: &LayerGeometry, inputs: &Support) -> f64 {
-        let n = g.in_channels * g.in_h * g.in_w;
+        let n = g.in_channels() * g.in_h() * g.in_w();
         let nz = inputs.nonzeros(n).unwrap_or(n as u64);
         10.0 * nz as f64
     }
@@ -138,6 +139,9 @@ impl EnergyModel for Stand {
             ..LayerEnergy::default()
         })
     }
+}
+
+impl WeightCostModel for Stand {
     fn weight_costs(
         &self,
         g: &LayerGeometry,
@@ -201,7 +205,7 @@ impl BatchSource for Data {
 
 fn config(b: f64) -> ConstrainedConfig {
     ConstrainedConfig {
-        relative_budget: b,
+        relative_budget: RelativeBudget::new(b).unwrap(),
         epochs: 2,
         sgd: SgdConfig {
             lr: 0.05,
@@ -298,7 +302,7 @@ fn masks_lower_the_floor_and_end_binary() {
     let b = dense - 0.02;
     let cfg = ConstrainedConfig {
         masks: Some(MaskConfig {
-            initial_density: 0.6,
+            initial_density: Density::new(0.6).unwrap(),
             density_step: 0.2,
             lr: 0.05,
             max_rounds: 4,
@@ -351,4 +355,126 @@ fn input_masks_clamp_project_and_round() {
     assert!(host.iter().all(|x| *x == 0.0 || *x == 1.0));
     assert!(masks.get(LayerId(1)).is_none());
     assert_eq!(masks.supports().unwrap()[1], Support::Dense);
+}
+
+/// Stops the run at the end of batch `at` of the first epoch.
+struct StopAt(usize);
+
+impl tensor_core::Observer for StopAt {
+    fn on_batch_end(&mut self, stats: &tensor_core::BatchStats) -> std::ops::ControlFlow<()> {
+        if stats.batch == self.0 {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+}
+
+fn run_on(
+    net: &Tiny,
+    cfg: &ConstrainedConfig,
+    (mut train, mut val): (Data, Data),
+    observer: &mut dyn tensor_core::Observer,
+) -> Result<Trained> {
+    let run = ConstrainedRun {
+        student: net,
+        params: net.params(),
+        teacher: None,
+        model: &Stand,
+        train: &mut train,
+        val: &mut val,
+    };
+    train_constrained(run, cfg, observer)
+}
+
+#[test]
+fn an_observer_stop_names_the_phase_round_epoch_and_batch() {
+    let data = || (Data::new(96, 1), Data::new(64, 2));
+    let err = run_on(&Tiny::new(3), &config(0.6), data(), &mut StopAt(1)).unwrap_err();
+    match err {
+        Error::Core(tensor_core::Error::Interrupted { at }) => {
+            assert_eq!(at, tensor_core::Step::new("W-phase of round 1", 0, 1));
+        }
+        other => panic!("expected an interruption, got {other:?}"),
+    }
+    let masked = ConstrainedConfig {
+        masks: Some(MaskConfig::default()),
+        skip_first_w_phase: true,
+        ..config(0.6)
+    };
+    let err = run_on(&Tiny::new(3), &masked, data(), &mut StopAt(2)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("interrupted after M-phase of round 1, epoch 1 batch 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_non_finite_loss_is_a_divergence_at_its_step() {
+    let net = Tiny::new(3);
+    // A NaN bias makes every logit NaN (a NaN input would not do: the ReLU maps it to 0).
+    let bias = net.layers[1].bias.as_ref().unwrap();
+    bias.set(&(bias.as_tensor() * f64::NAN).unwrap()).unwrap();
+    let data = (Data::new(96, 1), Data::new(64, 2));
+    let err = run_on(&net, &config(0.6), data, &mut NoopObserver).unwrap_err();
+    match err {
+        Error::Core(tensor_core::Error::Diverged { loss, at }) => {
+            assert!(loss.is_nan());
+            assert_eq!(at, tensor_core::Step::new("W-phase of round 1", 0, 0));
+        }
+        other => panic!("expected a divergence, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_empty_validation_set_is_an_error_not_accuracy_zero() {
+    let data = (Data::new(96, 1), Data::new(0, 2));
+    let err = run_on(&Tiny::new(3), &config(0.6), data, &mut NoopObserver).unwrap_err();
+    assert!(
+        matches!(err, Error::Core(tensor_core::Error::EmptyEvaluation { .. })),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn configs_and_outcomes_keep_their_json_shape() {
+    let cfg = ConstrainedConfig {
+        masks: Some(MaskConfig::default()),
+        ..ConstrainedConfig::default()
+    };
+    let json = serde_json::to_value(&cfg).unwrap();
+    assert_eq!(json["relative_budget"], 0.2);
+    assert_eq!(json["masks"]["initial_density"], 0.9);
+    let back: ConstrainedConfig = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(back, cfg);
+    // Out-of-range values are refused while reading, not at run time.
+    for (field, value) in [("relative_budget", 0.0), ("relative_budget", 1.5)] {
+        let mut bad = json.clone();
+        bad[field] = value.into();
+        assert!(
+            serde_json::from_value::<ConstrainedConfig>(bad).is_err(),
+            "{value}"
+        );
+    }
+    let mut bad = json.clone();
+    bad["masks"]["initial_density"] = 1.5.into();
+    assert!(serde_json::from_value::<ConstrainedConfig>(bad).is_err());
+    // An empty first mask passes the density's range but not the config's.
+    let mut empty = json;
+    empty["masks"]["initial_density"] = 0.0.into();
+    let empty: ConstrainedConfig = serde_json::from_value(empty).unwrap();
+    assert!(matches!(
+        empty.validate(),
+        Err(Error::Config {
+            field: "masks.initial_density",
+            ..
+        })
+    ));
+
+    let out = run(&Tiny::new(5), &config(0.5)).unwrap();
+    let json = serde_json::to_value(&out).unwrap();
+    assert_eq!(json["relative_budget"], 0.5);
+    let back: ConstrainedOutcome = serde_json::from_value(json).unwrap();
+    assert_eq!(back, out);
 }

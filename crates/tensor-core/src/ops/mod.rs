@@ -3,23 +3,25 @@
 //!
 //! candle's stock CPU convolution differentiates its input through a direct transposed
 //! convolution, gathers im2col columns with strided writes and allocates zero-filled buffers for
-//! every op; batch norm in training mode is a dozen separate ops. The kernels here are
-//! im2col/col2im around the `gemm` crate (the GEMM candle itself uses), a fused training-mode
-//! batch norm (optionally with the ReLU that follows it), ReLU and non-overlapping max pooling.
-//! Work is split over the batch with rayon, so `RAYON_NUM_THREADS` (which candle honours too)
-//! sets the thread count; im2col scratch buffers are thread-local and reused across steps.
+//! every op; batch norm in training mode is a dozen separate ops. The kernels are those of the
+//! `cpu-kernels` crate, on plain slices: im2col/col2im around the `gemm` crate (the GEMM candle
+//! itself uses), a fused batch norm (optionally with the ReLU that follows it), ReLU and
+//! non-overlapping max pooling. This module hands them the data of candle's CPU storage and
+//! wraps their results as tensors. Work is split over the batch with rayon, so
+//! `RAYON_NUM_THREADS` (which candle honours too) sets the thread count; im2col scratch buffers
+//! are thread-local and reused across steps.
 //!
 //! Every function takes an [`OpsBackend`]: [`OpsBackend::Fast`] runs these kernels on contiguous
 //! f32 CPU tensors and falls back to candle's ops for anything else (CUDA, other dtypes);
 //! [`OpsBackend::Candle`] always runs candle's stock ops, for comparison.
 //!
 //! ```
-//! use tensor_core::ops::{self, Conv2dParams, OpsBackend};
-//! use tensor_core::{Device, Tensor};
+//! use tensor_core::ops::{self, OpsBackend};
+//! use tensor_core::{ConvParams, Device, Tensor};
 //!
 //! let xs = Tensor::randn(0f32, 1., (2, 3, 8, 8), &Device::Cpu)?;
 //! let w = Tensor::randn(0f32, 1., (4, 3, 3, 3), &Device::Cpu)?;
-//! let p = Conv2dParams { stride: 1, padding: 1, groups: 1 };
+//! let p = ConvParams::square(3).padding(1);
 //! let fast = ops::conv2d(&xs, &w, None, p, OpsBackend::Fast)?;
 //! let stock = ops::conv2d(&xs, &w, None, p, OpsBackend::Candle)?;
 //! let diff = (fast - stock)?.abs()?.max_all()?.to_scalar::<f32>()?;
@@ -28,17 +30,16 @@
 //! ```
 
 mod conv;
-mod gemm;
 mod norm;
 mod pointwise;
-mod scratch;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::geometry::ConvParams;
 use crate::tensor::{DType, Device, Tensor};
+use conv::Sliding;
 
-pub use conv::Conv2dParams;
 pub use norm::BatchNormStats;
 
 /// Which implementation the layer ops run on.
@@ -98,9 +99,10 @@ pub fn conv2d(
     xs: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
-    params: Conv2dParams,
+    params: ConvParams,
     backend: OpsBackend,
 ) -> Result<Tensor> {
+    let params = Sliding::of(params, w)?;
     if backend.fast_for(xs) {
         return conv::conv2d(xs, w, bias, params);
     }
@@ -121,10 +123,11 @@ pub fn conv2d_backward(
     xs: &Tensor,
     w: &Tensor,
     dy: &Tensor,
-    params: Conv2dParams,
+    params: ConvParams,
     need: (bool, bool),
     backend: OpsBackend,
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let params = Sliding::of(params, w)?;
     if backend.fast_for(xs) && w.dtype() == DType::F32 && dy.dtype() == DType::F32 {
         return conv::conv2d_backward(xs, w, dy, params, need);
     }

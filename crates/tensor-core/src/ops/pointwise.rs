@@ -1,14 +1,11 @@
-//! ReLU and non-overlapping max pooling, each one pass forward and one pass backward.
+//! ReLU and non-overlapping max pooling as candle custom ops over cpu-kernels' loops.
 
-use rayon::prelude::*;
+use cpu_kernels::pointwise::{self as kernels, MaxPool2d};
 
 use super::{storage_slice, with_slice};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::Tensor;
 use crate::tensor::candle::{CpuStorage, CustomOp1, Layout, Shape};
-
-/// Elements per rayon task for element-wise loops: large enough to amortise scheduling.
-const GRAIN: usize = 1 << 14;
 
 struct ReluOp;
 
@@ -18,15 +15,7 @@ impl CustomOp1 for ReluOp {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = storage_slice(s, l)?;
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(GRAIN)
-            .zip(x.par_chunks(GRAIN))
-            .for_each(|(y, x)| {
-                for (o, &v) in y.iter_mut().zip(x) {
-                    *o = v.max(0.0);
-                }
-            });
+        let y = kernels::relu(storage_slice(s, l)?);
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -37,21 +26,12 @@ impl CustomOp1 for ReluOp {
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let grad = grad.contiguous()?;
-        let dx = with_slice(res, |y| {
-            with_slice(&grad, |dy| {
-                let mut dx = vec![0f32; y.len()];
-                dx.par_chunks_mut(GRAIN)
-                    .zip(y.par_chunks(GRAIN).zip(dy.par_chunks(GRAIN)))
-                    .for_each(|(dx, (y, dy))| {
-                        for ((o, &v), &g) in dx.iter_mut().zip(y).zip(dy) {
-                            *o = if v > 0.0 { g } else { 0.0 };
-                        }
-                    });
-                dx
-            })
-        })
-        .and_then(|r| r)
-        .map_err(candle_core::Error::wrap)?;
+        let run = || -> Result<Vec<f32>> {
+            Ok(with_slice(res, |y| {
+                with_slice(&grad, |dy| kernels::relu_backward(y, dy))
+            })???)
+        };
+        let dx = run().map_err(candle_core::Error::wrap)?;
         Ok(Some(Tensor::from_vec(dx, res.shape(), res.device())?))
     }
 }
@@ -60,34 +40,9 @@ pub(super) fn relu(xs: &Tensor) -> Result<Tensor> {
     Ok(xs.contiguous()?.apply_op1(ReluOp)?)
 }
 
-/// `k × k` windows with stride `k` over `[b, c, h, w]` (rows and columns beyond the last full
-/// window are dropped, as in floor mode).
+/// Pooling of the planes of `[b, c, h, w]`.
 struct MaxPoolOp {
-    k: usize,
-    h: usize,
-    w: usize,
-}
-
-impl MaxPoolOp {
-    fn out(&self) -> (usize, usize) {
-        (self.h / self.k, self.w / self.k)
-    }
-
-    /// Index (within the plane) of the first maximum of output cell `(oy, ox)`.
-    fn argmax(&self, plane: &[f32], oy: usize, ox: usize) -> usize {
-        let mut best = (oy * self.k) * self.w + ox * self.k;
-        for i in 0..self.k {
-            let row = (oy * self.k + i) * self.w + ox * self.k;
-            for j in 0..self.k {
-                // `>` keeps the first maximum; a NaN wins so that it propagates.
-                let v = plane[row + j];
-                if v > plane[best] || (v.is_nan() && !plane[best].is_nan()) {
-                    best = row + j;
-                }
-            }
-        }
-        best
-    }
+    pool: MaxPool2d,
 }
 
 impl CustomOp1 for MaxPoolOp {
@@ -100,17 +55,8 @@ impl CustomOp1 for MaxPoolOp {
         let &[b, c, _, _] = l.dims() else {
             candle_core::bail!("max-pool input must be rank 4")
         };
-        let (oh, ow) = self.out();
-        let mut y = vec![0f32; b * c * oh * ow];
-        y.par_chunks_mut(oh * ow)
-            .zip(x.par_chunks(self.h * self.w))
-            .for_each(|(y, plane)| {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        y[oy * ow + ox] = plane[self.argmax(plane, oy, ox)];
-                    }
-                }
-            });
+        let (oh, ow) = self.pool.out();
+        let y = self.pool.forward(x).map_err(candle_core::Error::wrap)?;
         Ok((CpuStorage::F32(y), Shape::from((b, c, oh, ow))))
     }
 
@@ -121,34 +67,18 @@ impl CustomOp1 for MaxPoolOp {
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let grad = grad.contiguous()?;
-        let (oh, ow) = self.out();
-        let dx = with_slice(arg, |x| {
-            with_slice(&grad, |dy| {
-                let mut dx = vec![0f32; x.len()];
-                dx.par_chunks_mut(self.h * self.w)
-                    .zip(x.par_chunks(self.h * self.w).zip(dy.par_chunks(oh * ow)))
-                    .for_each(|(dx, (plane, dy))| {
-                        for oy in 0..oh {
-                            for ox in 0..ow {
-                                dx[self.argmax(plane, oy, ox)] += dy[oy * ow + ox];
-                            }
-                        }
-                    });
-                dx
-            })
-        })
-        .and_then(|r| r)
-        .map_err(candle_core::Error::wrap)?;
+        let run = || -> Result<Vec<f32>> {
+            Ok(with_slice(arg, |x| {
+                with_slice(&grad, |dy| self.pool.backward(x, dy))
+            })???)
+        };
+        let dx = run().map_err(candle_core::Error::wrap)?;
         Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
     }
 }
 
 pub(super) fn max_pool2d(xs: &Tensor, k: usize) -> Result<Tensor> {
     let (_, _, h, w) = xs.dims4()?;
-    if h < k || w < k {
-        return Err(Error::Geometry {
-            reason: format!("max-pool kernel {k} larger than the {h}x{w} input"),
-        });
-    }
-    Ok(xs.contiguous()?.apply_op1(MaxPoolOp { k, h, w })?)
+    let pool = MaxPool2d::new(k, h, w)?;
+    Ok(xs.contiguous()?.apply_op1(MaxPoolOp { pool })?)
 }

@@ -94,11 +94,10 @@ fn conv_case() -> impl Strategy<Value = ConvCase> {
 fn check_conv(case: ConvCase, seed: u64, x_needs_grad: bool) {
     let (b, groups, cg, dg, h, w, k, stride, padding, with_bias) = case;
     let (c, d) = (cg * groups, dg * groups);
-    let params = Conv2dParams {
-        stride,
-        padding,
-        groups,
-    };
+    let params = ConvParams::square(k)
+        .stride(stride)
+        .padding(padding)
+        .groups(groups);
     let xs = randn(seed, "x", &[b, c, h, w]);
     let ws = randn(seed, "w", &[d, cg, k, k]);
     let bs = randn(seed, "b", &[d]);
@@ -155,11 +154,10 @@ fn check_conv(case: ConvCase, seed: u64, x_needs_grad: bool) {
 fn check_conv_backward(case: ConvCase, seed: u64, need: (bool, bool)) {
     let (b, groups, cg, dg, h, w, k, stride, padding, _) = case;
     let (c, d) = (cg * groups, dg * groups);
-    let params = Conv2dParams {
-        stride,
-        padding,
-        groups,
-    };
+    let params = ConvParams::square(k)
+        .stride(stride)
+        .padding(padding)
+        .groups(groups);
     let xs = randn(seed, "x", &[b, c, h, w]);
     let ws = randn(seed, "w", &[d, cg, k, k]);
     let x = Var::from_tensor(&xs).unwrap();
@@ -344,11 +342,7 @@ fn relu_matches_candle() {
 #[test]
 fn bad_shapes_are_errors() {
     let xs = randn(9, "x", &[1, 3, 8, 8]);
-    let p = Conv2dParams {
-        stride: 1,
-        padding: 0,
-        groups: 2,
-    };
+    let p = ConvParams::square(3).groups(2);
     assert!(
         conv2d(
             &xs,
@@ -359,7 +353,7 @@ fn bad_shapes_are_errors() {
         )
         .is_err()
     );
-    let p = Conv2dParams { groups: 1, ..p };
+    let p = ConvParams::square(9);
     let w = randn(9, "w", &[4, 3, 9, 9]);
     assert!(matches!(
         conv2d(&xs, &w, None, p, OpsBackend::Fast),

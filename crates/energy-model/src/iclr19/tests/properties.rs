@@ -1,4 +1,4 @@
-//! Invariants A1–A7 of energy-models.md D.1 over random small layers.
+//! Invariants A1–A7 of docs/energy-models.md D.1 over random small layers.
 
 use proptest::prelude::*;
 use tensor_core::proptest::{conv_geometry, conv_with_supports, fc_geometry, sparse_bitmap};
@@ -85,7 +85,7 @@ proptest! {
         let ex = exact().layer(&g, &s).unwrap().total();
         let rel = relaxed().layer(&g, &s).unwrap().total();
         prop_assert!(ex <= rel);
-        if g.padding == (0, 0) {
+        if g.padding() == (0, 0) {
             let unmasked = LayerSparsity { inputs: Support::Dense, ..s };
             prop_assert_eq!(
                 exact().layer(&g, &unmasked).unwrap().total(),
@@ -238,7 +238,7 @@ proptest! {
 
     // Masks: an input mask's exact unfolded count never exceeds the dense one.
     #[test]
-    fn mask_bounded_by_dense(g in conv_geometry(4, 8).prop_flat_map(|g| (Just(g), sparse_bitmap(vec![g.in_channels, g.in_h, g.in_w])))) {
+    fn mask_bounded_by_dense(g in conv_geometry(4, 8).prop_flat_map(|g| (Just(g), sparse_bitmap(vec![g.in_channels(), g.in_h(), g.in_w()])))) {
         let (g, x): (LayerGeometry, Bitmap) = g;
         let masked = relaxed().input_energy(&g, &Support::Bitmap(x)).unwrap();
         let dense = relaxed().input_energy(&g, &Support::Dense).unwrap();

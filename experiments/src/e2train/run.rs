@@ -1,0 +1,240 @@
+//! One E2-Train run: data, the gated ResNet, e2-train's trainer, the final validation and test
+//! evaluations, and the training energy against standard training's, priced by energy-model's
+//! training model.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use cnn_zoo::{Arch, ResnetInit, ResnetOptions};
+use e2_train::{E2TrainConfig, GatedResnet, GatedResnetConfig, TrainRun};
+use energy_model::training::{TrainingModel, savings};
+use tensor_core::{
+    BatchSource, DType, Device, Iteration, OpsBackend, SeededInit, TrainingEnergy, WorkLedger,
+};
+
+use super::{E2TrainMetrics, E2TrainSpec};
+use crate::data::{Split, SplitBatches, SplitData};
+use crate::registry::RunEnv;
+use crate::train::TrainSpec;
+
+/// Evaluation batch. The network's weights are variables, so even an evaluation forward keeps
+/// every intermediate tensor alive until its logits are dropped: 3 GB at batch 500 for a
+/// ResNet-20, which the allocator handed back to the kernel and faulted in again every batch.
+const EVAL_BATCH: usize = 100;
+
+/// Runs `spec`.
+pub fn run(spec: &E2TrainSpec, env: &RunEnv<'_>) -> Result<E2TrainMetrics> {
+    let label = &env.label;
+    let config = spec.config.clone();
+    if config.model.num_classes != spec.dataset.num_classes() {
+        bail!(
+            "{label}: the model has {} classes, {} has {}",
+            config.model.num_classes,
+            spec.dataset,
+            spec.dataset.num_classes()
+        );
+    }
+    let device = spec.device.to_device()?;
+    tensor_core::seed_device(&device, config.seed)?;
+    let mut recipe = TrainSpec::recipe(zoo_arch(config.model.depth)?, spec.dataset);
+    recipe.data = spec.data.clone();
+    let train_split = SplitData::load(&recipe, Split::Train)?;
+    let (n, v) = (spec.train_records, spec.val_records);
+    if train_split.len() < n + v {
+        bail!(
+            "{} has {} training records; {n} for training plus {v} held out are needed",
+            spec.dataset,
+            train_split.len(),
+        );
+    }
+    let [c, h, w] = train_split.sample_shape();
+    if [c, h, w] != [config.model.in_channels, 32, 32] {
+        bail!(
+            "{label}: the pipeline gives {c}x{h}x{w} images, the model takes {}x32x32",
+            config.model.in_channels
+        );
+    }
+    let test_split = SplitData::load(&recipe, Split::Test)?;
+    let seed = config.seed;
+    let mut train = SplitBatches::new(
+        &train_split,
+        (0..n).collect(),
+        spec.batch,
+        seed,
+        true,
+        &device,
+    );
+    let mut val = SplitBatches::new(
+        &train_split,
+        (n..n + v).collect(),
+        EVAL_BATCH,
+        seed,
+        false,
+        &device,
+    );
+    let mut test = SplitBatches::new(
+        &test_split,
+        (0..test_split.len()).collect(),
+        EVAL_BATCH,
+        seed,
+        false,
+        &device,
+    );
+
+    let init = SeededInit::new(seed);
+    let net = gated(config.model, &init, &device)
+        .with_context(|| format!("{label}: cannot build the gated ResNet"))?;
+    let params = init.named_vars().into_iter().map(|(_, v)| v).collect();
+    let mut obs = env.reporter.observer(label);
+    let started = Instant::now();
+    let cpu_started = process_cpu_seconds();
+    let outcome = e2_train::train(
+        TrainRun {
+            net: &net,
+            params,
+            train: &mut train,
+            // Periodic evaluation only when asked for, so the timing is training's.
+            eval: (config.eval_every > 0).then_some(&mut val as &mut dyn BatchSource),
+        },
+        &config,
+        obs.as_mut(),
+    )
+    .with_context(|| format!("{label}: E2-Train training failed"))?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    let train_process_cpu_seconds = process_cpu_seconds()
+        .zip(cpu_started)
+        .map(|(end, start)| end - start);
+    drop(obs);
+    let mut evals = outcome.evals.clone();
+    let iterations = config.iterations;
+    if config.eval_every == 0 {
+        evals.push(e2_train::evaluate(&net, &config, &mut val, iterations)?);
+    }
+    let val_accuracy = evals.last().map_or(0.0, |e| e.accuracy);
+    let test_log = e2_train::evaluate(&net, &config, &mut test, iterations)
+        .with_context(|| format!("{label}: test evaluation failed"))?;
+
+    let model = TrainingModel::bit_product_proxy();
+    let report = model.price(&outcome.ledger)?;
+    let (base, baseline_macs) = baseline_energy(&model, &net, &config, &train)?;
+    let saving = savings(&report.energy, &base)?;
+    let energy_curve = cumulative_energy(&model, &outcome.ledger)?;
+    let executed: Vec<f64> = outcome
+        .history
+        .iter()
+        .filter_map(|h| h.executed_percentage)
+        .collect();
+    let fallbacks: Vec<f64> = outcome
+        .ledger
+        .iterations()
+        .iter()
+        .flat_map(|it| match it {
+            Iteration::Executed { layers, .. } => layers.as_slice(),
+            Iteration::Dropped => &[],
+        })
+        .filter(|l| l.predictor.is_some())
+        .map(|l| l.fallback_fraction)
+        .collect();
+    let losses: Vec<f64> = outcome.history.iter().filter_map(|h| h.loss).collect();
+    let tail = &losses[losses.len().saturating_sub(20)..];
+    let energy_label = if report.energy.proxy {
+        "training energy (bit-product proxy)".to_string()
+    } else {
+        format!("training energy ({})", report.energy.model)
+    };
+    Ok(E2TrainMetrics {
+        method: spec.label(),
+        arch: tensor_core::Network::arch(&net).to_string(),
+        dataset: spec.dataset.to_string(),
+        energy_label,
+        energy_model: report.energy.model.clone(),
+        energy_proxy: report.energy.proxy,
+        training_macs: e2_train::executed_macs(&outcome.ledger),
+        baseline_macs,
+        saving_vs_baseline: saving,
+        iterations,
+        executed_iterations: outcome.ledger.executed(),
+        dropped_iterations: outcome.ledger.dropped(),
+        train_executed_percentage: mean(&executed).unwrap_or(100.0),
+        mean_fallback_fraction: mean(&fallbacks),
+        final_train_loss: mean(tail),
+        skip: config.skip,
+        train_seconds,
+        train_process_cpu_seconds,
+        test_accuracy: test_log.accuracy,
+        test_loss: test_log.loss,
+        test_samples: test_log.samples,
+        test_executed_percentage: test_log.executed_percentage,
+        val_accuracy,
+        evals,
+        energy_curve,
+        training_energy: report.energy,
+        baseline_energy: base,
+    })
+}
+
+/// Standard training's energy and MACs on the run's nominal schedule, priced like the run.
+fn baseline_energy(
+    model: &TrainingModel,
+    net: &GatedResnet,
+    config: &E2TrainConfig,
+    source: &SplitBatches<'_>,
+) -> Result<(TrainingEnergy, f64)> {
+    let per_epoch = source.batches_per_epoch().max(1);
+    let ledger = e2_train::baseline_ledger(net, config, &|i| source.batch_len(i % per_epoch))?;
+    let report = model.price(&ledger)?;
+    Ok((report.energy, e2_train::executed_macs(&ledger)))
+}
+
+/// E2-Train's gated network of `m` around cnn-zoo's CIFAR ResNet with the reference's
+/// initialisation; batch norm, pooling and the FC layer run on candle's stock ops, as the
+/// reference's do (the convolutions are e2-train's own). Parameters come from `init`.
+pub fn gated(m: GatedResnetConfig, init: &SeededInit, device: &Device) -> Result<GatedResnet> {
+    let vb = init.var_builder(DType::F32, device);
+    let options = ResnetOptions {
+        init: ResnetInit::E2TrainReference,
+        backend: OpsBackend::Candle,
+    };
+    let backbone =
+        cnn_zoo::resnet_with(m.depth, m.num_classes, m.in_channels, vb.clone(), options)?;
+    Ok(e2_train::gated_resnet(m, Box::new(backbone), vb)?)
+}
+
+/// The zoo's plain ResNet of the same depth, whose input pipeline the gated one shares.
+fn zoo_arch(depth: usize) -> Result<Arch> {
+    Arch::ALL
+        .into_iter()
+        .find(|a| a.resnet_depth() == Some(depth))
+        .with_context(|| format!("no CIFAR ResNet of depth {depth} in the zoo"))
+}
+
+/// Energy after each iteration of `ledger`, each iteration priced on its own (dropped ones add
+/// nothing).
+fn cumulative_energy(model: &TrainingModel, ledger: &WorkLedger) -> Result<Vec<(usize, f64)>> {
+    let mut total = 0.0;
+    let mut curve = Vec::with_capacity(ledger.iterations().len());
+    for (i, it) in ledger.iterations().iter().enumerate() {
+        if let Iteration::Executed { batch, layers } = it {
+            let mut one = WorkLedger::new();
+            one.record_executed(*batch, layers.clone())?;
+            total += model.price(&one)?.energy.total();
+        }
+        curve.push((i + 1, total));
+    }
+    Ok(curve)
+}
+
+/// User plus system CPU time of this process from `/proc/self/stat`, in seconds (clock ticks
+/// taken as 100 Hz, the Linux default); `None` where unavailable.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn mean(xs: &[f64]) -> Option<f64> {
+    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+}

@@ -1,0 +1,255 @@
+//! The E2-Train sections: one row per variant (means over seeds, accuracy against each seed's
+//! baseline), the target check, and the cumulative-energy plot of the first seed.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+
+use super::{E2TrainMetrics, variant_ids};
+use crate::record::{RunRecord, seeds_label, without_seed};
+use crate::registry::{Experiment, RunKind, Typed};
+use crate::render::format::mean_sd;
+use crate::render::{Section, Table, plot};
+
+/// Target of the E2-Train issue for SMD+SLU+PSG: saving and accuracy loss.
+const TARGET_SAVING: f64 = 0.75;
+const TARGET_DROP_POINTS: f64 = 2.0;
+
+/// `gated-resnet20` → `ResNet-20`.
+fn resnet_name(arch: &str) -> String {
+    arch.rsplit_once("resnet")
+        .map_or_else(|| arch.to_string(), |(_, depth)| format!("ResNet-{depth}"))
+}
+
+/// Training batch of an E2-Train record.
+fn batch_of(record: &RunRecord) -> String {
+    match &record.spec.kind {
+        RunKind::E2Train(spec) => spec.batch.to_string(),
+        _ => "?".into(),
+    }
+}
+
+/// The README section of `experiment`.
+pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Result<Section> {
+    let name = experiment.name();
+    let group_of = |variant: &str| -> Vec<&(&RunRecord, &E2TrainMetrics)> {
+        let mut g: Vec<_> = parsed
+            .iter()
+            .filter(|p| without_seed(&p.0.run) == variant)
+            .collect();
+        g.sort_by_key(|p| p.0.seed);
+        g
+    };
+    let base = group_of("baseline");
+    let base_acc: BTreeMap<u64, f64> = base.iter().map(|p| (p.0.seed, p.1.test_accuracy)).collect();
+    let base_secs: Vec<f64> = base.iter().map(|p| p.1.train_seconds).collect();
+    let first = parsed
+        .first()
+        .with_context(|| format!("no {name} records"))?;
+    let mut t = Table::new(
+        &[
+            "variant",
+            "test accuracy (mean ± sd)",
+            "vs baseline (points)",
+            "blocks executed (train)",
+            "training energy (MAC16)",
+            "saving vs baseline",
+            "PSG fallback ρ",
+            "iterations run",
+            "training time (s)",
+            "seeds",
+        ],
+        &[
+            "variant",
+            "test_accuracy_mean_percent",
+            "test_accuracy_sd_percent",
+            "vs_baseline_points",
+            "train_executed_percent_mean",
+            "training_energy_mac16_mean",
+            "training_energy_mac16_sd",
+            "saving_mean_percent",
+            "saving_sd_percent",
+            "psg_fallback_fraction_mean",
+            "executed_iterations_mean",
+            "iterations",
+            "train_seconds_mean",
+            "seeds",
+        ],
+    );
+    let mut summary: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
+    for v in variant_ids() {
+        let g = group_of(v);
+        if g.is_empty() {
+            continue;
+        }
+        let acc: Vec<f64> = g.iter().map(|p| p.1.test_accuracy).collect();
+        let (am, asd) = mean_sd(&acc);
+        let delta: Vec<f64> = g
+            .iter()
+            .filter_map(|p| {
+                base_acc
+                    .get(&p.0.seed)
+                    .map(|b| 100.0 * (p.1.test_accuracy - b))
+            })
+            .collect();
+        let saving: Vec<f64> = g.iter().map(|p| p.1.saving_vs_baseline).collect();
+        let (sm, ssd) = mean_sd(&saving);
+        let energy: Vec<f64> = g.iter().map(|p| p.1.training_energy.total()).collect();
+        let executed = mean_sd(
+            &g.iter()
+                .map(|p| p.1.train_executed_percentage)
+                .collect::<Vec<_>>(),
+        )
+        .0;
+        let rho: Vec<f64> = g
+            .iter()
+            .filter_map(|p| p.1.mean_fallback_fraction)
+            .collect();
+        let iters = mean_sd(
+            &g.iter()
+                .map(|p| p.1.executed_iterations as f64)
+                .collect::<Vec<_>>(),
+        )
+        .0;
+        let secs = mean_sd(&g.iter().map(|p| p.1.train_seconds).collect::<Vec<_>>()).0;
+        let (dm, _) = mean_sd(&delta);
+        summary.insert(v, (sm, dm, secs));
+        let (em, esd) = mean_sd(&energy);
+        let (rho_md, rho_csv) = if rho.is_empty() {
+            ("—".to_string(), String::new())
+        } else {
+            let r = mean_sd(&rho).0;
+            (format!("{r:.3}"), format!("{r:.5}"))
+        };
+        let seeds = seeds_label(&g.iter().map(|p| p.0).collect::<Vec<_>>());
+        let nominal = g[0].1.iterations;
+        t.row(
+            vec![
+                g[0].1.method.clone(),
+                format!("{:.2}% ± {:.2}", 100.0 * am, 100.0 * asd),
+                format!("{dm:+.2}"),
+                format!("{executed:.1}%"),
+                format!("{em:.3e} ± {esd:.1e}"),
+                format!("{:.1}% ± {:.1}", 100.0 * sm, 100.0 * ssd),
+                rho_md,
+                format!("{iters:.0}/{nominal}"),
+                format!("{secs:.0}"),
+                seeds.clone(),
+            ],
+            vec![
+                g[0].1.method.clone(),
+                format!("{:.4}", 100.0 * am),
+                format!("{:.4}", 100.0 * asd),
+                format!("{dm:.4}"),
+                format!("{executed:.2}"),
+                format!("{em:.6e}"),
+                format!("{esd:.6e}"),
+                format!("{:.4}", 100.0 * sm),
+                format!("{:.4}", 100.0 * ssd),
+                rho_csv,
+                format!("{iters:.1}"),
+                nominal.to_string(),
+                format!("{secs:.2}"),
+                seeds,
+            ],
+        );
+    }
+    let mut s = Section::new(format!(
+        "E2-Train on a gated {} (`{name}`)",
+        resnet_name(&first.1.arch)
+    ));
+    s.intro = format!(
+        "`{}` on {}, {} iterations of batch {} per run. Training energy is priced by `{}`{}; \
+         savings are against standard training of the same backbone on the same nominal \
+         schedule, priced by the same function. Blocks executed is the mean share of (gated \
+         block, sample) pairs that ran in training. Accuracy differences are per seed against \
+         that seed's baseline; training time is the measured wall-clock of the training loop.\n",
+        first.1.arch,
+        first.1.dataset.to_uppercase(),
+        first.1.iterations,
+        batch_of(first.0),
+        first.1.energy_model,
+        if first.1.energy_proxy {
+            " (a bit-product proxy, not the paper's measured per-op energies)"
+        } else {
+            ""
+        },
+    );
+    let mut outro = Vec::new();
+    if let Some((saving, delta, _)) = summary.get("smd-slu-psg") {
+        let met = *saving >= TARGET_SAVING && -delta <= TARGET_DROP_POINTS;
+        outro.push(format!(
+            "- SMD + SLU + PSG: {:.1}% saving at {delta:+.2} points; target ≥ {:.0}% saving \
+             within {TARGET_DROP_POINTS} points: {}.",
+            100.0 * saving,
+            100.0 * TARGET_SAVING,
+            if met { "met" } else { "not met" }
+        ));
+    }
+    if let Some(g) = summary.get("slu")
+        && !base_secs.is_empty()
+    {
+        outro.push(format!(
+            "- SLU with real skipping trains in {:.0} s against the baseline's {:.0} s (mean \
+             wall-clock of the training loop on this machine, measured, not modelled).",
+            g.2,
+            mean_sd(&base_secs).0
+        ));
+    }
+    s.outro = format!("{}\n", outro.join("\n"));
+    s.tables.push((name.into(), String::new(), t));
+    if let Some(plot) = energy_plot(name, parsed, &base)? {
+        s.plots.push(plot);
+    }
+    Ok(s)
+}
+
+/// Cumulative energy of the first seed per variant, relative to the baseline's total.
+fn energy_plot(
+    name: &str,
+    parsed: &Typed<'_, E2TrainMetrics>,
+    base: &[&(&RunRecord, &E2TrainMetrics)],
+) -> Result<Option<(String, String, String)>> {
+    let seed = parsed.iter().map(|p| p.0.seed).min().unwrap_or(1);
+    let base_total = base
+        .iter()
+        .find(|p| p.0.seed == seed)
+        .map(|p| p.1.baseline_energy.total())
+        .unwrap_or(1.0);
+    let mut curves = Vec::new();
+    for v in variant_ids() {
+        let first = parsed
+            .iter()
+            .find(|p| without_seed(&p.0.run) == v && p.0.seed == seed);
+        if let Some(p) = first
+            && !p.1.energy_curve.is_empty()
+        {
+            curves.push(plot::Curve {
+                label: p.1.method.clone(),
+                points: p
+                    .1
+                    .energy_curve
+                    .iter()
+                    .map(|&(i, e)| (i as f64, e / base_total))
+                    .collect(),
+            });
+        }
+    }
+    if curves.is_empty() {
+        return Ok(None);
+    }
+    let svg = plot::curves(
+        &format!(
+            "Cumulative training energy, seed {seed} (bit-product proxy, relative to standard \
+             training's total)"
+        ),
+        "iteration",
+        "energy / standard training's total",
+        &curves,
+    )?;
+    Ok(Some((
+        format!("{name}-energy"),
+        "Cumulative training energy per E2-Train variant".into(),
+        svg,
+    )))
+}

@@ -1,0 +1,135 @@
+use super::*;
+use crate::registry::RunKind;
+
+fn ctx() -> RunContext {
+    RunContext {
+        device: DeviceSpec::Cpu,
+        data_dir: None,
+    }
+}
+
+#[test]
+fn methods_add_one_technique_each_to_standard_training() {
+    let full = E2TrainConfig::quick_cpu_resnet20();
+    let base = E2Method::Baseline.config(&full);
+    assert_eq!(base, full.baseline());
+    for method in E2Method::ALL {
+        let c = method.config(&full);
+        assert!(c.clone().validate().is_ok(), "{}", method.name());
+        assert_eq!(c.iterations, full.iterations);
+        // How skipped blocks execute does not change standard training's ledger.
+        let baseline = E2TrainConfig {
+            skip: base.skip,
+            ..c.baseline()
+        };
+        assert_eq!(baseline, base, "{}: one baseline for all", method.name());
+        let on = (
+            c.smd.is_some(),
+            c.slu.is_some(),
+            c.model.conv != base.model.conv,
+        );
+        let expected = match method {
+            E2Method::Baseline | E2Method::StochasticDepth => (false, false, false),
+            E2Method::Smd => (true, false, false),
+            E2Method::Slu => (false, true, false),
+            E2Method::SmdSlu => (true, true, false),
+            E2Method::SmdSluPsg => (true, true, true),
+            E2Method::Psg => (false, false, true),
+        };
+        assert_eq!(on, expected, "{}", method.name());
+        assert_eq!(
+            c.stochastic_depth.is_some(),
+            method == E2Method::StochasticDepth
+        );
+    }
+    assert_eq!(E2Method::SmdSluPsg.config(&full), full);
+}
+
+#[test]
+fn quick_profile_runs_the_paper_rows_and_slu_on_three_seeds() {
+    let quick = runs(Experiment::E2trainMnist, Profile::Quick, &ctx());
+    let ids: Vec<&str> = quick.iter().map(|r| r.id.as_str()).collect();
+    let every = [
+        "baseline",
+        "stochastic-depth",
+        "smd",
+        "smd-slu",
+        "smd-slu-psg",
+        "slu",
+    ];
+    let expected: Vec<String> = [1, 2, 3]
+        .iter()
+        .flat_map(|seed| every.iter().map(move |v| format!("{v}-seed{seed}")))
+        .collect();
+    assert_eq!(ids, expected);
+    assert_eq!(variant_ids().collect::<Vec<_>>(), every);
+    for r in &quick {
+        let RunKind::E2Train(s) = &r.kind else {
+            panic!("unexpected run kind {:?}", r.kind);
+        };
+        // Every run of the experiment shares the schedule; the seed is the id's.
+        assert_eq!(
+            s.config.iterations,
+            E2TrainConfig::quick_cpu_resnet20().iterations
+        );
+        assert!(r.id.ends_with(&format!("-seed{}", s.config.seed)));
+        assert_eq!(s.config.model.depth, 20);
+        assert_eq!(s.config.model.num_classes, s.dataset.num_classes());
+        assert!(matches!(s.data, DataSource::Embedded));
+        assert!(s.config.clone().validate().is_ok());
+        // Stochastic depth and SLU alone skip blocks for real (SLU alone is the wall-clock
+        // row, without a warm-up); the combinations train masked, as the reference does.
+        match s.method {
+            E2Method::StochasticDepth => assert_eq!(s.config.skip, SkipExecution::Gather),
+            E2Method::Slu => {
+                assert_eq!(s.config.skip, SkipExecution::Gather);
+                assert_eq!(s.config.slu.map(|c| c.warmup), Some(0));
+            }
+            E2Method::SmdSlu | E2Method::SmdSluPsg => {
+                assert_eq!(s.config.skip, SkipExecution::Masked, "{}", r.id);
+                assert!(s.config.slu.is_some_and(|c| c.warmup > 0), "{}", r.id);
+            }
+            _ => {}
+        }
+    }
+    assert!(runs(Experiment::E2trainMnist, Profile::Full, &ctx()).is_empty());
+}
+
+#[test]
+fn full_profile_runs_the_paper_presets_once() {
+    for (experiment, depth, dataset) in [
+        (Experiment::E2trainCifar10Resnet74, 74, DatasetId::Cifar10),
+        (
+            Experiment::E2trainCifar100Resnet110,
+            110,
+            DatasetId::Cifar100,
+        ),
+    ] {
+        assert!(runs(experiment, Profile::Quick, &ctx()).is_empty());
+        let full = runs(experiment, Profile::Full, &ctx());
+        let ids: Vec<&str> = full.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "baseline-seed1",
+                "stochastic-depth-seed1",
+                "smd-seed1",
+                "smd-slu-seed1",
+                "smd-slu-psg-seed1"
+            ]
+        );
+        for r in &full {
+            let RunKind::E2Train(s) = &r.kind else {
+                panic!("unexpected run kind {:?}", r.kind);
+            };
+            assert_eq!(s.config.model.depth, depth);
+            assert_eq!(s.dataset, dataset);
+            assert_eq!(s.config.model.num_classes, dataset.num_classes());
+            assert!(matches!(s.data, DataSource::Dir(_)));
+            assert_eq!(
+                (s.train_records, s.val_records, s.batch),
+                (45_000, 5_000, 128)
+            );
+        }
+    }
+}

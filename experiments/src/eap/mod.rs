@@ -1,0 +1,278 @@
+//! `eap-lenet5` (and the full profile's `eap-alexnet`, `eap-googlenet`): energy-aware pruning
+//! (CVPR'17), energy-prune's energy-ordered layer loop against magnitude pruning under the same
+//! accuracy budget and fine-tuning, on LeNet-5 / MNIST; every energy comes from energy-model's
+//! Eyeriss row-stationary model with its preset and batch size named. The ImageNet runs fail
+//! with an error saying why.
+
+use anyhow::{Context, Result, anyhow};
+use cnn_zoo::Arch;
+use energy_model::eyeriss::{Eyeriss, Preset};
+use energy_prune::{EnergyPruneConfig, FineTuneConfig, PruneOutcome};
+use serde::{Deserialize, Serialize};
+
+use crate::baseline::lenet5_recipe;
+use crate::registry::{Experiment, Profile, RunContext, RunKind, RunSpec};
+use crate::render::format::grouped;
+use crate::train::TrainSpec;
+
+mod run;
+mod table;
+
+pub use run::run;
+pub use table::section;
+
+/// The Eyeriss configuration every number of a run is priced with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnergySetting {
+    /// Hardware preset.
+    pub preset: Preset,
+    /// Batch size of the estimate (FC weight traffic per image falls like 1/N).
+    pub batch: usize,
+}
+
+impl EnergySetting {
+    /// The checked model.
+    pub fn model(self) -> Result<Eyeriss> {
+        Eyeriss::preset(self.preset, self.batch)
+            .with_context(|| format!("invalid eyeriss setting {}", self.label()))
+    }
+
+    /// `eyeriss/chip, batch 16`: the label every reported energy carries.
+    pub fn label(self) -> String {
+        format!("eyeriss/{}, batch {}", self.preset, self.batch)
+    }
+}
+
+/// How a LeNet-5 run prunes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum EapMethod {
+    /// energy-prune's energy-aware procedure with this configuration.
+    EnergyAware(EnergyPruneConfig),
+    /// Global magnitude pruning, the sparsest density (bisection in log density) whose
+    /// fine-tuned validation drop stays within `max_accuracy_drop`.
+    Magnitude {
+        /// Global fine-tuning after pruning (the energy-aware run's).
+        finetune: FineTuneConfig,
+        /// Allowed validation accuracy drop (the energy-aware run's δ).
+        max_accuracy_drop: f64,
+        /// Lower end of the search, assumed too sparse and never tried.
+        min_density: f64,
+        /// Densities tried.
+        iterations: usize,
+    },
+}
+
+/// One pruning run on a dense model from [`crate::dense`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EapSpec {
+    /// Recipe of the dense starting model; its `train_limit` is the number of training records
+    /// (fine-tuning and calibration use the same ones).
+    pub dense: TrainSpec,
+    /// Records right after the training ones, held out for the accept/reject decisions.
+    pub val_records: usize,
+    /// Batch size of the fine-tuning.
+    pub batch: usize,
+    /// The energy model.
+    pub energy: EnergySetting,
+    /// The procedure.
+    pub method: EapMethod,
+}
+
+impl EapSpec {
+    /// `energy-aware` or `magnitude`.
+    pub fn method_name(&self) -> &'static str {
+        match self.method {
+            EapMethod::EnergyAware(_) => "energy-aware",
+            EapMethod::Magnitude { .. } => "magnitude",
+        }
+    }
+}
+
+/// One layer of a pruned network.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LayerRow {
+    /// Layer name.
+    pub name: String,
+    /// Weights of the dense layer.
+    pub weights: u64,
+    /// Nonzero weights after pruning.
+    pub nonzero_weights: u64,
+    /// `nonzero_weights / weights`.
+    pub density: f64,
+    /// Energy of the dense layer, measured activation densities.
+    pub energy_dense: f64,
+    /// Energy of the pruned layer, measured activation densities.
+    pub energy_pruned: f64,
+}
+
+/// One density tried by the magnitude search.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Probe {
+    /// Global density kept.
+    pub density: f64,
+    /// Nonzero weights.
+    pub nonzero_weights: u64,
+    /// Validation accuracy after fine-tuning.
+    pub val_accuracy: f64,
+    /// Whether the drop stayed within the budget.
+    pub within_budget: bool,
+    /// Energy before / after, measured activation densities.
+    pub energy_reduction: f64,
+}
+
+/// Metrics of a LeNet-5 pruning run (the record's `metrics`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EapMetrics {
+    /// `energy-aware` or `magnitude`.
+    pub method: String,
+    /// The energy model's own name (preset and batch included).
+    pub energy_model: String,
+    /// Preset and batch of every energy figure.
+    pub energy: EnergySetting,
+    /// Energy of the dense network, activation densities measured on the calibration images.
+    pub energy_dense: f64,
+    /// Energy of the pruned network, activation densities measured on the calibration images.
+    pub energy_pruned: f64,
+    /// `energy_dense / energy_pruned`.
+    pub energy_reduction: f64,
+    /// The same ratio with every activation priced dense (weight sparsity only).
+    pub energy_reduction_dense_activations: f64,
+    /// Nonzero weights after pruning.
+    pub nonzero_weights: u64,
+    /// Weights of the dense network.
+    pub total_weights: u64,
+    /// Test accuracy of the result (full test split).
+    pub test_accuracy: f64,
+    /// Test accuracy of the dense model.
+    pub dense_test_accuracy: f64,
+    /// Validation accuracy of the dense model.
+    pub dense_val_accuracy: f64,
+    /// Validation accuracy of the result.
+    pub val_accuracy: f64,
+    /// Per layer, in network order.
+    pub layers: Vec<LayerRow>,
+    /// Magnitude search: every density tried, in order (empty for energy-aware runs).
+    pub probes: Vec<Probe>,
+    /// energy-prune's own account (order, trials, per-layer energies under its activation
+    /// convention: measured for energy-aware runs, dense for the magnitude baseline).
+    pub outcome: PruneOutcome,
+    /// Checkpoint of the result.
+    pub checkpoint: String,
+}
+
+/// The eyeriss setting of the LeNet-5 runs: the fabricated chip at batch 16 (spec §8 leaves
+/// EAP's batch open; ISCA'16 Fig. 10 uses 16).
+pub const LENET5_ENERGY: EnergySetting = EnergySetting {
+    preset: Preset::Chip,
+    batch: 16,
+};
+
+/// The runs of the EAP experiments in a profile.
+pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Vec<RunSpec> {
+    let run = |id: String, kind: RunKind| RunSpec {
+        experiment,
+        id,
+        kind,
+    };
+    let imagenet = |arch: Arch| vec![run(arch.to_string(), RunKind::EapImagenet { arch })];
+    match (experiment, profile) {
+        (Experiment::EapLenet5, _) => lenet5_runs(profile, ctx)
+            .into_iter()
+            .map(|(id, spec)| run(id, RunKind::Eap(Box::new(spec))))
+            .collect(),
+        (Experiment::EapAlexnet, Profile::Full) => imagenet(Arch::AlexnetCaffe),
+        (Experiment::EapGooglenet, Profile::Full) => imagenet(Arch::Googlenet),
+        _ => Vec::new(),
+    }
+}
+
+/// Per seed, an energy-aware run and a magnitude run sharing the dense model, the accuracy
+/// budget and the fine-tuning. The same dense models as iclr19-lenet5. Quick: 9k embedded
+/// records, the last 1k held out for the accept/reject decisions, three seeds for the spread;
+/// full: 55k / 5k, one seed.
+fn lenet5_runs(profile: Profile, ctx: &RunContext) -> Vec<(String, EapSpec)> {
+    let (train, val, seeds): (usize, usize, &[u64]) = match profile {
+        Profile::Quick => (9_000, 1_000, &[1, 2, 3]),
+        Profile::Full => (55_000, 5_000, &[1]),
+    };
+    let mut runs = Vec::new();
+    for &seed in seeds {
+        let mut dense = lenet5_recipe(seed, profile, ctx);
+        dense.train_limit = Some(train);
+        let mut config = EnergyPruneConfig::reconstruction_lenet5_mnist();
+        config.seed = seed;
+        let magnitude = EapMethod::Magnitude {
+            finetune: config.finetune,
+            max_accuracy_drop: config.max_accuracy_drop,
+            min_density: 0.02,
+            iterations: 4,
+        };
+        for (tag, method) in [("eap", EapMethod::EnergyAware(config)), ("mag", magnitude)] {
+            let spec = EapSpec {
+                dense: dense.clone(),
+                val_records: val,
+                batch: 64,
+                energy: LENET5_ENERGY,
+                method,
+            };
+            runs.push((format!("seed{seed}-{tag}"), spec));
+        }
+    }
+    runs
+}
+
+/// The full-profile ImageNet runs: the datasets crate has no ImageNet loader, so they stop here
+/// with an error instead of pretending.
+pub fn imagenet(arch: Arch) -> anyhow::Error {
+    anyhow!(
+        "energy-aware pruning of {arch} needs ImageNet (training, calibration and validation \
+         images), and ImageNet data is not supported yet: the datasets crate has no ImageNet \
+         loader. The estimate-only rows are in eap-estimates."
+    )
+}
+
+/// One line on a LeNet-5 run's record.
+pub fn summary(m: &EapMetrics) -> String {
+    let kept = m
+        .probes
+        .iter()
+        .filter(|p| p.within_budget)
+        .map(|p| p.density)
+        .fold(f64::INFINITY, f64::min);
+    let matched = match (m.probes.is_empty(), kept.is_finite()) {
+        (true, _) => String::new(),
+        (false, true) => format!(
+            ", global density {:.1}% (sparsest of {} tried within the budget)",
+            100.0 * kept,
+            m.probes.len()
+        ),
+        (false, false) => format!(
+            ", none of {} densities tried fit the budget",
+            m.probes.len()
+        ),
+    };
+    let densities: Vec<String> = m
+        .layers
+        .iter()
+        .map(|l| format!("{:.0}", 100.0 * l.density))
+        .collect();
+    format!(
+        "{}: energy {:.2}x lower (modelled on {}, measured activations; {:.2}x weights only), \
+         {} of {} weights, layer densities [{}]%, test accuracy {:.2}% (dense {:.2}%), \
+         val drop {:.2} points{matched}",
+        m.method,
+        m.energy_reduction,
+        m.energy.label(),
+        m.energy_reduction_dense_activations,
+        grouped(m.nonzero_weights),
+        grouped(m.total_weights),
+        densities.join(", "),
+        100.0 * m.test_accuracy,
+        100.0 * m.dense_test_accuracy,
+        100.0 * (m.dense_val_accuracy - m.val_accuracy),
+    )
+}
+
+#[cfg(test)]
+mod tests;

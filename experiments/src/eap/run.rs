@@ -1,0 +1,317 @@
+//! One LeNet-5 pruning run: the data split as `iclr19-lenet5` splits it, energy-prune's
+//! energy-aware procedure or the magnitude search, activation densities measured on the
+//! calibration images, and the pruned checkpoint.
+
+use anyhow::{Context, Result, bail};
+use energy_model::eyeriss::Eyeriss;
+use energy_prune::{FineTuneConfig, MagnitudeTarget, PruneOutcome, PruneRun, layer_energies};
+use tensor_core::{
+    BatchSource, DType, Density, Device, EnergyModel, LayerId, Network, Observer, Taps, Tensor,
+};
+
+use super::{EapMethod, EapMetrics, EapSpec, LayerRow, Probe};
+use crate::checkpoint::{self, CheckpointMeta};
+use crate::data::{Split, SplitData, TensorBatches};
+use crate::dense::{self, Loaded};
+use crate::paths::git_revision;
+use crate::registry::RunEnv;
+
+/// Records per evaluation batch.
+const EVAL_BATCH: usize = 500;
+/// Calibration images per batch.
+const CALIBRATION_BATCH: usize = 128;
+/// Calibration images of the magnitude baseline, which uses them for activation densities only.
+const MAGNITUDE_CALIBRATION: usize = 512;
+
+/// The data of a LeNet-5 run.
+struct Data {
+    train: TensorBatches,
+    val: TensorBatches,
+    test: TensorBatches,
+    calibration: TensorBatches,
+    channels: usize,
+}
+
+fn load_data(spec: &EapSpec, calibration_images: usize, device: &Device) -> Result<Data> {
+    let train_n = spec
+        .dense
+        .train_limit
+        .context("the dense recipe must fix its number of training records")?;
+    let mut full = spec.dense.clone();
+    full.train_limit = None;
+    let train_split = SplitData::load(&full, Split::Train)?;
+    if train_split.len() < train_n + spec.val_records {
+        bail!(
+            "{} has {} training records; {} for training plus {} held out are needed",
+            spec.dense.dataset,
+            train_split.len(),
+            train_n,
+            spec.val_records
+        );
+    }
+    let seed = spec.dense.seed;
+    let train_idx: Vec<usize> = (0..train_n).collect();
+    let val_idx: Vec<usize> = (train_n..train_n + spec.val_records).collect();
+    let cal_idx: Vec<usize> = (0..calibration_images.min(train_n)).collect();
+    let test_split = SplitData::load(&full, Split::Test)?;
+    let test_idx: Vec<usize> = (0..test_split.len()).collect();
+    let batches = |split: &SplitData, idx: &[usize], batch: usize, shuffle: bool| {
+        TensorBatches::new(split, idx, batch, seed, shuffle, device)
+    };
+    Ok(Data {
+        train: batches(&train_split, &train_idx, spec.batch, true)?,
+        val: batches(&train_split, &val_idx, EVAL_BATCH, false)?,
+        calibration: batches(&train_split, &cal_idx, CALIBRATION_BATCH, false)?,
+        test: batches(&test_split, &test_idx, EVAL_BATCH, false)?,
+        channels: train_split.sample_shape()[0],
+    })
+}
+
+/// Top-1 accuracy of `net` in evaluation mode over every batch of `data`.
+fn accuracy(net: &dyn Network, data: &mut dyn BatchSource, what: &str) -> Result<f64> {
+    Ok(tensor_core::evaluate(what, data, |xs| net.forward_t(xs, false))?.accuracy)
+}
+
+/// Fraction of nonzero inputs of every layer.
+struct InputDensity {
+    counts: Vec<(u64, u64)>,
+}
+
+impl Taps for InputDensity {
+    fn post(&mut self, id: LayerId, input: &Tensor, _output: &Tensor) -> tensor_core::Result<()> {
+        let nonzero = input
+            .ne(0.0)?
+            .to_dtype(DType::F64)?
+            .sum_all()?
+            .to_scalar::<f64>()?;
+        if let Some(c) = self.counts.get_mut(id.0) {
+            c.0 += nonzero as u64;
+            c.1 += input.elem_count() as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Energy and weights of the current state of a network.
+struct Measured {
+    /// Per-layer energies with activation densities measured on the calibration images.
+    measured: Vec<f64>,
+    /// Per-layer energies with dense activations.
+    dense_activations: Vec<f64>,
+    /// Nonzero weights per layer.
+    nonzero: Vec<u64>,
+}
+
+fn measure(model: &Eyeriss, net: &dyn Network, data: &Data) -> Result<Measured> {
+    let mut tap = InputDensity {
+        counts: vec![(0, 0); net.layers().len()],
+    };
+    net.forward_tapped(data.calibration.all().0, false, &mut tap)?;
+    let densities = tap
+        .counts
+        .iter()
+        .map(|&(nz, n)| match n {
+            0 => Ok(Density::DENSE),
+            _ => Density::from_counts(nz, n),
+        })
+        .collect::<tensor_core::Result<Vec<_>>>()?;
+    let nonzero = net
+        .layers()
+        .iter()
+        .map(|l| {
+            Ok(l.weight
+                .as_tensor()
+                .ne(0.0)?
+                .to_dtype(DType::F64)?
+                .sum_all()?
+                .to_scalar::<f64>()? as u64)
+        })
+        .collect::<Result<Vec<u64>>>()?;
+    Ok(Measured {
+        measured: layer_energies(model, net, Some(&densities))?,
+        dense_activations: layer_energies(model, net, None)?,
+        nonzero,
+    })
+}
+
+fn ratio(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().sum::<f64>() / b.iter().sum::<f64>()
+}
+
+/// Runs `spec`, writing the pruned model under the run's checkpoint directory.
+pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
+    let label = &env.label;
+    let dense = dense::ensure(env.out, &spec.dense, env.reporter)?;
+    let device = spec.dense.device.to_device()?;
+    tensor_core::seed_device(&device, spec.dense.seed)?;
+    let calibration_images = match &spec.method {
+        EapMethod::EnergyAware(c) => c.calibration_images,
+        EapMethod::Magnitude { .. } => MAGNITUDE_CALIBRATION,
+    };
+    let mut data = load_data(spec, calibration_images, &device)?;
+    let model = spec.energy.model()?;
+    let mut obs = env.reporter.observer(label);
+    let channels = data.channels;
+    let load = || dense::load(&spec.dense, channels, &dense.checkpoint);
+
+    let start = load()?;
+    let before = measure(&model, start.net.as_ref(), &data)?;
+    let dense_val_accuracy = accuracy(start.net.as_ref(), &mut data.val, "validation")?;
+    drop(start);
+
+    let (result, outcome, probes) = match &spec.method {
+        EapMethod::EnergyAware(config) => {
+            let loaded = load()?;
+            let outcome = energy_prune::prune_energy_aware(
+                prune_run(&loaded, &model, &mut data),
+                config,
+                obs.as_mut(),
+            )
+            .with_context(|| format!("{label}: energy-aware pruning failed"))?;
+            (loaded, outcome, Vec::new())
+        }
+        EapMethod::Magnitude {
+            finetune,
+            max_accuracy_drop,
+            min_density,
+            iterations,
+        } => {
+            if !(*min_density > 0.0 && *min_density < 1.0) {
+                bail!("min_density {min_density} is not in (0, 1)");
+            }
+            let (mut lo, mut hi) = (*min_density, 1.0f64);
+            let mut best = None;
+            let mut probes = Vec::new();
+            for _ in 0..*iterations {
+                // Geometric midpoint: the interesting densities span orders of magnitude.
+                let density = (lo * hi).sqrt();
+                let loaded = load()?;
+                let outcome =
+                    magnitude(&loaded, &model, &mut data, density, *finetune, obs.as_mut())
+                        .with_context(|| {
+                            format!("{label}: magnitude pruning at {density} failed")
+                        })?;
+                let ok =
+                    outcome.accuracy_original - outcome.accuracy_final <= max_accuracy_drop + 1e-12;
+                let m = measure(&model, loaded.net.as_ref(), &data)?;
+                probes.push(Probe {
+                    density,
+                    nonzero_weights: outcome.nonzero_weights(),
+                    val_accuracy: outcome.accuracy_final,
+                    within_budget: ok,
+                    energy_reduction: ratio(&before.measured, &m.measured),
+                });
+                if ok {
+                    hi = density;
+                    best = Some((loaded, outcome));
+                } else {
+                    lo = density;
+                }
+            }
+            let (loaded, outcome) = match best {
+                Some(b) => b,
+                None => {
+                    // Nothing sparser fits the budget: the dense model is the answer.
+                    let loaded = load()?;
+                    let none = FineTuneConfig {
+                        epochs: 0,
+                        ..*finetune
+                    };
+                    let outcome = magnitude(&loaded, &model, &mut data, 1.0, none, obs.as_mut())?;
+                    (loaded, outcome)
+                }
+            };
+            (loaded, outcome, probes)
+        }
+    };
+    drop(obs);
+    let net = result.net.as_ref();
+    let after = measure(&model, net, &data)?;
+    let test_accuracy = accuracy(net, &mut data.test, "the test split")?;
+    let val_accuracy = accuracy(net, &mut data.val, "validation")?;
+
+    let path = env.checkpoints.join("final.safetensors");
+    let mut extra = serde_json::Map::new();
+    extra.insert("energy_model".into(), serde_json::json!(model.name()));
+    extra.insert("method".into(), serde_json::json!(spec.method_name()));
+    let meta = CheckpointMeta {
+        arch: spec.dense.arch.to_string(),
+        dataset: spec.dense.dataset.to_string(),
+        epoch: 0,
+        seed: spec.dense.seed,
+        git_revision: git_revision(),
+        spec: serde_json::to_value(spec)?,
+        extra,
+    };
+    checkpoint::save(&path, &meta, &result.vars, &[])?;
+
+    let layers = net
+        .layers()
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let weights = l.weight.elem_count() as u64;
+            LayerRow {
+                name: l.name.clone(),
+                weights,
+                nonzero_weights: after.nonzero[i],
+                density: after.nonzero[i] as f64 / weights.max(1) as f64,
+                energy_dense: before.measured[i],
+                energy_pruned: after.measured[i],
+            }
+        })
+        .collect();
+    Ok(EapMetrics {
+        method: spec.method_name().into(),
+        energy_model: model.name(),
+        energy: spec.energy,
+        energy_dense: before.measured.iter().sum(),
+        energy_pruned: after.measured.iter().sum(),
+        energy_reduction: ratio(&before.measured, &after.measured),
+        energy_reduction_dense_activations: ratio(
+            &before.dense_activations,
+            &after.dense_activations,
+        ),
+        nonzero_weights: after.nonzero.iter().sum(),
+        total_weights: net
+            .layers()
+            .iter()
+            .map(|l| l.weight.elem_count() as u64)
+            .sum(),
+        test_accuracy,
+        dense_test_accuracy: dense.test_accuracy,
+        dense_val_accuracy,
+        val_accuracy,
+        layers,
+        probes,
+        outcome,
+        checkpoint: path.display().to_string(),
+    })
+}
+
+fn prune_run<'a>(loaded: &'a Loaded, model: &'a Eyeriss, data: &'a mut Data) -> PruneRun<'a> {
+    PruneRun {
+        network: loaded.net.as_ref(),
+        params: loaded.params(),
+        model,
+        calibration: &mut data.calibration,
+        val: &mut data.val,
+        train: &mut data.train,
+    }
+}
+
+fn magnitude(
+    loaded: &Loaded,
+    model: &Eyeriss,
+    data: &mut Data,
+    density: f64,
+    finetune: FineTuneConfig,
+    obs: &mut dyn Observer,
+) -> Result<PruneOutcome> {
+    Ok(energy_prune::prune_magnitude(
+        prune_run(loaded, model, data),
+        &MagnitudeTarget::Global(Density::new(density)?),
+        finetune,
+        obs,
+    )?)
+}

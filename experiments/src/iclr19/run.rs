@@ -1,0 +1,159 @@
+//! One constrained run: data, the dense start, sparse-proj's trainer, the test evaluation with
+//! the final masks, and the checkpoint with masks, budget and estimate.
+
+use anyhow::{Context, Result, bail};
+use energy_model::iclr19::{Evaluator, Iclr19};
+use sparse_proj::InputMasks;
+use tensor_core::{EnergyModel, Network, NoTaps, Var};
+
+use super::{ConstrainedMetrics, ConstrainedSpec};
+use crate::checkpoint::{self, CheckpointMeta};
+use crate::data::{Split, SplitData, TensorBatches};
+use crate::dense;
+use crate::paths::git_revision;
+use crate::registry::RunEnv;
+
+/// Records per evaluation batch.
+const EVAL_BATCH: usize = 500;
+
+/// Runs `spec`, writing its checkpoint under the run's checkpoint directory.
+pub fn run(spec: &ConstrainedSpec, env: &RunEnv<'_>) -> Result<ConstrainedMetrics> {
+    let label = &env.label;
+    let dense = dense::ensure(env.out, &spec.dense, env.reporter)?;
+    let device = spec.dense.device.to_device()?;
+    tensor_core::seed_device(&device, spec.dense.seed)?;
+    let train_n = spec
+        .dense
+        .train_limit
+        .context("the dense recipe must fix its number of training records")?;
+    let mut full = spec.dense.clone();
+    full.train_limit = None;
+    let train_split = SplitData::load(&full, Split::Train)?;
+    if train_split.len() < train_n + spec.val_records {
+        bail!(
+            "{} has {} training records; {} for training plus {} held out are needed",
+            spec.dense.dataset,
+            train_split.len(),
+            train_n,
+            spec.val_records
+        );
+    }
+    let train_idx: Vec<usize> = (0..train_n).collect();
+    let val_idx: Vec<usize> = (train_n..train_n + spec.val_records).collect();
+    let seed = spec.dense.seed;
+    let mut train = TensorBatches::new(&train_split, &train_idx, spec.batch, seed, true, &device)?;
+    let mut val = TensorBatches::new(&train_split, &val_idx, EVAL_BATCH, seed, false, &device)?;
+    let test_split = SplitData::load(&full, Split::Test)?;
+    let test_idx: Vec<usize> = (0..test_split.len()).collect();
+    let mut test = TensorBatches::new(&test_split, &test_idx, EVAL_BATCH, seed, false, &device)?;
+    let [c, _, _] = train_split.sample_shape();
+
+    let student = dense::load(&spec.dense, c, &dense.checkpoint)?;
+    let teacher = dense::load(&spec.dense, c, &dense.checkpoint)?;
+    let model = Iclr19::paper().with_evaluator(Evaluator::Exact);
+    let mut obs = env.reporter.observer(label);
+    let trained = sparse_proj::train_constrained(
+        sparse_proj::ConstrainedRun {
+            student: student.net.as_ref(),
+            params: student.params(),
+            teacher: Some(teacher.net.as_ref()),
+            model: &model,
+            train: &mut train,
+            val: &mut val,
+        },
+        &spec.config,
+        obs.as_mut(),
+    )
+    .with_context(|| format!("{label}: constrained training failed"))?;
+    drop(obs);
+    let outcome = trained.outcome;
+    if !outcome.within_budget {
+        bail!(
+            "{label}: the result's relaxed energy {} exceeds the budget {}",
+            outcome.energy.relaxed,
+            outcome.relative_budget
+        );
+    }
+    let masks = trained.masks.as_ref();
+    let test_accuracy = tensor_core::evaluate("the test split", &mut test, |xs| {
+        forward(student.net.as_ref(), masks, xs)
+    })
+    .with_context(|| format!("{label}: test evaluation failed"))?
+    .accuracy;
+
+    let path = env.checkpoints.join("final.safetensors");
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "budget".into(),
+        serde_json::json!(spec.config.relative_budget),
+    );
+    extra.insert("energy_model".into(), serde_json::json!(model_name(&model)));
+    extra.insert("energy".into(), serde_json::to_value(&outcome.energy)?);
+    extra.insert("method".into(), serde_json::json!(spec.method()));
+    let mut tensors: Vec<(String, Var)> = student.vars.clone();
+    if let Some(masks) = masks {
+        for (layer, mask) in student.net.layers().iter().zip(masks.tensors()) {
+            if let Some(mask) = mask {
+                tensors.push((
+                    format!("input_mask.{}", layer.name),
+                    Var::from_tensor(&mask)?,
+                ));
+            }
+        }
+    }
+    let meta = CheckpointMeta {
+        arch: spec.dense.arch.to_string(),
+        dataset: spec.dense.dataset.to_string(),
+        epoch: outcome.history.len(),
+        seed,
+        git_revision: git_revision(),
+        spec: serde_json::to_value(spec)?,
+        extra,
+    };
+    checkpoint::save(&path, &meta, &tensors, &[])?;
+
+    let total_weights = student
+        .net
+        .layers()
+        .iter()
+        .map(|l| l.weight.elem_count() as u64)
+        .sum();
+    Ok(ConstrainedMetrics {
+        method: spec.method().into(),
+        energy_model: model_name(&model),
+        budget: spec.config.relative_budget.get(),
+        masks: spec.config.masks.is_some(),
+        relative_energy_relaxed: outcome.energy.relaxed,
+        relative_energy_exact: outcome.energy.modelled,
+        nonzero_weights: outcome.energy.nonzero_weights,
+        total_weights,
+        nonzero_inputs: outcome.energy.nonzero_inputs,
+        test_accuracy,
+        dense_test_accuracy: dense.test_accuracy,
+        val_accuracy: outcome.val_accuracy,
+        floor: outcome.floor,
+        dense_energy: outcome.dense_energy,
+        outcome,
+        checkpoint: path.display().to_string(),
+    })
+}
+
+/// The evaluation forward pass, through the input masks when the run trained them.
+fn forward(
+    net: &dyn Network,
+    masks: Option<&InputMasks>,
+    xs: &tensor_core::Tensor,
+) -> tensor_core::Result<tensor_core::Tensor> {
+    match masks {
+        Some(m) => net.forward_tapped(xs, false, &mut &*m),
+        None => net.forward_tapped(xs, false, &mut NoTaps),
+    }
+}
+
+fn model_name(model: &Iclr19) -> String {
+    format!(
+        "{} ({} evaluator for the record, relaxed for the budget)",
+        model.name(),
+        model.evaluator().name()
+    )
+}

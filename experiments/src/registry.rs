@@ -1,0 +1,502 @@
+//! The typed experiment registry: each experiment (one paper table or figure) expands to a list of
+//! run specs per profile, and each kind of run knows how to execute, what metrics it records,
+//! how to summarise them in a line and which table section renders them. Adding an experiment
+//! means a module of its own and the lines here that name it.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, Result, bail};
+use cnn_zoo::Arch;
+use serde::{Deserialize, Serialize};
+use tensor_core::DeviceSpec;
+
+use crate::data::DataSource;
+use crate::record::RunRecord;
+use crate::render::Section;
+use crate::reporter::Reporter;
+use crate::train::{self, TrainOutcome, TrainSpec};
+use crate::{baseline, e2train, eap, eap_estimates, energy_validation, iclr19, zoo_geometry};
+
+/// One experiment of the registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Experiment {
+    /// Layer geometry of every zoo model against the exact weight and MAC totals of the specs.
+    ZooGeometry,
+    /// The iclr19 and eyeriss energy models against the published numbers they reproduce
+    /// (LeNet-5 goldens, Eyeriss ISCA'16 Fig. 10), no training.
+    EnergyValidation,
+    /// Dense LeNet-5 (ICLR'19 layout, MNIST resized to 32x32): the starting point of the
+    /// compression experiments.
+    BaselineLenet5,
+    /// ICLR'19 energy-constrained compression of LeNet-5 on MNIST-32: budgets 0.5 to 0.2 without
+    /// masks, 0.15 and 0.1 with input masks, each against magnitude pruning at equal energy.
+    Iclr19Lenet5,
+    /// E2-Train on a gated ResNet-20 and the embedded MNIST (quick profile): standard training
+    /// against stochastic depth, SMD, SMD + SLU and all three, plus single-technique ablations,
+    /// with training energy priced by energy-model's training model.
+    E2trainMnist,
+    /// E2-Train's ResNet-74 preset on CIFAR-10 (full profile; a GPU run).
+    E2trainCifar10Resnet74,
+    /// E2-Train's ResNet-110 preset on CIFAR-100 (full profile; a GPU run).
+    E2trainCifar100Resnet110,
+    /// CVPR'17 energy-aware pruning of LeNet-5 on MNIST-32 against magnitude pruning under the
+    /// same accuracy budget and fine-tuning, priced by the eyeriss model.
+    EapLenet5,
+    /// Eyeriss estimates without training: AlexNet dense and with Han et al.'s densities,
+    /// SqueezeNet 1.0 and GoogLeNet dense.
+    EapEstimates,
+    /// Energy-aware pruning of AlexNet on ImageNet (full profile; fails: no ImageNet loader).
+    EapAlexnet,
+    /// Energy-aware pruning of GoogLeNet on ImageNet (full profile; fails: no ImageNet loader).
+    EapGooglenet,
+}
+
+impl Experiment {
+    /// Every experiment in registry order.
+    pub const ALL: [Experiment; 11] = [
+        Experiment::ZooGeometry,
+        Experiment::EnergyValidation,
+        Experiment::BaselineLenet5,
+        Experiment::Iclr19Lenet5,
+        Experiment::E2trainMnist,
+        Experiment::E2trainCifar10Resnet74,
+        Experiment::E2trainCifar100Resnet110,
+        Experiment::EapLenet5,
+        Experiment::EapEstimates,
+        Experiment::EapAlexnet,
+        Experiment::EapGooglenet,
+    ];
+
+    /// The order of the README's result sections.
+    pub const READING_ORDER: [Experiment; 11] = [
+        Experiment::EnergyValidation,
+        Experiment::ZooGeometry,
+        Experiment::BaselineLenet5,
+        Experiment::Iclr19Lenet5,
+        Experiment::EapLenet5,
+        Experiment::EapEstimates,
+        Experiment::E2trainMnist,
+        Experiment::E2trainCifar10Resnet74,
+        Experiment::E2trainCifar100Resnet110,
+        Experiment::EapAlexnet,
+        Experiment::EapGooglenet,
+    ];
+
+    /// Registry name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Experiment::ZooGeometry => "zoo-geometry",
+            Experiment::EnergyValidation => "energy-validation",
+            Experiment::BaselineLenet5 => "baseline-lenet5",
+            Experiment::Iclr19Lenet5 => "iclr19-lenet5",
+            Experiment::E2trainMnist => "e2train-mnist",
+            Experiment::E2trainCifar10Resnet74 => "e2train-cifar10-resnet74",
+            Experiment::E2trainCifar100Resnet110 => "e2train-cifar100-resnet110",
+            Experiment::EapLenet5 => "eap-lenet5",
+            Experiment::EapEstimates => "eap-estimates",
+            Experiment::EapAlexnet => "eap-alexnet",
+            Experiment::EapGooglenet => "eap-googlenet",
+        }
+    }
+
+    /// One line on what it produces.
+    pub fn about(self) -> &'static str {
+        match self {
+            Experiment::ZooGeometry => {
+                "per-layer geometry of every model; totals vs docs/energy-models.md B.10 (no training)"
+            }
+            Experiment::EnergyValidation => {
+                "iclr19 LeNet-5 goldens and eyeriss/isca16 AlexNet Fig. 10, paper vs ours (no training)"
+            }
+            Experiment::BaselineLenet5 => {
+                "dense LeNet-5 on MNIST-32: quick = embedded 10k, 3 seeds; full = 60k, 1 seed"
+            }
+            Experiment::Iclr19Lenet5 => {
+                "energy-constrained LeNet-5 (iclr19 model), budgets 0.5..0.1 vs magnitude pruning"
+            }
+            Experiment::E2trainMnist => {
+                "E2-Train gated ResNet-20 on MNIST-32: SD/SMD/SMD+SLU/all vs baseline (energy proxy)"
+            }
+            Experiment::E2trainCifar10Resnet74 => {
+                "full profile only: E2-Train ResNet-74 on CIFAR-10, paper preset (GPU recommended)"
+            }
+            Experiment::E2trainCifar100Resnet110 => {
+                "full profile only: E2-Train ResNet-110 on CIFAR-100, paper preset (GPU recommended)"
+            }
+            Experiment::EapLenet5 => {
+                "energy-aware vs magnitude pruning of LeNet-5, <= 1 point drop (eyeriss chip, N=16)"
+            }
+            Experiment::EapEstimates => {
+                "eyeriss AlexNet dense vs Han et al. densities, SqueezeNet, GoogLeNet (no training)"
+            }
+            Experiment::EapAlexnet | Experiment::EapGooglenet => {
+                "full profile only: EAP on ImageNet, fails fast (no ImageNet loader yet)"
+            }
+        }
+    }
+
+    /// The runs of this experiment in a profile.
+    pub fn runs(self, profile: Profile, ctx: &RunContext) -> Result<Vec<RunSpec>> {
+        Ok(match self {
+            Experiment::ZooGeometry => zoo_geometry::runs(self),
+            Experiment::EnergyValidation => energy_validation::runs(self),
+            Experiment::BaselineLenet5 => baseline::runs(self, profile, ctx),
+            Experiment::Iclr19Lenet5 => iclr19::runs(self, profile, ctx)?,
+            Experiment::E2trainMnist
+            | Experiment::E2trainCifar10Resnet74
+            | Experiment::E2trainCifar100Resnet110 => e2train::runs(self, profile, ctx),
+            Experiment::EapLenet5 | Experiment::EapAlexnet | Experiment::EapGooglenet => {
+                eap::runs(self, profile, ctx)
+            }
+            Experiment::EapEstimates => eap_estimates::runs(self),
+        })
+    }
+
+    /// The README section of this experiment's records (sorted by run id).
+    pub fn section(self, records: &[RunRecord]) -> Result<Section> {
+        match self {
+            Experiment::ZooGeometry => zoo_geometry::section(&typed(records, Metrics::geometry)?),
+            Experiment::EnergyValidation => {
+                energy_validation::section(&typed(records, Metrics::validation)?)
+            }
+            Experiment::BaselineLenet5 => baseline::section(&typed(records, Metrics::train)?),
+            Experiment::Iclr19Lenet5 => iclr19::section(&typed(records, Metrics::constrained)?),
+            Experiment::E2trainMnist
+            | Experiment::E2trainCifar10Resnet74
+            | Experiment::E2trainCifar100Resnet110 => {
+                e2train::section(self, &typed(records, Metrics::e2train)?)
+            }
+            Experiment::EapLenet5 => eap::section(&typed(records, Metrics::eap)?),
+            Experiment::EapEstimates => eap_estimates::section(&typed(records, Metrics::estimate)?),
+            Experiment::EapAlexnet | Experiment::EapGooglenet => {
+                bail!("{self} runs leave no records to tabulate")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Experiment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Experiment {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Experiment::ALL
+            .into_iter()
+            .find(|e| e.name() == s)
+            .with_context(|| format!("no experiment `{s}` in the registry"))
+    }
+}
+
+/// The registry as help text for `reproduce --help`.
+pub fn registry_help() -> String {
+    let mut s =
+        String::from("Experiment registry (quick profile runs offline on embedded data):\n");
+    for e in Experiment::ALL {
+        s.push_str(&format!("  {:<18} {}\n", e.name(), e.about()));
+    }
+    s
+}
+
+/// Experiment profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Offline, embedded data, CPU-sized; the default.
+    Quick,
+    /// Full datasets (downloaded or `--data-dir`), paper-sized; meant for a GPU machine.
+    Full,
+}
+
+impl Profile {
+    /// Both profiles.
+    pub const ALL: [Profile; 2] = [Profile::Quick, Profile::Full];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Full => "full",
+        }
+    }
+
+    /// One line on what it is.
+    pub fn about(self) -> &'static str {
+        match self {
+            Profile::Quick => "offline, embedded data, CPU-sized; the default",
+            Profile::Full => "full datasets (downloaded or --data-dir), paper-sized; for a GPU",
+        }
+    }
+}
+
+impl FromStr for Profile {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .with_context(|| format!("no profile `{s}` (quick or full)"))
+    }
+}
+
+/// What every run of an invocation shares.
+#[derive(Clone, Debug)]
+pub struct RunContext {
+    /// Device for training runs.
+    pub device: DeviceSpec,
+    /// Directory with full datasets, if given.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl RunContext {
+    /// The full-data source: `--data-dir` or the download cache.
+    pub fn full_data(&self) -> DataSource {
+        DataSource::Dir(
+            self.data_dir
+                .clone()
+                .unwrap_or_else(crate::paths::dataset_cache),
+        )
+    }
+}
+
+/// One run: an experiment, a run id unique within it, and what to execute.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// The experiment it belongs to.
+    pub experiment: Experiment,
+    /// Unique within the experiment (`seed1`, `alexnet-caffe`).
+    pub id: String,
+    /// What to execute.
+    pub kind: RunKind,
+}
+
+/// What a run executes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum RunKind {
+    /// Build a model and tabulate its geometry.
+    Geometry {
+        /// The model.
+        arch: Arch,
+    },
+    /// Price published layer tables and compare with the published values.
+    EnergyValidation {
+        /// Which table.
+        check: energy_validation::Check,
+    },
+    /// Train with the baseline trainer.
+    Train(TrainSpec),
+    /// Energy-constrained training from a dense model.
+    Constrained(Box<iclr19::ConstrainedSpec>),
+    /// E2-Train training of a gated ResNet, priced by the training-energy model.
+    E2Train(Box<e2train::E2TrainSpec>),
+    /// Energy-aware or magnitude pruning of a dense model, priced by the eyeriss model.
+    Eap(Box<eap::EapSpec>),
+    /// Eyeriss estimates of zoo geometries, no data.
+    EapEstimate(eap_estimates::EstimateSpec),
+    /// Energy-aware pruning on ImageNet: not supported yet, fails with an error saying so.
+    EapImagenet {
+        /// The model.
+        arch: Arch,
+    },
+}
+
+impl RunSpec {
+    /// The seed recorded with the run (0 for deterministic, seedless runs).
+    pub fn seed(&self) -> u64 {
+        match &self.kind {
+            RunKind::Geometry { .. } | RunKind::EnergyValidation { .. } => 0,
+            RunKind::Train(t) => t.seed,
+            RunKind::Constrained(c) => c.dense.seed,
+            RunKind::E2Train(e) => e.config.seed,
+            RunKind::Eap(e) => e.dense.seed,
+            RunKind::EapEstimate(_) | RunKind::EapImagenet { .. } => 0,
+        }
+    }
+
+    /// `experiment/id`, how runs are named in lines and progress.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.experiment, self.id)
+    }
+}
+
+/// What a run gets besides its spec.
+pub struct RunEnv<'a> {
+    /// The output root: records, checkpoints and the dense-model cache.
+    pub out: &'a Path,
+    /// This run's checkpoint directory.
+    pub checkpoints: PathBuf,
+    /// `experiment/id`.
+    pub label: String,
+    /// Continue from checkpoints where the run has them.
+    pub resume: bool,
+    /// Lines and observers.
+    pub reporter: &'a dyn Reporter,
+}
+
+/// The typed metrics of a record, one variant per kind of run that leaves a record; stored as
+/// the variant's own JSON object (which variant follows from the record's spec).
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Metrics {
+    /// `zoo-geometry`.
+    Geometry(zoo_geometry::GeometryMetrics),
+    /// `energy-validation`.
+    Validation(energy_validation::ValidationMetrics),
+    /// A baseline training run.
+    Train(TrainOutcome),
+    /// `iclr19-lenet5`.
+    Constrained(Box<iclr19::ConstrainedMetrics>),
+    /// `e2train-*`.
+    E2Train(Box<e2train::E2TrainMetrics>),
+    /// `eap-lenet5`.
+    Eap(Box<eap::EapMetrics>),
+    /// `eap-estimates`.
+    Estimate(Box<eap_estimates::EstimateMetrics>),
+}
+
+impl Metrics {
+    /// Reads the metrics of a run of `kind` from their stored JSON.
+    pub fn from_json(kind: &RunKind, value: serde_json::Value) -> Result<Self> {
+        use serde_json::from_value as parse;
+        Ok(match kind {
+            RunKind::Geometry { .. } => Metrics::Geometry(parse(value)?),
+            RunKind::EnergyValidation { .. } => Metrics::Validation(parse(value)?),
+            RunKind::Train(_) => Metrics::Train(parse(value)?),
+            RunKind::Constrained(_) => Metrics::Constrained(parse(value)?),
+            RunKind::E2Train(_) => Metrics::E2Train(parse(value)?),
+            RunKind::Eap(_) => Metrics::Eap(parse(value)?),
+            RunKind::EapEstimate(_) => Metrics::Estimate(parse(value)?),
+            RunKind::EapImagenet { .. } => bail!("eap-imagenet runs leave no metrics"),
+        })
+    }
+
+    fn geometry(&self) -> Option<&zoo_geometry::GeometryMetrics> {
+        match self {
+            Metrics::Geometry(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn validation(&self) -> Option<&energy_validation::ValidationMetrics> {
+        match self {
+            Metrics::Validation(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn train(&self) -> Option<&TrainOutcome> {
+        match self {
+            Metrics::Train(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn constrained(&self) -> Option<&iclr19::ConstrainedMetrics> {
+        match self {
+            Metrics::Constrained(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn e2train(&self) -> Option<&e2train::E2TrainMetrics> {
+        match self {
+            Metrics::E2Train(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn eap(&self) -> Option<&eap::EapMetrics> {
+        match self {
+            Metrics::Eap(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn estimate(&self) -> Option<&eap_estimates::EstimateMetrics> {
+        match self {
+            Metrics::Estimate(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// Records with their metrics of one type, as the table sections take them.
+pub type Typed<'a, M> = [(&'a RunRecord, &'a M)];
+
+fn typed<M>(
+    records: &[RunRecord],
+    pick: fn(&Metrics) -> Option<&M>,
+) -> Result<Vec<(&RunRecord, &M)>> {
+    records
+        .iter()
+        .map(|r| {
+            pick(&r.metrics)
+                .map(|m| (r, m))
+                .with_context(|| format!("record {} has unexpected metrics", r.spec.label()))
+        })
+        .collect()
+}
+
+/// Executes one run: its metrics, and whether it is bit-for-bit reproducible from its seed.
+pub fn execute(run: &RunSpec, env: &RunEnv<'_>) -> Result<(Metrics, bool)> {
+    let cpu = |d: DeviceSpec| d == DeviceSpec::Cpu;
+    Ok(match &run.kind {
+        RunKind::Geometry { arch } => (Metrics::Geometry(zoo_geometry::run(*arch)?), true),
+        RunKind::EnergyValidation { check } => {
+            (Metrics::Validation(energy_validation::run(*check)?), true)
+        }
+        RunKind::Train(spec) => {
+            let mut obs = env.reporter.observer(&env.label);
+            let outcome = train::train(spec, &env.checkpoints, env.resume, obs.as_mut())?;
+            let deterministic = cpu(spec.device) && !spec.arch.uses_dropout();
+            (Metrics::Train(outcome), deterministic)
+        }
+        RunKind::Constrained(spec) => {
+            let metrics = iclr19::run(spec, env)?;
+            let deterministic = cpu(spec.dense.device) && !spec.dense.arch.uses_dropout();
+            (Metrics::Constrained(Box::new(metrics)), deterministic)
+        }
+        RunKind::E2Train(spec) => {
+            // Every random stream of e2-train (drops, gates, stochastic depth) and of the data
+            // (shuffling, augmentation) is drawn from the run's seed.
+            let metrics = e2train::run(spec, env)?;
+            (Metrics::E2Train(Box::new(metrics)), cpu(spec.device))
+        }
+        RunKind::Eap(spec) => {
+            // Fine-tuning is seeded and the least squares are deterministic across threads.
+            let metrics = eap::run(spec, env)?;
+            let deterministic = cpu(spec.dense.device) && !spec.dense.arch.uses_dropout();
+            (Metrics::Eap(Box::new(metrics)), deterministic)
+        }
+        RunKind::EapEstimate(spec) => {
+            (Metrics::Estimate(Box::new(eap_estimates::run(spec)?)), true)
+        }
+        RunKind::EapImagenet { arch } => return Err(eap::imagenet(*arch)),
+    })
+}
+
+/// One line on a record's headline result.
+pub fn summary(record: &RunRecord) -> Option<String> {
+    let what = match (&record.spec.kind, &record.metrics) {
+        (RunKind::Geometry { .. }, Metrics::Geometry(m)) => zoo_geometry::summary(m),
+        (RunKind::EnergyValidation { .. }, Metrics::Validation(m)) => energy_validation::summary(m),
+        (RunKind::Train(spec), Metrics::Train(m)) => baseline::summary(spec, m),
+        (RunKind::Constrained(spec), Metrics::Constrained(m)) => iclr19::summary(spec, m),
+        (RunKind::E2Train(spec), Metrics::E2Train(m)) => e2train::summary(spec, m),
+        (RunKind::Eap(_), Metrics::Eap(m)) => eap::summary(m),
+        (RunKind::EapEstimate(_), Metrics::Estimate(m)) => eap_estimates::summary(m),
+        _ => return None,
+    };
+    Some(format!("{:<34} {what}", record.spec.label()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,397 @@
+//! The run loop of `cargo xtask reproduce` and the single run of `cargo xtask train`: expand the
+//! registry into runs, skip the recorded ones on resume, execute the rest in parallel jobs, and
+//! write one record per run atomically.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use cnn_zoo::Arch;
+use datasets::DatasetId;
+use serde::Serialize;
+use tensor_core::{DeviceSpec, LrDecay, LrSchedule};
+
+use crate::data::DataSource;
+use crate::paths::{check_writable_dir, git_revision, remove_stale_temp_files, write_json_atomic};
+use crate::record::{self, RunRecord};
+use crate::registry::{self, Experiment, Profile, RunContext, RunEnv, RunKind, RunSpec};
+use crate::reporter::Reporter;
+use crate::train::{self, TrainOutcome, TrainSpec};
+
+/// What `reproduce` runs and where.
+#[derive(Clone, Debug)]
+pub struct ReproduceOptions {
+    /// Profile.
+    pub profile: Profile,
+    /// Only these experiments (every experiment when empty).
+    pub only: Vec<Experiment>,
+    /// Device of the training runs.
+    pub device: DeviceSpec,
+    /// Runs executed in parallel (one per core when `None`).
+    pub jobs: Option<usize>,
+    /// Skip recorded runs and continue interrupted ones from their checkpoints.
+    pub resume: bool,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Directory with full datasets (full profile).
+    pub data_dir: Option<PathBuf>,
+    /// Only the runs whose id contains this text.
+    pub filter: Option<String>,
+    /// Shrink every baseline training run to [`SMOKE_RECORDS`] records and [`SMOKE_EPOCHS`]
+    /// epochs (the fault-injection tests kill and resume real runs; the specs show it).
+    pub smoke: bool,
+}
+
+/// Training records of a baseline run under `smoke`.
+pub const SMOKE_RECORDS: usize = 256;
+/// Most epochs of a baseline run under `smoke`.
+pub const SMOKE_EPOCHS: usize = 2;
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+impl ReproduceOptions {
+    /// Parallel jobs: as asked, or one per core; at least one.
+    pub fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(cores).max(1)
+    }
+
+    /// Threads of each job's pool: its share of the cores, at least one.
+    pub fn threads_per_job(&self) -> usize {
+        (cores() / self.jobs()).max(1)
+    }
+
+    /// The environment candle needs for these jobs, of the variables not already set: a process
+    /// that sets them must start with them, because candle reads them itself (see
+    /// [`thread_env`]).
+    pub fn thread_env(&self) -> Vec<(&'static str, String)> {
+        thread_env(self.jobs(), self.threads_per_job())
+    }
+}
+
+/// The thread configuration parallel runs need, as environment variables, leaving out those the
+/// user set. Parallel runs keep every core busy already. candle's elementwise thread pool
+/// serialises its calls behind one lock and spin-waits for its workers, so two runs sharing it
+/// spent a quarter of their CPU time spinning: with more than one job it gets no extra threads
+/// (`CANDLE_NUM_THREADS=1`; candle sizes that pool once, at its first tensor operation).
+/// candle's GEMMs split their work for `RAYON_NUM_THREADS` threads (all cores when unset, read
+/// on every call), so that is a job's share of the cores, the size of its own pool. Both are
+/// read by candle from the process environment, which only the process's creator can set
+/// safely: the binary starts itself again with them.
+pub fn thread_env(jobs: usize, threads_per_job: usize) -> Vec<(&'static str, String)> {
+    if jobs <= 1 {
+        return Vec::new();
+    }
+    [
+        ("CANDLE_NUM_THREADS", "1".to_string()),
+        ("RAYON_NUM_THREADS", threads_per_job.to_string()),
+    ]
+    .into_iter()
+    .filter(|(k, _)| std::env::var_os(k).is_none())
+    .collect()
+}
+
+/// The runs of an invocation: those to execute and those a resume skips.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Runs to execute, in registry order.
+    pub todo: Vec<RunSpec>,
+    /// Runs with a record of the same spec (only on resume).
+    pub done: Vec<RunSpec>,
+}
+
+/// Expands the registry for `opts`. A resume reads the existing records: a damaged or foreign
+/// one is an error naming it, never silently kept or overwritten.
+pub fn plan(opts: &ReproduceOptions) -> Result<Plan> {
+    let ctx = RunContext {
+        device: opts.device,
+        data_dir: opts.data_dir.clone(),
+    };
+    let experiments: Vec<Experiment> = if opts.only.is_empty() {
+        Experiment::ALL.to_vec()
+    } else {
+        opts.only.clone()
+    };
+    let mut plan = Plan {
+        todo: Vec::new(),
+        done: Vec::new(),
+    };
+    for e in experiments {
+        for mut r in e.runs(opts.profile, &ctx)? {
+            if opts
+                .filter
+                .as_ref()
+                .is_some_and(|f| !r.id.contains(f.as_str()))
+            {
+                continue;
+            }
+            if opts.smoke
+                && let RunKind::Train(spec) = &mut r.kind
+            {
+                spec.train_limit = Some(SMOKE_RECORDS);
+                spec.epochs = spec.epochs.min(SMOKE_EPOCHS);
+            }
+            if opts.resume && recorded(&opts.out, &r)? {
+                plan.done.push(r);
+            } else {
+                plan.todo.push(r);
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// Whether `run` has a record of the same spec under `out`.
+fn recorded(out: &Path, run: &RunSpec) -> Result<bool> {
+    let path = record::path(out, run);
+    if !path.exists() {
+        return Ok(false);
+    }
+    let record = RunRecord::read(&path).with_context(|| {
+        format!(
+            "cannot resume {}: delete the record to run it again",
+            run.label()
+        )
+    })?;
+    if record.spec != *run {
+        bail!(
+            "{} records another spec of {}; delete it or use another --out",
+            path.display(),
+            run.label()
+        );
+    }
+    Ok(true)
+}
+
+/// Executes `plan` under `opts.out`, reporting to `reporter`; fails if any run failed.
+pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) -> Result<()> {
+    let out = &opts.out;
+    // Fail before any training if results could not be written; after a kill, clear the
+    // temporary files the killed process left (records and checkpoints themselves are whole).
+    check_writable_dir(out)?;
+    if opts.resume {
+        let removed = remove_stale_temp_files(out)?;
+        if removed > 0 {
+            reporter.line(&format!(
+                "removed {removed} temporary file(s) left by an interrupted run"
+            ));
+        }
+    }
+    reporter.line(&format!(
+        "reproduce ({} profile): {} runs to do, {} already recorded, output in {}",
+        opts.profile.name(),
+        plan.todo.len(),
+        plan.done.len(),
+        out.display()
+    ));
+    reporter.runs_started(plan.todo.len());
+    let queue = Mutex::new(plan.todo.iter());
+    let failures = Mutex::new(Vec::new());
+    let stopped = AtomicBool::new(false);
+    // Runs share nothing but the dense-model cache (which has its own lock).
+    let jobs = opts.jobs().clamp(1, plan.todo.len().max(1));
+    let threads = opts.threads_per_job();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                // Each job's parallel loops (convolutions, GEMMs) run in a pool of its own. A
+                // thread outside rayon's pool hands every loop to the shared workers and sleeps
+                // until they finish: two e2train runs sharing the global pool took 130 ms per
+                // iteration against 85 ms as two processes.
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("reproduce-job-{i}"))
+                    .build();
+                let work = || loop {
+                    let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
+                    let Some(run) = next else { break };
+                    if reporter.stop_requested() {
+                        stopped.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                    if let Err(e) = execute(run, out, opts.resume, reporter) {
+                        reporter.line(&format!("FAILED {}: {e:#}", run.label()));
+                        if let Ok(mut f) = failures.lock() {
+                            f.push(run.label());
+                        }
+                    }
+                    reporter.run_ended();
+                };
+                match pool {
+                    Ok(pool) => pool.install(work),
+                    // Without a pool of its own the job still runs, on the shared one.
+                    Err(_) => work(),
+                }
+            });
+        }
+    });
+    reporter.runs_finished();
+    let failures = failures.into_inner().unwrap_or_default();
+    for r in plan.done.iter().chain(&plan.todo) {
+        if let Some(line) = RunRecord::read(&record::path(out, r))
+            .ok()
+            .and_then(|rec| registry::summary(&rec))
+        {
+            reporter.line(&line);
+        }
+    }
+    reporter.line(&format!(
+        "records: {}\ncheckpoints: {}",
+        out.join("records").display(),
+        out.join("checkpoints").display()
+    ));
+    if !failures.is_empty() {
+        bail!("{} run(s) failed: {}", failures.len(), failures.join(", "));
+    }
+    if stopped.into_inner() {
+        bail!("stopped on request; `--resume` continues where the runs left off");
+    }
+    Ok(())
+}
+
+fn execute(run: &RunSpec, out: &Path, resume: bool, reporter: &dyn Reporter) -> Result<()> {
+    let started = Instant::now();
+    let env = RunEnv {
+        out,
+        checkpoints: out
+            .join("checkpoints")
+            .join(run.experiment.name())
+            .join(&run.id),
+        label: run.label(),
+        resume,
+        reporter,
+    };
+    let (metrics, deterministic) = registry::execute(run, &env)?;
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let record = RunRecord::new(run, metrics, deterministic, git_revision(), wall_seconds);
+    record.write(out)?;
+    reporter.line(&format!("done {} in {wall_seconds:.1}s", env.label));
+    Ok(())
+}
+
+/// What `cargo xtask train` trains: the baseline recipe of a model on a dataset, overridden
+/// where set.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// Model.
+    pub arch: Arch,
+    /// Dataset.
+    pub dataset: DatasetId,
+    /// Full dataset directory (the embedded subset when `None`).
+    pub data_dir: Option<PathBuf>,
+    /// Epochs.
+    pub epochs: Option<usize>,
+    /// Batch size.
+    pub batch: Option<usize>,
+    /// Base learning rate.
+    pub lr: Option<f64>,
+    /// How the rate decays from the base rate.
+    pub decay: LrDecay,
+    /// Only the first records of the training split.
+    pub train_limit: Option<usize>,
+    /// Seed.
+    pub seed: u64,
+    /// Device.
+    pub device: DeviceSpec,
+    /// Output directory (the run goes to `<out>/train/<run>/`).
+    pub out: PathBuf,
+    /// Continue from the run's checkpoint.
+    pub resume: bool,
+}
+
+/// The record `cargo xtask train` leaves next to its checkpoint.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainRecord {
+    /// The spec that ran.
+    pub spec: TrainSpec,
+    /// What it reached.
+    pub outcome: TrainOutcome,
+    /// Git revision of the code.
+    pub git_revision: String,
+    /// Wall-clock seconds.
+    pub wall_seconds: f64,
+}
+
+/// Trains one model and writes its record; returns the run's id and record.
+pub fn train_one(opts: &TrainOptions, reporter: &dyn Reporter) -> Result<(String, TrainRecord)> {
+    let mut spec = TrainSpec::recipe(opts.arch, opts.dataset);
+    if let Some(dir) = &opts.data_dir {
+        spec.data = DataSource::Dir(dir.clone());
+    }
+    spec.train_limit = opts.train_limit;
+    if let Some(e) = opts.epochs {
+        spec.epochs = e;
+    }
+    if let Some(b) = opts.batch {
+        spec.batch = b;
+    }
+    if let Some(lr) = opts.lr {
+        spec.optimizer.lr = lr;
+    }
+    spec.schedule = LrSchedule::new(opts.decay.clone());
+    spec.seed = opts.seed;
+    spec.device = opts.device;
+    let id = format!("{}-{}-seed{}", spec.arch, spec.dataset, spec.seed);
+    let dir = opts.out.join("train").join(&id);
+    check_writable_dir(&dir)?;
+    let started = Instant::now();
+    let mut obs = reporter.observer(&id);
+    let outcome = train::train(&spec, &dir, opts.resume, obs.as_mut())?;
+    drop(obs);
+    let record = TrainRecord {
+        spec,
+        outcome,
+        git_revision: git_revision(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    write_json_atomic(&dir.join("record.json"), &record)?;
+    Ok((id, record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_job_needs_no_thread_configuration() {
+        assert!(thread_env(1, 4).is_empty());
+        let env = thread_env(2, 3);
+        for (k, v) in [("CANDLE_NUM_THREADS", "1"), ("RAYON_NUM_THREADS", "3")] {
+            // A variable the user set is left as it is.
+            if std::env::var_os(k).is_none() {
+                assert!(env.iter().any(|(ek, ev)| *ek == k && ev == v), "{env:?}");
+            }
+        }
+    }
+
+    /// `--smoke` shrinks the baseline runs and says so in their specs; a resume of a directory
+    /// without records has everything to do.
+    #[test]
+    fn plans_shrink_smoke_runs_and_filter_by_id() {
+        let opts = ReproduceOptions {
+            profile: Profile::Quick,
+            only: vec![Experiment::BaselineLenet5, Experiment::ZooGeometry],
+            device: DeviceSpec::Cpu,
+            jobs: Some(1),
+            resume: true,
+            out: std::env::temp_dir().join("experiments-runner-no-such-dir"),
+            data_dir: None,
+            filter: Some("seed2".into()),
+            smoke: true,
+        };
+        let plan = plan(&opts).unwrap();
+        assert!(plan.done.is_empty());
+        let ids: Vec<String> = plan.todo.iter().map(RunSpec::label).collect();
+        assert_eq!(ids, ["baseline-lenet5/seed2"]);
+        let RunKind::Train(spec) = &plan.todo[0].kind else {
+            panic!("not a training run");
+        };
+        assert_eq!(
+            (spec.train_limit, spec.epochs),
+            (Some(SMOKE_RECORDS), SMOKE_EPOCHS)
+        );
+    }
+}

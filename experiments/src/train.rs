@@ -1,0 +1,347 @@
+//! The baseline trainer shared by `cargo xtask train` and the experiments: epochs, a
+//! learning-rate schedule, evaluation after every epoch, an atomic checkpoint after every epoch,
+//! and exact resume.
+//!
+//! It speaks tensor-core's training contract: the schedule is a [`LrSchedule`] on the global
+//! iteration index, the test evaluation is [`tensor_core::evaluate`], an observer's `Break` ends
+//! the run with [`tensor_core::Error::Interrupted`] and a NaN or infinite loss with
+//! [`tensor_core::Error::Diverged`] (the root cause of the returned error, under a context that
+//! says which checkpoint survives).
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use cnn_zoo::Arch;
+use datasets::DatasetId;
+use serde::{Deserialize, Serialize};
+use tensor_core::tensor::nn;
+use tensor_core::{
+    BatchStats, DType, DeviceSpec, EvalStats, LrDecay, LrSchedule, MomentumSgd, Observer, RunStart,
+    SeededInit, SgdConfig, Step, Tensor,
+};
+
+use crate::checkpoint::{self, CheckpointMeta};
+use crate::data::{DataSource, Split, SplitBatches, SplitData};
+use crate::paths::git_revision;
+
+mod schedule_form;
+
+/// Everything that defines a training run; saved in every checkpoint and record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSpec {
+    /// Model.
+    pub arch: Arch,
+    /// Dataset.
+    pub dataset: DatasetId,
+    /// Where the data comes from.
+    pub data: DataSource,
+    /// Use only the first `n` training records (all when `None`).
+    pub train_limit: Option<usize>,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Optimiser hyper-parameters (base learning rate included).
+    pub optimizer: SgdConfig,
+    /// Learning-rate schedule on the global iteration index (milestones count iterations),
+    /// from the base rate `optimizer.lr`.
+    #[serde(with = "schedule_form")]
+    pub schedule: LrSchedule,
+    /// Seed of initialisation, shuffling and augmentation.
+    pub seed: u64,
+    /// Device.
+    pub device: DeviceSpec,
+}
+
+impl TrainSpec {
+    /// The default recipe for an architecture on a dataset: momentum SGD with cosine decay.
+    pub fn recipe(arch: Arch, dataset: DatasetId) -> Self {
+        let (lr, epochs) = match dataset {
+            DatasetId::Mnist | DatasetId::FashionMnist => (0.05, 8),
+            _ => (0.1, 30),
+        };
+        Self {
+            arch,
+            dataset,
+            data: DataSource::Embedded,
+            train_limit: None,
+            epochs,
+            batch: 64,
+            optimizer: SgdConfig {
+                lr,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+            },
+            schedule: LrSchedule::new(LrDecay::Cosine),
+            seed: 1,
+            device: DeviceSpec::Cpu,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.epochs == 0 || self.batch == 0 {
+            bail!(
+                "epochs and batch size must be positive (got {} and {})",
+                self.epochs,
+                self.batch
+            );
+        }
+        self.optimizer.validate()?;
+        if self.train_limit == Some(0) {
+            bail!("the training limit must keep at least one record (got 0)");
+        }
+        self.schedule.clone().validate()?;
+        Ok(())
+    }
+}
+
+/// Accuracy after one epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochResult {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Test-set top-1 accuracy in `[0, 1]`.
+    pub test_accuracy: f64,
+    /// Mean test loss.
+    pub test_loss: f64,
+    /// Seconds spent in this epoch's training and evaluation.
+    pub seconds: f64,
+}
+
+/// What a finished run reports (the record's metrics of a training run).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainOutcome {
+    /// Every epoch, resumed ones included.
+    pub history: Vec<EpochResult>,
+    /// Test accuracy after the last epoch.
+    pub final_accuracy: f64,
+    /// Training records used.
+    pub train_samples: usize,
+    /// Test records evaluated.
+    pub test_samples: usize,
+    /// Path of the final checkpoint.
+    pub checkpoint: PathBuf,
+}
+
+const HISTORY_KEY: &str = "history";
+/// Test images per evaluation batch.
+const EVAL_BATCH: usize = 500;
+
+/// Trains `spec` with checkpoints in `dir` (`last.safetensors`), resuming from it when `resume`
+/// is set and it belongs to the same spec.
+pub fn train(
+    spec: &TrainSpec,
+    dir: &Path,
+    resume: bool,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome> {
+    spec.validate()?;
+    let device = spec.device.to_device()?;
+    tensor_core::seed_device(&device, spec.seed)?;
+    let train_set = SplitData::load(spec, Split::Train)?;
+    let test_set = SplitData::load(spec, Split::Test)?;
+    // Means over no records would be NaN in the record, not an error.
+    for (split, data) in [("training", &train_set), ("test", &test_set)] {
+        if data.is_empty() {
+            bail!("the {split} split of {} has no records", spec.dataset);
+        }
+    }
+    let init = SeededInit::new(spec.seed);
+    let vb = init.var_builder(DType::F32, &device);
+    let [c, _, _] = train_set.sample_shape();
+    let net = cnn_zoo::build(spec.arch, spec.dataset.num_classes(), c, vb)
+        .with_context(|| format!("cannot build {}", spec.arch))?;
+    let vars = init.named_vars();
+    let mut opt = MomentumSgd::with_config(
+        vars.iter().map(|(_, v)| v.clone()).collect(),
+        spec.optimizer,
+    )?;
+
+    let ckpt_path = dir.join("last.safetensors");
+    let spec_json = serde_json::to_value(spec)?;
+    let mut history: Vec<EpochResult> = Vec::new();
+    let mut start_epoch = 0;
+    if resume && ckpt_path.exists() {
+        let ckpt = checkpoint::load(&ckpt_path, &device)?;
+        if ckpt.meta.spec != spec_json {
+            bail!(
+                "{} belongs to a different run spec; remove it or drop --resume",
+                ckpt_path.display()
+            );
+        }
+        checkpoint::restore_vars(&ckpt_path, &ckpt, &vars)?;
+        let buffers = vars
+            .iter()
+            .map(|(name, _)| ckpt.optimizer.get(&format!("momentum.{name}")).cloned())
+            .collect();
+        opt.set_buffers(buffers)?;
+        // The record is built from this history: a missing or short one would silently drop
+        // epochs from it, so both are errors.
+        let rows = ckpt
+            .meta
+            .extra
+            .get(HISTORY_KEY)
+            .cloned()
+            .with_context(|| format!("{} has no training history", ckpt_path.display()))?;
+        history = serde_json::from_value(rows)
+            .with_context(|| format!("{} has a malformed training history", ckpt_path.display()))?;
+        let epochs: Vec<usize> = history.iter().map(|h| h.epoch).collect();
+        if epochs != (0..ckpt.meta.epoch).collect::<Vec<_>>() {
+            bail!(
+                "{} says {} epochs are done but its history holds epochs {epochs:?}",
+                ckpt_path.display(),
+                ckpt.meta.epoch
+            );
+        }
+        if ckpt.meta.epoch > spec.epochs {
+            bail!(
+                "{} holds {} epochs, more than the {} of this run",
+                ckpt_path.display(),
+                ckpt.meta.epoch,
+                spec.epochs
+            );
+        }
+        start_epoch = ckpt.meta.epoch;
+    }
+
+    let n = train_set.len();
+    let per_epoch = n.div_ceil(spec.batch);
+    let total_iters = per_epoch * spec.epochs;
+    observer.on_run_start(&RunStart {
+        name: format!("{} on {} seed {}", spec.arch, spec.dataset, spec.seed),
+        epochs: spec.epochs,
+        batches_per_epoch: per_epoch,
+    });
+    for epoch in start_epoch..spec.epochs {
+        let started = Instant::now();
+        observer.on_epoch_start(epoch);
+        // Per-epoch streams: resuming at an epoch boundary replays exactly the same order.
+        let mut shuffle = tensor_core::rng(spec.seed, &format!("shuffle/{epoch}"));
+        let mut augment = tensor_core::rng(spec.seed, &format!("augment/{epoch}"));
+        let order = tensor_core::seed::permutation(n, &mut shuffle);
+        let mut loss_sum = 0.0;
+        for (b, idx) in order.chunks(spec.batch).enumerate() {
+            let iter = epoch * per_epoch + b;
+            let at = || Step::new("training", epoch, b);
+            let lr = spec.schedule.at(spec.optimizer.lr, iter, total_iters);
+            tensor_core::tensor::Optimizer::set_learning_rate(&mut opt, lr);
+            let (xs, ys) = train_set.batch(idx, Some(&mut augment), &device)?;
+            let logits = net.forward_t(&xs, true)?;
+            let loss = nn::loss::cross_entropy(&logits, &ys)?;
+            let loss_v = tensor_core::finite_loss(loss.to_scalar::<f32>()? as f64, at)
+                .map_err(|e| stopped(e, iter, &ckpt_path))?;
+            let grads = loss.backward()?;
+            opt.step_grads(&grads)?;
+            loss_sum += loss_v;
+            let stats = BatchStats {
+                epoch,
+                batch: b,
+                loss: loss_v,
+                lr,
+                samples: idx.len(),
+            };
+            if let ControlFlow::Break(()) = observer.on_batch_end(&stats) {
+                let interrupted = tensor_core::Error::Interrupted { at: at() };
+                return Err(stopped(interrupted, iter, &ckpt_path));
+            }
+        }
+        let mut test_batches = SplitBatches::in_order(&test_set, EVAL_BATCH, &device);
+        let test = tensor_core::evaluate("the test split", &mut test_batches, |xs| {
+            net.forward_t(xs, false)
+        })?;
+        // The last step of an epoch can leave non-finite weights behind a finite loss: never
+        // let them overwrite the last good checkpoint.
+        let last_step = (epoch + 1) * per_epoch - 1;
+        if let Some(name) = first_non_finite(&vars)? {
+            let what = format!("parameter `{name}` after epoch {}", epoch + 1);
+            return Err(stopped(
+                tensor_core::Error::NonFinite { what },
+                last_step,
+                &ckpt_path,
+            ));
+        }
+        if !test.loss.is_finite() {
+            let what = format!("the test loss after epoch {}", epoch + 1);
+            return Err(stopped(
+                tensor_core::Error::NonFinite { what },
+                last_step,
+                &ckpt_path,
+            ));
+        }
+        observer.on_eval(&EvalStats {
+            epoch,
+            split: "test".into(),
+            accuracy: test.accuracy,
+            loss: test.loss,
+            samples: test.samples,
+        });
+        history.push(EpochResult {
+            epoch,
+            train_loss: loss_sum / per_epoch as f64,
+            test_accuracy: test.accuracy,
+            test_loss: test.loss,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        let mut extra = serde_json::Map::new();
+        extra.insert(HISTORY_KEY.into(), serde_json::to_value(&history)?);
+        let meta = CheckpointMeta {
+            arch: spec.arch.to_string(),
+            dataset: spec.dataset.to_string(),
+            epoch: epoch + 1,
+            seed: spec.seed,
+            git_revision: git_revision(),
+            spec: spec_json.clone(),
+            extra,
+        };
+        let optim: Vec<(String, Tensor)> = vars
+            .iter()
+            .zip(opt.buffers())
+            .filter_map(|((name, _), b)| b.clone().map(|b| (format!("momentum.{name}"), b)))
+            .collect();
+        checkpoint::save(&ckpt_path, &meta, &vars, &optim)?;
+    }
+    let final_accuracy = history.last().map_or(0.0, |h| h.test_accuracy);
+    Ok(TrainOutcome {
+        history,
+        final_accuracy,
+        train_samples: n,
+        test_samples: test_set.len(),
+        checkpoint: ckpt_path,
+    })
+}
+
+/// A run that stopped at global step `iter`: the cause (interrupt, divergence) stays the root of
+/// the error, the context says which checkpoint survives.
+fn stopped(cause: tensor_core::Error, iter: usize, ckpt: &Path) -> anyhow::Error {
+    let kept = if ckpt.exists() {
+        format!("the last good checkpoint {} is kept", ckpt.display())
+    } else {
+        "no epoch completed, so no checkpoint was written".into()
+    };
+    anyhow::Error::new(cause).context(format!("training stopped at global step {iter}; {kept}"))
+}
+
+/// The name of the first variable holding a NaN or an infinity, if any.
+pub fn first_non_finite(vars: &[(String, tensor_core::Var)]) -> Result<Option<String>> {
+    for (name, var) in vars {
+        // One reduction per variable: NaN and ±inf survive a sum of absolute values, and a
+        // finite f32 tensor of these sizes cannot overflow it in f64.
+        let sum = var
+            .as_tensor()
+            .abs()?
+            .to_dtype(DType::F64)?
+            .sum_all()?
+            .to_scalar::<f64>()?;
+        if !sum.is_finite() {
+            return Ok(Some(name.clone()));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,286 @@
+use super::*;
+
+/// The schedule keeps the shape committed records and checkpoints have (`{"kind": "cosine"}`),
+/// and a warm-up, which that shape cannot hold, writes the whole schedule; both read back.
+#[test]
+fn schedule_keeps_its_stored_shape() {
+    let spec = TrainSpec::recipe(Arch::Lenet5, DatasetId::Mnist);
+    let json = serde_json::to_value(&spec).unwrap();
+    assert_eq!(json["schedule"], serde_json::json!({"kind": "cosine"}));
+    assert_eq!(serde_json::from_value::<TrainSpec>(json).unwrap(), spec);
+    let mut warm = spec.clone();
+    warm.schedule = LrSchedule::new(LrDecay::Constant).with_warmup(10, 0.01);
+    let json = serde_json::to_value(&warm).unwrap();
+    assert_eq!(json["schedule"]["decay"]["kind"], "constant");
+    assert_eq!(json["schedule"]["warmup"]["iterations"], 10);
+    assert_eq!(serde_json::from_value::<TrainSpec>(json).unwrap(), warm);
+}
+
+fn small_spec(limit: usize, epochs: usize) -> TrainSpec {
+    let mut spec = TrainSpec::recipe(Arch::Lenet5, DatasetId::Mnist);
+    spec.train_limit = Some(limit);
+    spec.epochs = epochs;
+    spec.seed = 5;
+    spec
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("experiments-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn model_tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let ckpt = checkpoint::load(path, &tensor_core::Device::Cpu).unwrap();
+    let mut v: Vec<_> = ckpt
+        .model
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// docs/datasets.md §6 suggests > 80% after 3 epochs on 2k images; one epoch on the embedded 10k
+/// with momentum SGD measured 93.8% here (the spec's reference: 89.8–94.7% over 3 seeds).
+#[test]
+fn one_epoch_on_embedded_mnist_beats_85_percent() {
+    let spec = small_spec(10_000, 1);
+    let dir = scratch("one-epoch");
+    let mut obs = tensor_core::RecordingObserver::default();
+    let out = train(&spec, &dir, false, &mut obs).unwrap();
+    assert_eq!(out.test_samples, 10_000);
+    assert!(out.final_accuracy > 0.85, "accuracy {}", out.final_accuracy);
+    let meta = checkpoint::load(&out.checkpoint, &tensor_core::Device::Cpu)
+        .unwrap()
+        .meta;
+    assert_eq!(
+        (
+            meta.arch.as_str(),
+            meta.dataset.as_str(),
+            meta.epoch,
+            meta.seed
+        ),
+        ("lenet5", "mnist", 1, 5)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn interrupted_run_resumes_to_identical_weights() {
+    let spec = small_spec(256, 2);
+    let (a, b) = (scratch("straight"), scratch("resumed"));
+    let straight = train(&spec, &a, false, &mut tensor_core::NoopObserver).unwrap();
+
+    // Stop one batch into the second epoch: the checkpoint of epoch 1 must survive.
+    let per_epoch = 256usize.div_ceil(spec.batch);
+    let mut stopper = tensor_core::RecordingObserver {
+        stop_after_batches: Some(per_epoch + 1),
+        ..Default::default()
+    };
+    let err = train(&spec, &b, false, &mut stopper).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("interrupted after training, epoch 2 batch 1"),
+        "{err:#}"
+    );
+    assert!(matches!(
+        err.downcast_ref::<tensor_core::Error>(),
+        Some(tensor_core::Error::Interrupted { .. })
+    ));
+    let ckpt = b.join("last.safetensors");
+    assert_eq!(
+        checkpoint::load(&ckpt, &tensor_core::Device::Cpu)
+            .unwrap()
+            .meta
+            .epoch,
+        1
+    );
+
+    let resumed = train(&spec, &b, true, &mut tensor_core::NoopObserver).unwrap();
+    assert_eq!(
+        model_tensors(&straight.checkpoint),
+        model_tensors(&resumed.checkpoint)
+    );
+    assert_eq!(straight.history.len(), resumed.history.len());
+    assert_eq!(straight.final_accuracy, resumed.final_accuracy);
+
+    // A checkpoint of another spec is refused, not silently continued.
+    let mut other = spec.clone();
+    other.seed = 6;
+    let err = train(&other, &b, true, &mut tensor_core::NoopObserver).unwrap_err();
+    assert!(format!("{err}").contains("different run spec"), "{err}");
+    for d in [a, b] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn checkpoint_of_another_arch_is_a_clear_error() {
+    let dir = scratch("arch");
+    let spec = small_spec(64, 1);
+    let out = train(&spec, &dir, false, &mut tensor_core::NoopObserver).unwrap();
+    let ckpt = checkpoint::load(&out.checkpoint, &tensor_core::Device::Cpu).unwrap();
+    let init = SeededInit::new(0);
+    let vb = init.var_builder(DType::F32, &tensor_core::Device::Cpu);
+    cnn_zoo::build(Arch::Lenet5Caffe, 10, 1, vb).unwrap();
+    let err = checkpoint::restore_vars(&out.checkpoint, &ckpt, &init.named_vars()).unwrap_err();
+    assert!(format!("{err}").contains("last.safetensors"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn diverging_loss_stops_with_the_step_named() {
+    let mut spec = small_spec(512, 1);
+    spec.optimizer.lr = 1e9;
+    spec.schedule = LrSchedule::new(LrDecay::Constant);
+    let dir = scratch("nan");
+    let err = train(&spec, &dir, false, &mut tensor_core::NoopObserver).unwrap_err();
+    assert!(matches!(
+        err.downcast_ref::<tensor_core::Error>(),
+        Some(tensor_core::Error::Diverged { .. })
+    ));
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("training loss became") && msg.contains("global step"),
+        "{msg}"
+    );
+    assert!(msg.contains("no checkpoint was written"), "{msg}");
+    assert!(!dir.join("last.safetensors").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Divergence in epoch 2 (the rate jumps to 1e30 when the first epoch's warm-up at the recipe's
+/// rate ends): the error names the step, and the checkpoint of epoch 1 is kept exactly as a run
+/// that stopped there would leave it.
+#[test]
+fn divergence_after_a_good_epoch_keeps_its_checkpoint() {
+    let mut spec = small_spec(256, 2);
+    let per_epoch = 256usize.div_ceil(spec.batch);
+    spec.schedule = LrSchedule::new(LrDecay::Constant).with_warmup(per_epoch, spec.optimizer.lr);
+    spec.optimizer.lr = 1e30;
+    let dir = scratch("nan-epoch2");
+    let err = train(&spec, &dir, false, &mut tensor_core::NoopObserver).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("epoch 2") && msg.contains("global step"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("last good checkpoint") && msg.contains("last.safetensors"),
+        "{msg}"
+    );
+    let ckpt = dir.join("last.safetensors");
+    let meta = checkpoint::load(&ckpt, &tensor_core::Device::Cpu)
+        .unwrap()
+        .meta;
+    assert_eq!(meta.epoch, 1);
+    let kept = model_tensors(&ckpt);
+    assert!(kept.iter().all(|(_, v)| v.iter().all(|x| x.is_finite())));
+
+    // Epoch 1 runs at the warm-up rate either way: a one-epoch run gives the same weights.
+    let mut one = spec.clone();
+    one.epochs = 1;
+    let other = scratch("nan-epoch1-only");
+    let straight = train(&one, &other, false, &mut tensor_core::NoopObserver).unwrap();
+    assert_eq!(kept, model_tensors(&straight.checkpoint));
+    for d in [dir, other] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn non_finite_parameters_are_named() {
+    let finite = tensor_core::Var::new(&[1.0f32, -2.0], &tensor_core::Device::Cpu).unwrap();
+    let nan = tensor_core::Var::new(&[1.0f32, f32::NAN], &tensor_core::Device::Cpu).unwrap();
+    let inf = tensor_core::Var::new(&[f32::NEG_INFINITY], &tensor_core::Device::Cpu).unwrap();
+    let vars = |v: &[&tensor_core::Var]| -> Vec<(String, tensor_core::Var)> {
+        v.iter()
+            .enumerate()
+            .map(|(i, v)| (format!("v{i}"), (*v).clone()))
+            .collect()
+    };
+    assert_eq!(first_non_finite(&vars(&[&finite])).unwrap(), None);
+    assert_eq!(
+        first_non_finite(&vars(&[&finite, &nan]))
+            .unwrap()
+            .as_deref(),
+        Some("v1")
+    );
+    assert_eq!(
+        first_non_finite(&vars(&[&inf, &nan])).unwrap().as_deref(),
+        Some("v0")
+    );
+}
+
+/// Trains `spec` cut to one epoch into `dir`, then rewrites its checkpoint as if `spec` had
+/// written it, with `edit` applied to the metadata and the model tensors.
+fn forged_checkpoint(
+    spec: &TrainSpec,
+    dir: &Path,
+    edit: impl FnOnce(&mut CheckpointMeta, &mut Vec<(String, tensor_core::Var)>),
+) {
+    let mut one = spec.clone();
+    one.epochs = 1;
+    train(&one, dir, false, &mut tensor_core::NoopObserver).unwrap();
+    let path = dir.join("last.safetensors");
+    let ckpt = checkpoint::load(&path, &tensor_core::Device::Cpu).unwrap();
+    let mut meta = ckpt.meta.clone();
+    meta.spec = serde_json::to_value(spec).unwrap();
+    let mut vars: Vec<(String, tensor_core::Var)> = ckpt
+        .model
+        .iter()
+        .map(|(k, t)| (k.clone(), tensor_core::Var::from_tensor(t).unwrap()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    edit(&mut meta, &mut vars);
+    checkpoint::save(&path, &meta, &vars, &[]).unwrap();
+}
+
+/// A checkpoint whose history disagrees with its epoch count is refused on resume: the record
+/// would otherwise silently lose epochs.
+#[test]
+fn resume_refuses_a_checkpoint_with_a_short_history() {
+    let spec = small_spec(64, 2);
+    let dir = scratch("short-history");
+    forged_checkpoint(&spec, &dir, |meta, _| {
+        meta.extra.insert(HISTORY_KEY.into(), serde_json::json!([]));
+    });
+    let err = train(&spec, &dir, true, &mut tensor_core::NoopObserver).unwrap_err();
+    assert!(
+        format!("{err}").contains("history holds epochs []"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A checkpoint holding a NaN is refused on resume, naming the tensor, instead of surfacing
+/// later as a diverged loss.
+#[test]
+fn resume_refuses_a_checkpoint_with_nan_weights() {
+    let spec = small_spec(64, 2);
+    let dir = scratch("nan-ckpt");
+    forged_checkpoint(&spec, &dir, |_, vars| {
+        let (name, var) = &vars[0];
+        let mut v = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        v[0] = f32::NAN;
+        let t = tensor_core::Tensor::from_vec(v, var.dims(), &tensor_core::Device::Cpu).unwrap();
+        vars[0] = (name.clone(), tensor_core::Var::from_tensor(&t).unwrap());
+    });
+    let err = format!(
+        "{:#}",
+        train(&spec, &dir, true, &mut tensor_core::NoopObserver).unwrap_err()
+    );
+    assert!(err.contains("holds NaN or infinite values"), "{err}");
+    assert!(err.contains("last.safetensors"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
