@@ -26,16 +26,23 @@ pub struct CifarBatch {
     pub coarse_labels: Option<Vec<u8>>,
 }
 
+impl CifarBatch {
+    /// An empty batch with room for `n` records and no coarse labels.
+    fn with_capacity(n: usize) -> Self {
+        CifarBatch {
+            n,
+            pixels: Vec::with_capacity(n * IMAGE_BYTES),
+            labels: Vec::with_capacity(n),
+            coarse_labels: None,
+        }
+    }
+}
+
 /// Parses a CIFAR-10 binary batch (`data_batch_k.bin`, `test_batch.bin`): 3,073-byte records,
 /// labels in 0..=9.
 pub fn parse_cifar10(file: &str, bytes: &[u8]) -> Result<CifarBatch> {
     let records = records(file, bytes, CIFAR10_RECORD)?;
-    let mut batch = CifarBatch {
-        n: records.len(),
-        pixels: Vec::with_capacity(records.len() * IMAGE_BYTES),
-        labels: Vec::with_capacity(records.len()),
-        coarse_labels: None,
-    };
+    let mut batch = CifarBatch::with_capacity(records.len());
     for (index, r) in records.iter().enumerate() {
         batch.labels.push(check_label(file, index, r[0], 9)?);
         batch.pixels.extend_from_slice(&r[1..]);
@@ -48,12 +55,7 @@ pub fn parse_cifar10(file: &str, bytes: &[u8]) -> Result<CifarBatch> {
 pub fn parse_cifar100(file: &str, bytes: &[u8]) -> Result<CifarBatch> {
     let records = records(file, bytes, CIFAR100_RECORD)?;
     let mut coarse = Vec::with_capacity(records.len());
-    let mut batch = CifarBatch {
-        n: records.len(),
-        pixels: Vec::with_capacity(records.len() * IMAGE_BYTES),
-        labels: Vec::with_capacity(records.len()),
-        coarse_labels: None,
-    };
+    let mut batch = CifarBatch::with_capacity(records.len());
     for (index, r) in records.iter().enumerate() {
         coarse.push(check_label(file, index, r[0], 19)?);
         batch.labels.push(check_label(file, index, r[1], 99)?);

@@ -5,7 +5,7 @@ use tensor_core::{Device, Rng, Tensor};
 use crate::cifar::{CifarBatch, parse_cifar10, parse_cifar100};
 use crate::error::{Error, Result};
 use crate::id::{DatasetId, Split};
-use crate::idx::{parse_idx_images, parse_idx_labels};
+use crate::idx::{inflate, parse_idx_images, parse_idx_labels};
 use crate::source::{Source, layout};
 use crate::transform::Transform;
 
@@ -29,15 +29,21 @@ pub struct RawDataset {
 
 impl RawDataset {
     /// Reads and parses one split from `source`. IDX files may be raw or gzip; CIFAR-10's
-    /// training split is `data_batch_1.bin` … `data_batch_5.bin` concatenated. Errors name the
-    /// file; [`Error::NotEmbedded`] for the CIFAR training splits of [`Source::Embedded`].
+    /// training split is `data_batch_1.bin` … `data_batch_5.bin` concatenated. A
+    /// [`Source::Dir`] is searched with [`locate`](crate::locate), and every file read from it
+    /// is checked against the manifest's raw digests after it parses, so a damaged file reports
+    /// what is wrong with it and an intact one that is not the official file says so
+    /// ([`Error::WrongFile`], [`Error::UnknownFile`]). Errors name the file;
+    /// [`Error::NotEmbedded`] for the CIFAR training splits of [`Source::Embedded`].
     pub fn load(id: DatasetId, split: Split, source: &Source) -> Result<Self> {
-        let files = layout(id, split);
+        let names = layout(id, split);
+        let files = source.open(id)?;
         match id {
             DatasetId::Mnist | DatasetId::FashionMnist => {
-                let images = source.read(&files[0], id, split)?;
-                let labels = source.read(&files[1], id, split)?;
-                let images_parsed = parse_idx_images(&images.name, &images.bytes)?;
+                let images = files.read(&names[0], split)?;
+                let labels = files.read(&names[1], split)?;
+                let images_raw = inflate(&images.name, &images.bytes)?;
+                let images_parsed = parse_idx_images(&images.name, &images_raw)?;
                 let [_, h, w] = id.input_shape();
                 if (images_parsed.rows, images_parsed.cols) != (h, w) {
                     return Err(Error::DimsMismatch {
@@ -46,7 +52,8 @@ impl RawDataset {
                         got: vec![images_parsed.rows, images_parsed.cols],
                     });
                 }
-                let labels_parsed = parse_idx_labels(&labels.name, &labels.bytes)?;
+                let labels_raw = inflate(&labels.name, &labels.bytes)?;
+                let labels_parsed = parse_idx_labels(&labels.name, &labels_raw)?;
                 if labels_parsed.len() != images_parsed.n {
                     return Err(Error::CountMismatch {
                         file: labels.name,
@@ -54,6 +61,8 @@ impl RawDataset {
                         labels: labels_parsed.len(),
                     });
                 }
+                files.verify(&images, &images_raw)?;
+                files.verify(&labels, &labels_raw)?;
                 Ok(Self {
                     id,
                     split,
@@ -72,12 +81,13 @@ impl RawDataset {
                     labels: Vec::new(),
                     coarse_labels: (id == DatasetId::Cifar100).then(Vec::new),
                 };
-                for candidates in &files {
-                    let file = source.read(candidates, id, split)?;
+                for candidates in &names {
+                    let file = files.read(candidates, split)?;
                     let batch = match id {
                         DatasetId::Cifar10 => parse_cifar10(&file.name, &file.bytes)?,
                         _ => parse_cifar100(&file.name, &file.bytes)?,
                     };
+                    files.verify(&file, &file.bytes)?;
                     out.append(batch);
                 }
                 Ok(out)

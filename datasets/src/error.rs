@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::id::{DatasetId, Split};
+use crate::manifest::KnownFile;
 
 /// Errors raised while reading, parsing, verifying or transforming datasets.
 #[non_exhaustive]
@@ -124,6 +125,56 @@ pub enum Error {
     FileNotFound {
         /// Every path tried, in order.
         tried: Vec<PathBuf>,
+    },
+
+    /// No folder of any [`Layout`](crate::Layout) under the data root holds any of the
+    /// dataset's files.
+    #[error(
+        "no {dataset} files under {}: looked in {} for {}",
+        root.display(),
+        display_paths(looked_in),
+        display_names(names)
+    )]
+    DatasetNotFound {
+        /// The dataset looked for.
+        dataset: DatasetId,
+        /// The data root.
+        root: PathBuf,
+        /// Every folder looked in, in order.
+        looked_in: Vec<PathBuf>,
+        /// Every accepted file name.
+        names: Vec<String>,
+    },
+
+    /// A file read from disk that is another file of the manifest, such as Fashion-MNIST's
+    /// training images under MNIST's name.
+    #[error("{file} is {found}, not {}", expected.short_against(found))]
+    WrongFile {
+        /// The file.
+        file: String,
+        /// The file it should be.
+        expected: KnownFile,
+        /// The file its digest says it is.
+        found: KnownFile,
+    },
+
+    /// A file read from disk whose digest matches no file of the manifest: not an official copy
+    /// (a subset, another release) or a damaged one.
+    #[error(
+        "{file}: {algorithm} {got} matches no file of the manifest ({expected} has {digest}); \
+         only the official files are read"
+    )]
+    UnknownFile {
+        /// The file.
+        file: String,
+        /// The file it should be.
+        expected: KnownFile,
+        /// `sha256`, or `md5` where the manifest lists no SHA-256.
+        algorithm: &'static str,
+        /// The manifest's digest of the expected file.
+        digest: String,
+        /// The digest of the bytes.
+        got: String,
     },
 
     /// The embedded subsets hold no such split (only the CIFAR test records are embedded).
@@ -317,6 +368,30 @@ impl std::fmt::Display for TransformProblem {
 fn display_paths(paths: &[PathBuf]) -> String {
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     names.join(", ")
+}
+
+/// Names joined, `x` followed by `x.gz` written once as `x[.gz]`.
+fn display_names(names: &[String]) -> String {
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for n in names {
+        match (out.last_mut(), n.strip_suffix(".gz")) {
+            (Some(last), Some(stem)) if last == stem => last.push_str("[.gz]"),
+            _ => out.push(n.clone()),
+        }
+    }
+    out.join(", ")
+}
+
+impl KnownFile {
+    /// How the file named `found` instead reads in `…, not {this}`: the dataset alone when the
+    /// two differ only in it (`MNIST's`), the whole description otherwise.
+    fn short_against(&self, found: &KnownFile) -> String {
+        if self.name == found.name {
+            format!("{}'s", self.dataset.title())
+        } else {
+            self.to_string()
+        }
+    }
 }
 
 /// Result alias with the crate's [`Error`].

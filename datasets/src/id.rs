@@ -44,6 +44,16 @@ impl DatasetId {
         }
     }
 
+    /// The name in prose and messages: `MNIST`, `Fashion-MNIST`, `CIFAR-10`, `CIFAR-100`.
+    pub fn title(self) -> &'static str {
+        match self {
+            DatasetId::Mnist => "MNIST",
+            DatasetId::FashionMnist => "Fashion-MNIST",
+            DatasetId::Cifar10 => "CIFAR-10",
+            DatasetId::Cifar100 => "CIFAR-100",
+        }
+    }
+
     /// The directory holding the dataset's files, as in the official archives and under
     /// `datasets/data/` (docs/datasets.md §3).
     pub fn dir_name(self) -> &'static str {

@@ -3,8 +3,9 @@
 //!
 //! - [`DatasetId`] and [`Split`] name what to load; [`Source`] says where from: the real-data
 //!   subsets compiled into the crate ([`Source::Embedded`], offline, for tests and the default
-//!   run) or a directory with the official layout ([`Source::Dir`]). Both go through the same
-//!   parsers.
+//!   run) or a data root on disk ([`Source::Dir`]), where [`locate`] finds the files in the
+//!   download cache's layout, torchvision's, or a flat folder ([`Layout`]) and the manifest's
+//!   raw digests say whether they are the official ones. Both go through the same parsers.
 //! - [`RawDataset::load`] returns one split as host bytes (`u8` CHW pixels, `u32` labels);
 //!   [`RawDataset::batch`] and [`RawDataset::to_tensors`] turn records into candle tensors
 //!   through a [`Transform`], so a training loop shuffles and augments per batch.
@@ -13,8 +14,9 @@
 //!   pure functions in [`transform`].
 //! - [`idx`] and [`cifar`] are the parsers, pure functions over bytes with typed errors naming
 //!   the file.
-//! - [`Manifest`] is the download manifest for `cargo xtask datasets`; [`checksum`] verifies
-//!   bytes; [`verify_embedded`] checks the embedded files against their `SHA256SUMS`.
+//! - [`Manifest`] is the download manifest for `cargo xtask datasets` and the list of official
+//!   files whose raw digests the loader checks; [`checksum`] verifies bytes; [`verify_embedded`]
+//!   checks the embedded files against their `SHA256SUMS`.
 //!
 //! The crate never downloads and never writes files.
 //!
@@ -52,6 +54,7 @@ mod embedded;
 pub mod error;
 mod id;
 pub mod idx;
+mod locate;
 pub mod manifest;
 mod source;
 pub mod transform;
@@ -64,7 +67,8 @@ pub use id::{
     CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, DatasetId,
     FASHION_MNIST_CLASSES, MNIST_CLASSES, Split,
 };
-pub use manifest::{Archive, DatasetEntry, FileEntry, MANIFEST_TOML, Manifest};
+pub use locate::{Layout, Located, locate};
+pub use manifest::{Archive, DatasetEntry, FileEntry, KnownFile, MANIFEST_TOML, Manifest};
 pub use source::Source;
 pub use transform::{Augment, AugmentDraw, Normalization, Transform, TransformConfig};
 

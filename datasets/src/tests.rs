@@ -13,6 +13,8 @@ use crate::idx::{inflate, parse_idx_images, parse_idx_labels};
 use crate::transform::{crop_padded, hflip, pad_to, replicate_channels, resize_bilinear};
 use crate::*;
 
+mod layout;
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
@@ -546,6 +548,8 @@ fn dir_source_reads_the_same_layout() {
 #[test]
 fn dir_source_missing_file_names_every_candidate() {
     let s = Scratch::new("dir-missing");
+    // One file of the dataset, so its folder is found.
+    s.write("fashion-mnist/t10k-labels-idx1-ubyte", &idx_labels(&[1]));
     let err = RawDataset::load(DatasetId::FashionMnist, Split::Train, &s.source()).unwrap_err();
     let Error::FileNotFound { tried } = &err else {
         panic!("{err}")
@@ -953,7 +957,7 @@ fn canonical_manifest() {
         fashion
             .files
             .iter()
-            .all(|f| f.raw.md5.is_some() && f.raw.sha256.is_none())
+            .all(|f| f.raw.md5.is_some() && f.raw.sha256.is_some())
     );
     let c10 = m
         .dataset(DatasetId::Cifar10)

@@ -6,6 +6,7 @@ use anyhow::Result;
 use cnn_zoo::Arch;
 use datasets::DatasetId;
 
+use crate::data::DataSource;
 use crate::registry::{Experiment, Profile, RunContext, RunKind, RunSpec, Typed};
 use crate::render::format::{grouped, mean_sd};
 use crate::render::{Section, Table};
@@ -18,7 +19,7 @@ pub fn lenet5_recipe(seed: u64, profile: Profile, ctx: &RunContext) -> TrainSpec
     spec.seed = seed;
     spec.device = ctx.device;
     if profile == Profile::Full {
-        spec.data = ctx.full_data();
+        spec.data = DataSource::Full;
         spec.epochs = 15;
     }
     spec

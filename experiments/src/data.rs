@@ -1,15 +1,90 @@
-//! Data for the trainers: a dataset split with the input pipeline an architecture expects, and
-//! its records served as [`BatchSource`]s, either materialised once ([`TensorBatches`]) or
-//! converted batch by batch ([`SplitBatches`]).
+//! Data for the trainers: which data a run uses ([`DataSource`], part of its spec) and where this
+//! machine keeps it ([`DataDir`], part of the run context); a dataset split with the input
+//! pipeline an architecture expects, and its records served as [`BatchSource`]s, either
+//! materialised once ([`TensorBatches`]) or converted batch by batch ([`SplitBatches`]).
 
-use anyhow::{Context, Result};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
 use cnn_zoo::Arch;
-use datasets::{DatasetId, Normalization, RawDataset, Transform, TransformConfig};
+use datasets::{DatasetId, Located, Normalization, RawDataset, Source, Transform, TransformConfig};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
 use tensor_core::{BatchSource, Device, Tensor};
 
-pub use datasets::{Source as DataSource, Split};
+pub use datasets::Split;
 
 use crate::train::TrainSpec;
+
+/// Which data a run uses, as its spec records it. It never says where the data lies, so two
+/// machines running the same run write the same spec, and a run resumes from a copy in another
+/// folder. Stored as `"embedded"` or `"full"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataSource {
+    /// The subsets embedded in the datasets crate (docs/datasets.md §3).
+    #[default]
+    Embedded,
+    /// The complete official dataset: the files whose raw digests `datasets/manifest.toml`
+    /// lists, read from the run context's [`DataDir`].
+    Full,
+}
+
+impl<'de> Deserialize<'de> for DataSource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        // Specs written before they named their data held its folder (`{"dir": path}`), which
+        // only the full dataset was read from.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Stored {
+            Embedded,
+            Full,
+            Dir(IgnoredAny),
+        }
+        Ok(match Stored::deserialize(d)? {
+            Stored::Embedded => DataSource::Embedded,
+            Stored::Full | Stored::Dir(_) => DataSource::Full,
+        })
+    }
+}
+
+/// Where this machine keeps the full datasets: the `--data-dir` folder, else the download cache
+/// ([`crate::paths::dataset_cache`]). Part of the run context, never of a spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DataDir(Option<PathBuf>);
+
+impl DataDir {
+    /// The folder given on the command line, or the download cache when `None`.
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        Self(dir)
+    }
+
+    /// The data root.
+    pub fn root(&self) -> PathBuf {
+        self.0.clone().unwrap_or_else(crate::paths::dataset_cache)
+    }
+
+    /// Where `data` of a dataset is read from.
+    pub fn source(&self, data: DataSource) -> Source {
+        match data {
+            DataSource::Embedded => Source::Embedded,
+            DataSource::Full => Source::Dir(self.root()),
+        }
+    }
+
+    /// The folder and layout holding the full `dataset` ([`datasets::locate`]).
+    pub fn locate(&self, dataset: DatasetId) -> Result<Located> {
+        let root = self.root();
+        datasets::locate(&root, dataset).with_context(|| match self.0 {
+            Some(_) => format!("no full {dataset} in {}", root.display()),
+            None => format!(
+                "no full {dataset} in the download cache {}: fetch it with `cargo xtask datasets` \
+                 or give --data-dir",
+                root.display()
+            ),
+        })
+    }
+}
 
 /// One split, its records on the host, converted to tensors batch by batch.
 pub struct SplitData {
@@ -18,10 +93,10 @@ pub struct SplitData {
 }
 
 impl SplitData {
-    /// Loads `split` of the spec's dataset from the spec's source, with the pipeline for the
-    /// spec's architecture (augmentation on the training split of CIFAR only).
-    pub fn load(spec: &TrainSpec, split: Split) -> Result<Self> {
-        let mut raw = RawDataset::load(spec.dataset, split, &spec.data)
+    /// Loads `split` of the spec's dataset and data (the full one from `dir`), with the pipeline
+    /// for the spec's architecture (augmentation on the training split of CIFAR only).
+    pub fn load(spec: &TrainSpec, split: Split, dir: &DataDir) -> Result<Self> {
+        let mut raw = RawDataset::load(spec.dataset, split, &dir.source(spec.data))
             .with_context(|| format!("cannot load {} {}", spec.dataset, split.name()))?;
         if split == Split::Train
             && let Some(n) = spec.train_limit
@@ -72,6 +147,51 @@ impl SplitData {
             }
         };
         batch.context("cannot build a batch")
+    }
+}
+
+/// A dense recipe's data as the compression runs split it: the recipe's `train_limit` first
+/// training records for training, the next records held out for validation, and the whole test
+/// split.
+pub struct HeldOutSplits {
+    /// The whole training split.
+    pub train: SplitData,
+    /// The whole test split.
+    pub test: SplitData,
+    /// Indices of the training records.
+    pub train_idx: Vec<usize>,
+    /// Indices of the held-out records.
+    pub val_idx: Vec<usize>,
+    /// Indices of every test record.
+    pub test_idx: Vec<usize>,
+}
+
+impl HeldOutSplits {
+    /// Loads the splits of `dense`'s dataset (the full one from `dir`) with `val_records` held out.
+    pub fn load(dense: &TrainSpec, val_records: usize, dir: &DataDir) -> Result<Self> {
+        let train_n = dense
+            .train_limit
+            .context("the dense recipe must fix its number of training records")?;
+        let mut full = dense.clone();
+        full.train_limit = None;
+        let train = SplitData::load(&full, Split::Train, dir)?;
+        if train.len() < train_n + val_records {
+            bail!(
+                "{} has {} training records; {} for training plus {} held out are needed",
+                dense.dataset,
+                train.len(),
+                train_n,
+                val_records
+            );
+        }
+        let test = SplitData::load(&full, Split::Test, dir)?;
+        Ok(Self {
+            train_idx: (0..train_n).collect(),
+            val_idx: (train_n..train_n + val_records).collect(),
+            test_idx: (0..test.len()).collect(),
+            train,
+            test,
+        })
     }
 }
 
@@ -253,3 +373,6 @@ impl BatchSource for SplitBatches<'_> {
             .map_err(|e| tensor_core::Error::Model(e.into()))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use tensor_core::{DType, Network, SeededInit, Var};
 
 use crate::checkpoint;
+use crate::data::DataDir;
 use crate::reporter::Reporter;
 use crate::train::{self, TrainSpec};
 
@@ -52,13 +53,19 @@ pub struct Dense {
     pub test_accuracy: f64,
 }
 
-/// Trains `spec` (or finishes an interrupted run of it) unless its checkpoint is complete.
-pub fn ensure(out: &Path, spec: &TrainSpec, reporter: &dyn Reporter) -> Result<Dense> {
+/// Trains `spec` on its data (the full dataset from `data`), or finishes an interrupted run of
+/// it, unless its checkpoint is complete.
+pub fn ensure(
+    out: &Path,
+    spec: &TrainSpec,
+    data: &DataDir,
+    reporter: &dyn Reporter,
+) -> Result<Dense> {
     let dir = dir(out, spec)?;
     let lock = lock_for(&dir);
     let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
     let mut obs = reporter.observer(&format!("dense {} seed {}", spec.arch, spec.seed));
-    let outcome = train::train(spec, &dir, true, obs.as_mut()).with_context(|| {
+    let outcome = train::train(spec, data, &dir, true, obs.as_mut()).with_context(|| {
         format!(
             "cannot train the dense {} for seed {}",
             spec.arch, spec.seed

@@ -8,10 +8,11 @@ use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
 use cnn_zoo::Arch;
+use datasets::DatasetId;
 use serde::{Deserialize, Serialize};
 use tensor_core::DeviceSpec;
 
-use crate::data::DataSource;
+use crate::data::{DataDir, DataSource};
 use crate::record::RunRecord;
 use crate::render::Section;
 use crate::reporter::Reporter;
@@ -251,18 +252,15 @@ impl FromStr for Profile {
 pub struct RunContext {
     /// Device for training runs.
     pub device: DeviceSpec,
-    /// Directory with full datasets, if given.
+    /// Directory with full datasets, if given (the download cache otherwise). Where the data
+    /// lies is no part of a spec, so the registry's runs do not depend on it.
     pub data_dir: Option<PathBuf>,
 }
 
 impl RunContext {
-    /// The full-data source: `--data-dir` or the download cache.
-    pub fn full_data(&self) -> DataSource {
-        DataSource::Dir(
-            self.data_dir
-                .clone()
-                .unwrap_or_else(crate::paths::dataset_cache),
-        )
+    /// Where the runs read full datasets from: `--data-dir` or the download cache.
+    pub fn data(&self) -> DataDir {
+        DataDir::new(self.data_dir.clone())
     }
 }
 
@@ -321,6 +319,21 @@ impl RunSpec {
         }
     }
 
+    /// The dataset whose full copy the run reads, if it reads one.
+    pub fn full_data(&self) -> Option<DatasetId> {
+        let (dataset, data) = match &self.kind {
+            RunKind::Train(t) => (t.dataset, t.data),
+            RunKind::Constrained(c) => (c.dense.dataset, c.dense.data),
+            RunKind::E2Train(e) => (e.dataset, e.data),
+            RunKind::Eap(e) => (e.dense.dataset, e.dense.data),
+            RunKind::Geometry { .. }
+            | RunKind::EnergyValidation { .. }
+            | RunKind::EapEstimate(_)
+            | RunKind::EapImagenet { .. } => return None,
+        };
+        (data == DataSource::Full).then_some(dataset)
+    }
+
     /// `experiment/id`, how runs are named in lines and progress.
     pub fn label(&self) -> String {
         format!("{}/{}", self.experiment, self.id)
@@ -337,6 +350,8 @@ pub struct RunEnv<'a> {
     pub label: String,
     /// Continue from checkpoints where the run has them.
     pub resume: bool,
+    /// Where full datasets are read from.
+    pub data: &'a DataDir,
     /// Lines and observers.
     pub reporter: &'a dyn Reporter,
 }
@@ -455,7 +470,7 @@ pub fn execute(run: &RunSpec, env: &RunEnv<'_>) -> Result<(Metrics, bool)> {
         }
         RunKind::Train(spec) => {
             let mut obs = env.reporter.observer(&env.label);
-            let outcome = train::train(spec, &env.checkpoints, env.resume, obs.as_mut())?;
+            let outcome = train::train(spec, env.data, &env.checkpoints, env.resume, obs.as_mut())?;
             let deterministic = cpu(spec.device) && !spec.arch.uses_dropout();
             (Metrics::Train(outcome), deterministic)
         }

@@ -13,7 +13,7 @@ use datasets::DatasetId;
 use serde::Serialize;
 use tensor_core::{DeviceSpec, LrDecay, LrSchedule};
 
-use crate::data::DataSource;
+use crate::data::{DataDir, DataSource};
 use crate::paths::{check_writable_dir, git_revision, remove_stale_temp_files, write_json_atomic};
 use crate::record::{self, RunRecord};
 use crate::registry::{self, Experiment, Profile, RunContext, RunEnv, RunKind, RunSpec};
@@ -106,10 +106,7 @@ pub struct Plan {
 /// Expands the registry for `opts`. A resume reads the existing records: a damaged or foreign
 /// one is an error naming it, never silently kept or overwritten.
 pub fn plan(opts: &ReproduceOptions) -> Result<Plan> {
-    let ctx = RunContext {
-        device: opts.device,
-        data_dir: opts.data_dir.clone(),
-    };
+    let ctx = context(opts);
     let experiments: Vec<Experiment> = if opts.only.is_empty() {
         Experiment::ALL.to_vec()
     } else {
@@ -142,6 +139,13 @@ pub fn plan(opts: &ReproduceOptions) -> Result<Plan> {
         }
     }
     Ok(plan)
+}
+
+fn context(opts: &ReproduceOptions) -> RunContext {
+    RunContext {
+        device: opts.device,
+        data_dir: opts.data_dir.clone(),
+    }
 }
 
 /// Whether `run` has a record of the same spec under `out`.
@@ -187,6 +191,20 @@ pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) 
         plan.done.len(),
         out.display()
     ));
+    let data = context(opts).data();
+    let mut full: Vec<DatasetId> = Vec::new();
+    for dataset in plan.todo.iter().filter_map(RunSpec::full_data) {
+        if !full.contains(&dataset) {
+            full.push(dataset);
+        }
+    }
+    for dataset in full {
+        // Said once up front; a run that cannot read its data fails with the cause.
+        match data.locate(dataset) {
+            Ok(found) => reporter.line(&format!("data: {found}")),
+            Err(e) => reporter.line(&format!("data: {e:#}")),
+        }
+    }
     reporter.runs_started(plan.todo.len());
     let queue = Mutex::new(plan.todo.iter());
     let failures = Mutex::new(Vec::new());
@@ -212,7 +230,7 @@ pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) 
                         stopped.store(true, Ordering::SeqCst);
                         break;
                     }
-                    if let Err(e) = execute(run, out, opts.resume, reporter) {
+                    if let Err(e) = execute(run, out, opts.resume, &data, reporter) {
                         reporter.line(&format!("FAILED {}: {e:#}", run.label()));
                         if let Ok(mut f) = failures.lock() {
                             f.push(run.label());
@@ -252,7 +270,13 @@ pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) 
     Ok(())
 }
 
-fn execute(run: &RunSpec, out: &Path, resume: bool, reporter: &dyn Reporter) -> Result<()> {
+fn execute(
+    run: &RunSpec,
+    out: &Path,
+    resume: bool,
+    data: &DataDir,
+    reporter: &dyn Reporter,
+) -> Result<()> {
     let started = Instant::now();
     let env = RunEnv {
         out,
@@ -262,6 +286,7 @@ fn execute(run: &RunSpec, out: &Path, resume: bool, reporter: &dyn Reporter) -> 
             .join(&run.id),
         label: run.label(),
         resume,
+        data,
         reporter,
     };
     let (metrics, deterministic) = registry::execute(run, &env)?;
@@ -280,7 +305,8 @@ pub struct TrainOptions {
     pub arch: Arch,
     /// Dataset.
     pub dataset: DatasetId,
-    /// Full dataset directory (the embedded subset when `None`).
+    /// Train on the full dataset, read from this directory in any layout
+    /// [`datasets::locate`] accepts (the embedded subset when `None`).
     pub data_dir: Option<PathBuf>,
     /// Epochs.
     pub epochs: Option<usize>,
@@ -318,8 +344,10 @@ pub struct TrainRecord {
 /// Trains one model and writes its record; returns the run's id and record.
 pub fn train_one(opts: &TrainOptions, reporter: &dyn Reporter) -> Result<(String, TrainRecord)> {
     let mut spec = TrainSpec::recipe(opts.arch, opts.dataset);
-    if let Some(dir) = &opts.data_dir {
-        spec.data = DataSource::Dir(dir.clone());
+    let data = DataDir::new(opts.data_dir.clone());
+    if opts.data_dir.is_some() {
+        spec.data = DataSource::Full;
+        reporter.line(&format!("data: {}", data.locate(opts.dataset)?));
     }
     spec.train_limit = opts.train_limit;
     if let Some(e) = opts.epochs {
@@ -339,7 +367,7 @@ pub fn train_one(opts: &TrainOptions, reporter: &dyn Reporter) -> Result<(String
     check_writable_dir(&dir)?;
     let started = Instant::now();
     let mut obs = reporter.observer(&id);
-    let outcome = train::train(&spec, &dir, opts.resume, obs.as_mut())?;
+    let outcome = train::train(&spec, &data, &dir, opts.resume, obs.as_mut())?;
     drop(obs);
     let record = TrainRecord {
         spec,

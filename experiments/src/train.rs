@@ -23,7 +23,7 @@ use tensor_core::{
 };
 
 use crate::checkpoint::{self, CheckpointMeta};
-use crate::data::{DataSource, Split, SplitBatches, SplitData};
+use crate::data::{DataDir, DataSource, Split, SplitBatches, SplitData};
 use crate::paths::git_revision;
 
 mod schedule_form;
@@ -35,7 +35,7 @@ pub struct TrainSpec {
     pub arch: Arch,
     /// Dataset.
     pub dataset: DatasetId,
-    /// Where the data comes from.
+    /// Which data: the embedded subset or the full dataset (read from the run's [`DataDir`]).
     pub data: DataSource,
     /// Use only the first `n` training records (all when `None`).
     pub train_limit: Option<usize>,
@@ -131,10 +131,11 @@ const HISTORY_KEY: &str = "history";
 /// Test images per evaluation batch.
 const EVAL_BATCH: usize = 500;
 
-/// Trains `spec` with checkpoints in `dir` (`last.safetensors`), resuming from it when `resume`
-/// is set and it belongs to the same spec.
+/// Trains `spec` on its data (the full dataset from `data`) with checkpoints in `dir`
+/// (`last.safetensors`), resuming from it when `resume` is set and it belongs to the same spec.
 pub fn train(
     spec: &TrainSpec,
+    data: &DataDir,
     dir: &Path,
     resume: bool,
     observer: &mut dyn Observer,
@@ -142,8 +143,8 @@ pub fn train(
     spec.validate()?;
     let device = spec.device.to_device()?;
     tensor_core::seed_device(&device, spec.seed)?;
-    let train_set = SplitData::load(spec, Split::Train)?;
-    let test_set = SplitData::load(spec, Split::Test)?;
+    let train_set = SplitData::load(spec, Split::Train, data)?;
+    let test_set = SplitData::load(spec, Split::Test, data)?;
     // Means over no records would be NaN in the record, not an error.
     for (split, data) in [("training", &train_set), ("test", &test_set)] {
         if data.is_empty() {

@@ -6,9 +6,8 @@ use std::ops::ControlFlow;
 
 use e2_train::*;
 use integration_tests::gated;
-use rand::Rng as _;
-use tensor_core::tensor::{DType, Device, Tensor, Var};
-use tensor_core::testing::{assert_tensor_close, max_abs_diff};
+use tensor_core::tensor::{Device, Tensor, Var};
+use tensor_core::testing::{assert_tensor_close, host, max_abs_diff, random};
 use tensor_core::{
     BatchSource, BatchStats, Iteration, Network, NoTaps, Observer, RecordingObserver, SeededInit,
     SgdConfig, Step,
@@ -18,22 +17,6 @@ type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 fn cpu() -> Device {
     Device::Cpu
-}
-
-fn host(t: &Tensor) -> Vec<f32> {
-    t.flatten_all()
-        .and_then(|t| t.to_dtype(DType::F32))
-        .and_then(|t| t.to_vec1())
-        .expect("host copy")
-}
-
-fn random(shape: &[usize], seed: u64, scale: f32) -> Tensor {
-    let mut rng = tensor_core::rng(seed, "test");
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale)
-        .collect();
-    Tensor::from_vec(v, shape, &cpu()).expect("tensor")
 }
 
 fn tiny(conv: ConvMode, gates: bool, seed: u64) -> (GatedResnet, SeededInit) {

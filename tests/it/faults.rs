@@ -10,6 +10,7 @@ use cnn_zoo::Arch;
 use datasets::{Checksums, DatasetId, Error as DataError, RawDataset, Source, Split};
 use energy_model::iclr19::Iclr19;
 use sparse_proj::{ConstrainedConfig, GreedyVariant, project_layers, weight_costs};
+use tensor_core::testing::layer_weights;
 use tensor_core::{ConvParams, LayerGeometry, LayerKind, RelativeBudget};
 
 use integration_tests::seeded_model;
@@ -178,13 +179,13 @@ fn corrupt_dataset_files_name_the_file_and_the_value() {
         ) && names(&err, &p),
         "{err}"
     );
-    // Nothing there at all: every name tried is listed.
+    // Nothing there at all: every folder looked in and every name are listed.
     let empty = DataDir::new("empty");
     let err = RawDataset::load(DatasetId::FashionMnist, Split::Train, &empty.source()).unwrap_err();
     let msg = err.to_string();
     assert!(
-        matches!(err, DataError::FileNotFound { ref tried } if tried.len() == 2)
-            && msg.contains("train-images-idx3-ubyte.gz"),
+        matches!(err, DataError::DatasetNotFound { ref looked_in, .. } if looked_in.len() == 4)
+            && msg.contains("train-images-idx3-ubyte[.gz]"),
         "{msg}"
     );
 }
@@ -310,18 +311,7 @@ fn budgets_out_of_range_or_below_the_floor_are_errors() {
     // or NaN, the projection refuses and names the floor instead of clamping.
     let (net, _init) = seeded_model(Arch::Lenet5, 10, 1, 3).unwrap();
     let costs = weight_costs(&Iclr19::paper(), net.as_ref(), None).unwrap();
-    let mut weights: Vec<Vec<f32>> = net
-        .layers()
-        .iter()
-        .map(|l| {
-            l.weight
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap()
-        })
-        .collect();
+    let mut weights = layer_weights(net.as_ref());
     let before = weights.clone();
     for budget in [1e6, -1.0, f64::NAN] {
         let mut slices: Vec<&mut [f32]> = weights.iter_mut().map(Vec::as_mut_slice).collect();

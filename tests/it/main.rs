@@ -2,10 +2,12 @@
 
 mod datasets_embedded;
 mod determinism;
+mod e2_train_dataflow;
 mod e2_train_network;
 mod e2_train_smoke;
 mod energy_goldens;
 mod faults;
 mod projection_end_to_end;
 mod prune_restore;
+mod prune_to_energy;
 mod zoo_geometry;

@@ -4,6 +4,7 @@
 use cnn_zoo::Arch;
 use energy_model::iclr19::{Evaluator, Iclr19};
 use sparse_proj::{GreedyVariant, project_layers, project_layers_magnitude, weight_costs};
+use tensor_core::testing::layer_weights;
 use tensor_core::{Bitmap, EnergyModel, LayerSparsity, LayerWorkload, Network, Precision, Support};
 
 use integration_tests::seeded_model;
@@ -31,18 +32,7 @@ fn projected_lenet5_is_within_budget_under_both_evaluators() {
     let (net, _init) = seeded_model(Arch::Lenet5, 10, 1, 3).unwrap();
     let model = Iclr19::paper();
     let costs = weight_costs(&model, net.as_ref(), None).unwrap();
-    let dense: Vec<Vec<f32>> = net
-        .layers()
-        .iter()
-        .map(|l| {
-            l.weight
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap()
-        })
-        .collect();
+    let dense = layer_weights(net.as_ref());
     // docs/energy-models.md A.7: E_dense = 17,107,544 and floor 2,604,944, exactly.
     let e_dense = model
         .network_energy(&workloads(net.as_ref(), &dense))

@@ -10,7 +10,8 @@ use energy_prune::{
     EnergyPruneConfig, LeastSquares, Matrix, PruneRun, RatioSearch, RestoreRule, SolveOptions,
     layer_energies, prune_energy_aware,
 };
-use tensor_core::{BatchSource, DType, LayerId, LayerKind, NoopObserver, Taps, Tensor};
+use tensor_core::testing::host_f64;
+use tensor_core::{BatchSource, LayerId, LayerKind, NoopObserver, Taps, Tensor};
 
 use integration_tests::{mnist_batch, seeded_model};
 
@@ -27,15 +28,6 @@ impl Taps for Capture {
         }
         Ok(())
     }
-}
-
-fn host(t: &Tensor) -> Vec<f64> {
-    t.flatten_all()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec1()
-        .unwrap()
 }
 
 /// `‖y − X·w − b‖²`.
@@ -61,7 +53,7 @@ fn restoration_on_lenet5_conv2_never_increases_the_sampled_error() {
     };
     net.forward_tapped(&xs, false, &mut cap).unwrap();
     let (input, output) = cap.seen.unwrap();
-    let (input, output) = (host(&input), host(&output));
+    let (input, output) = (host_f64(&input), host_f64(&output));
     let (c, h, w) = (g.in_channels(), g.in_h(), g.in_w());
     let (kh, kw) = g.kernel();
     let (ow, positions) = (g.out_w(), g.out_positions());
@@ -90,8 +82,8 @@ fn restoration_on_lenet5_conv2_never_increases_the_sampled_error() {
     }
     let x = Matrix::new(images * 4, fan, rows).unwrap();
     let ls = LeastSquares::new(&x, true);
-    let w0 = host(layer.weight.as_tensor());
-    let b0 = host(layer.bias.as_ref().unwrap().as_tensor());
+    let w0 = host_f64(layer.weight.as_tensor());
+    let b0 = host_f64(layer.bias.as_ref().unwrap().as_tensor());
     let opts = SolveOptions {
         lambda: 0.0,
         max_condition: 1e10,
@@ -226,7 +218,7 @@ fn energy_aware_run_on_lenet5_keeps_pruned_weights_zero_and_saves_eyeriss_energy
         assert_eq!(l.ratio, 0.75, "{}", l.name);
         let accepted = l.trials.iter().find(|t| t.ratio == l.ratio).unwrap();
         // R4: fine-tuning never revives a pruned weight.
-        let now = host(info.weight.as_tensor());
+        let now = host_f64(info.weight.as_tensor());
         let nonzero = now.iter().filter(|v| **v != 0.0).count() as u64;
         assert_eq!(nonzero, l.mask.count_ones(), "{}", l.name);
         assert!(nonzero <= accepted.nonzero_weights, "{}", l.name);

@@ -26,25 +26,16 @@ use tensor_core::{
 
 use crate::flags::{BenchArgs, BenchWorkerArgs, Suite};
 
-/// A conv micro-benchmark: `(label, batch, c_in, c_out, hw, kernel, padding, stride)`.
-type ConvCase = (
-    &'static str,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-);
+/// A conv micro-benchmark: `(label, [batch, c_in, c_out, hw, kernel, padding, stride])`.
+type ConvCase = (&'static str, [usize; 7]);
 
 /// The conv micro-benchmarks of `bench_torch.py`'s `conv` mode.
 const CONV_CASES: [ConvCase; 5] = [
-    ("lenet_c1", 64, 1, 20, 28, 5, 0, 1),
-    ("lenet_c2", 64, 20, 50, 12, 5, 0, 1),
-    ("res_16x32", 128, 16, 16, 32, 3, 1, 1),
-    ("res_32x16", 128, 32, 32, 16, 3, 1, 1),
-    ("res_64x8", 128, 64, 64, 8, 3, 1, 1),
+    ("lenet_c1", [64, 1, 20, 28, 5, 0, 1]),
+    ("lenet_c2", [64, 20, 50, 12, 5, 0, 1]),
+    ("res_16x32", [128, 16, 16, 32, 3, 1, 1]),
+    ("res_32x16", [128, 32, 32, 16, 3, 1, 1]),
+    ("res_64x8", [128, 64, 64, 8, 3, 1, 1]),
 ];
 
 /// A contender of the comparison.
@@ -512,7 +503,7 @@ fn bench_model(arch: Arch, name: &str, batch: usize, args: &BenchWorkerArgs) -> 
 }
 
 fn bench_conv(args: &BenchWorkerArgs, fw: &str) -> Result<()> {
-    for (label, b, cin, cout, hw, k, pad, stride) in CONV_CASES {
+    for (label, [b, cin, cout, hw, k, pad, stride]) in CONV_CASES {
         let xs = randn(1, "bench/conv/x", &[b, cin, hw, hw])?;
         let ws = (randn(1, "bench/conv/w", &[cout, cin, k, k])? * 0.1)?;
         let params = ConvParams::square(k).stride(stride).padding(pad);

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use datasets::{Checksums, DatasetEntry, DatasetId, FileEntry, Manifest};
+use datasets::{Checksums, DatasetEntry, DatasetId, FileEntry, Layout, Manifest};
 use experiments::paths::{dataset_cache, write_atomic};
 use flate2::read::GzDecoder;
 
@@ -107,9 +107,15 @@ fn store(
     origin: &str,
     raw: &[u8],
 ) -> Result<()> {
-    f.raw
-        .verify(origin, raw)
-        .with_context(|| format!("{origin} failed verification; nothing was cached"))?;
+    f.raw.verify(origin, raw).with_context(|| {
+        // MNIST and Fashion-MNIST share their file names: say which file it is instead.
+        let what = Manifest::canonical()
+            .ok()
+            .and_then(|m| m.identify(raw))
+            .map(|k| format!(" (it is {k})"))
+            .unwrap_or_default();
+        format!("{origin} failed verification{what}; nothing was cached")
+    })?;
     write_atomic(&cached_path(entry, cache, f), raw)
 }
 
@@ -244,8 +250,9 @@ fn fetch(url: &str, progress: &Progress) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Imports files a user already has: `<dir>/<dataset dir>/<name>[.gz]` or `<dir>/<name>[.gz]`,
-/// or the dataset's archive in `<dir>`.
+/// Imports files a user already has, from any folder of a [`Layout`] under `dir` (the cache's
+/// `<dir>/<dataset dir>/`, torchvision's, or `dir` itself; IDX files raw or `.gz`), or the
+/// dataset's archive in `<dir>`.
 pub fn import(entry: &DatasetEntry, dir: &Path, cache: &Path) -> Result<()> {
     if let Some(archive) = &entry.archive {
         let path = dir.join(&archive.name);
@@ -261,12 +268,11 @@ pub fn import(entry: &DatasetEntry, dir: &Path, cache: &Path) -> Result<()> {
         }
     }
     for f in &entry.files {
-        let candidates = [
-            dir.join(&entry.dir).join(&f.name),
-            dir.join(&entry.dir).join(f.gz_name()),
-            dir.join(&f.name),
-            dir.join(f.gz_name()),
-        ];
+        let candidates: Vec<PathBuf> = Layout::ALL
+            .iter()
+            .flat_map(|l| l.folders(dir, entry.id))
+            .flat_map(|d| [d.join(&f.name), d.join(f.gz_name())])
+            .collect();
         let Some(path) = candidates.iter().find(|p| p.is_file()) else {
             bail!(
                 "{} not found in {} (looked for {})",

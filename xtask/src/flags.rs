@@ -168,8 +168,8 @@ pub struct DatasetsArgs {
     /// Never touch the network: verify the embedded subsets instead.
     #[arg(long)]
     pub offline: bool,
-    /// Import files you already have from this directory (same layout as the official archives)
-    /// instead of downloading.
+    /// Import files you already have from this directory instead of downloading: the cache's
+    /// layout, torchvision's (`MNIST/raw/`), a flat folder of the files, or the CIFAR archive.
     #[arg(long, value_name = "PATH")]
     pub from_dir: Option<PathBuf>,
 }
@@ -183,7 +183,9 @@ pub struct TrainArgs {
     /// Dataset.
     #[arg(long, value_parser = parse_dataset, default_value = "mnist")]
     pub dataset: DatasetId,
-    /// Read the full dataset from this directory (default: the embedded subset).
+    /// Train on the full dataset, found in this directory: the download cache's layout,
+    /// torchvision's (`MNIST/raw/`), or a flat folder of the official files (default: the
+    /// embedded subset).
     #[arg(long, value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
     /// Epochs (default: the recipe's).
@@ -290,7 +292,8 @@ pub struct ReproduceArgs {
     /// Output directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Directory with full datasets (full profile).
+    /// Directory with full datasets for the full profile, in any layout `train --data-dir` reads
+    /// (default: the download cache).
     #[arg(long, value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
     /// List the runs that would execute and exit.

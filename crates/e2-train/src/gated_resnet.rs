@@ -21,8 +21,8 @@
 //! gradient of samples whose gate is off); `Gather` runs the block only on the samples whose gate
 //! is on (index-select, run, scatter back) and not at all when none is, so batch-norm statistics
 //! come from the executed samples only and gates that are off get no gradient from the loss. The
-//! shortcut (identity or projection) always runs on the whole batch. The ledger is the same
-//! either way.
+//! shortcut (identity or projection) always runs on the whole batch. The trainer prices what
+//! ran: a masked block on every sample, a gathered one on the samples whose gate is on.
 
 mod block;
 mod qconv;

@@ -87,7 +87,10 @@
 //!     to a third of the blocks in training and at most an eighth at test (seeds 1 to 3, 600
 //!     iterations of batch 32), where masked ones stayed near the target. The reproduction's
 //!     SLU-alone row gathers, to measure the wall-clock saving. Evaluation always skips for
-//!     real. The ledger is the same either way. The gate after the last block, whose decision
+//!     real. The ledger prices what ran: a masked block as executed on every sample (its
+//!     output for a closed gate is computed, then blended away), a gathered block on the
+//!     samples whose gate is on. So only gathering saves energy. The gate after the last block,
+//!     whose decision
 //!     the reference discards, is not built.
 //! 14. No gradient with respect to the images; devices are explicit.
 //! 15. Class count comes from the caller's dataset through [`GatedResnetConfig::num_classes`].

@@ -3,10 +3,9 @@
 //! gated network need a backbone and live in the integration tests (`tests/it/e2_train_network.rs`).
 
 use proptest::prelude::*;
-use rand::Rng as _;
 use tensor_core::ConvParams;
 use tensor_core::tensor::{DType, Device, Tensor, Var};
-use tensor_core::testing::assert_tensor_close;
+use tensor_core::testing::{assert_tensor_close, host, random};
 
 use crate::quantize::{
     QuantGrid, TensorGrid, quantize_weights, round_code, round_ties_even, straight_through,
@@ -20,22 +19,6 @@ type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 fn cpu() -> Device {
     Device::Cpu
-}
-
-fn host(t: &Tensor) -> Vec<f32> {
-    t.flatten_all()
-        .and_then(|t| t.to_dtype(DType::F32))
-        .and_then(|t| t.to_vec1())
-        .expect("host copy")
-}
-
-fn random(shape: &[usize], seed: u64, scale: f32) -> Tensor {
-    let mut rng = tensor_core::rng(seed, "test");
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale)
-        .collect();
-    Tensor::from_vec(v, shape, &cpu()).expect("tensor")
 }
 
 // ---------------------------------------------------------------- quantisers (Q1, Q2)
@@ -483,6 +466,30 @@ fn absolute_threshold_is_not_scale_invariant() -> TestResult {
     Ok(())
 }
 
+/// The weight gradients of `sum(conv(x, w) · r)` for `conv_case(seed)`, on the host: through
+/// the plain 8-bit conv and through PSG under `config`.
+fn exact_and_psg_weight_grads(
+    seed: u64,
+    config: &PsgConfig,
+) -> std::result::Result<(Vec<f32>, Vec<f32>), Box<dyn std::error::Error>> {
+    let (x, w, r) = conv_case(seed);
+    let ops = operands(x.as_tensor(), w.as_tensor(), config.msb_act_bits);
+    let exact = (plain_conv(&x, &w, &ops) * &r)?.sum_all()?.backward()?;
+    let y = psg_conv2d(
+        x.as_tensor(),
+        w.as_tensor(),
+        ops,
+        STRIDE2_PAD1,
+        config,
+        &FallbackCell::default(),
+    )?;
+    let psg = (y * &r)?.sum_all()?.backward()?;
+    Ok((
+        host(exact.get(&w).expect("gw")),
+        host(psg.get(&w).expect("gw")),
+    ))
+}
+
 #[test]
 fn sign_agreement_grows_with_msb_bits() -> TestResult {
     // P5 (statistical): averaged over seeds, more MSB bits never agree less with the exact sign.
@@ -490,25 +497,12 @@ fn sign_agreement_grows_with_msb_bits() -> TestResult {
     for m in [2u8, 4, 8] {
         let mut total = 0.0;
         for seed in 0..6 {
-            let (x, w, r) = conv_case(100 + seed);
-            let ops = operands(x.as_tensor(), w.as_tensor(), m);
-            let exact = (plain_conv(&x, &w, &ops) * &r)?.sum_all()?.backward()?;
-            let exact = host(exact.get(&w).expect("gw"));
             let config = PsgConfig {
                 msb_act_bits: m,
                 threshold: Threshold::Absolute(0.0),
                 ..PsgConfig::reference()
             };
-            let y = psg_conv2d(
-                x.as_tensor(),
-                w.as_tensor(),
-                ops,
-                STRIDE2_PAD1,
-                &config,
-                &FallbackCell::default(),
-            )?;
-            let pred = (y * &r)?.sum_all()?.backward()?;
-            let pred = host(pred.get(&w).expect("gw"));
+            let (exact, pred) = exact_and_psg_weight_grads(100 + seed, &config)?;
             let agree = exact
                 .iter()
                 .zip(&pred)
@@ -523,10 +517,6 @@ fn sign_agreement_grows_with_msb_bits() -> TestResult {
     // of |G_m|; the unsigned prediction comes from τ = 0 without the sign).
     let (mut all, mut large) = (0.0, 0.0);
     for seed in 0..6 {
-        let (x, w, r) = conv_case(200 + seed);
-        let ops = operands(x.as_tensor(), w.as_tensor(), 3);
-        let exact = (plain_conv(&x, &w, &ops) * &r)?.sum_all()?.backward()?;
-        let exact = host(exact.get(&w).expect("gw"));
         let config = PsgConfig {
             msb_act_bits: 3,
             msb_grad_bits: 4,
@@ -534,16 +524,7 @@ fn sign_agreement_grows_with_msb_bits() -> TestResult {
             sign: false,
             ..PsgConfig::reference()
         };
-        let y = psg_conv2d(
-            x.as_tensor(),
-            w.as_tensor(),
-            ops,
-            STRIDE2_PAD1,
-            &config,
-            &FallbackCell::default(),
-        )?;
-        let gm = (y * &r)?.sum_all()?.backward()?;
-        let gm = host(gm.get(&w).expect("gw"));
+        let (exact, gm) = exact_and_psg_weight_grads(200 + seed, &config)?;
         let mut mags: Vec<f32> = gm.iter().map(|v| v.abs()).collect();
         mags.sort_by(f32::total_cmp);
         let tau = mags[mags.len() / 2];

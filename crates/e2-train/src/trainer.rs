@@ -348,7 +348,14 @@ pub fn train(
             if let Some((opt, _)) = sign_sgd.as_mut() {
                 opt.step_grads(&grads)?;
             }
-            let work = net.layer_work(&out.executed, config.slu.is_some() && !warming)?;
+            // A masked block ran on every sample whatever its gate said (its output is blended
+            // away, not skipped), so the ledger prices it as executed; only gathered blocks
+            // leave the samples whose gate is off out of the work.
+            let executed = match opts.skip {
+                SkipExecution::Gather => out.executed.clone(),
+                SkipExecution::Masked => vec![1.0; out.executed.len()],
+            };
+            let work = net.layer_work(&executed, config.slu.is_some() && !warming)?;
             outcome.ledger.record_executed(b, work)?;
             outcome.history.push(IterationLog {
                 iteration: i,

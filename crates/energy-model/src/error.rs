@@ -2,7 +2,9 @@
 //! error; [`Error`] converts into it (boxed in [`tensor_core::Error::Model`]) so callers can
 //! downcast back to the typed variant.
 
-use tensor_core::{LayerKind, Operand};
+use tensor_core::{LayerId, LayerKind, Operand};
+
+use crate::training::dataflow::Product;
 
 /// Everything that can go wrong when pricing layers, ledgers or reading tool files.
 #[non_exhaustive]
@@ -94,6 +96,31 @@ pub enum Error {
         needed: usize,
         /// Words the level holds.
         capacity: usize,
+    },
+
+    /// A ledger names a layer the dataflow training pricer has no geometry for
+    /// (docs/training-energy-dataflow.md: every product is priced from the layer's geometry).
+    #[error("the ledger names layer {layer}, for which no geometry was given")]
+    MissingGeometry {
+        /// The layer.
+        layer: LayerId,
+    },
+
+    /// A ledger's MACs per sample for one product of a layer disagree with the MACs of the
+    /// geometry the product is priced from, so the geometry cannot be this layer's.
+    #[error(
+        "layer {layer}: the ledger records {ledger} {product} MACs per sample but the geometry \
+         has {geometry}"
+    )]
+    LedgerMismatch {
+        /// The layer.
+        layer: LayerId,
+        /// The product whose MACs disagree.
+        product: Product,
+        /// MACs per sample in the ledger.
+        ledger: u64,
+        /// MACs per sample of the geometry.
+        geometry: u64,
     },
 
     /// A malformed line of an MIT estimation-tool layer file (docs/energy-models.md B.9).

@@ -18,6 +18,8 @@
 //!   weight/activation sparsity; reproduces ISCA'16 Fig. 10.
 //! - [`training`]: prices a [`WorkLedger`](tensor_core::WorkLedger) per GEMM class and operand
 //!   widths; the default bit-product table is a labelled proxy, measured tables load from JSON.
+//!   [`training::dataflow`] prices the same ledger with the Eyeriss model, data movement
+//!   included: each training GEMM as the convolution it is, plus the weight-update traffic.
 //! - [`mit_format`]: reads and writes the per-layer text format of the MIT estimation tool.
 //! - [`report`]: a priced network joined with its geometry as plain data, naming model, preset,
 //!   batch and unit (rendering is the caller's).

@@ -51,6 +51,16 @@ pub const LENET5_A7: [Lenet5Golden; 5] = [
     lenet5_row("fc3", 840, 20_144.0, 173_880.0, 2_520.0, 210.0),
 ];
 
+/// docs/energy-models.md A.7: the LeNet-5 layers [`LENET5_A7`] prices, in order (1×32×32 input,
+/// no padding, 2×2 pooling between the convs).
+pub const LENET5: [Shape; 5] = [
+    conv(1, 32, 6, 5, 1, 0, 1),
+    conv(6, 14, 16, 5, 1, 0, 1),
+    fc(16, 5, 120),
+    fc(120, 1, 84),
+    fc(84, 1, 10),
+];
+
 /// docs/energy-models.md A.7: dense LeNet-5 energy `E_dense`, RF-access units.
 pub const LENET5_DENSE_ENERGY: f64 = 17_107_544.0;
 
@@ -132,7 +142,9 @@ pub struct Fig10Layer {
     pub rf: f64,
 }
 
-const fn conv(c: usize, hw: usize, d: usize, k: usize, s: usize, p: usize, g: usize) -> Shape {
+/// A convolution as papers list it: `c × hw × hw` input, `d` filters of `k × k`, stride `s`,
+/// padding `p`, `g` groups.
+pub const fn conv(c: usize, hw: usize, d: usize, k: usize, s: usize, p: usize, g: usize) -> Shape {
     Shape::Conv {
         c,
         hw,
@@ -142,6 +154,11 @@ const fn conv(c: usize, hw: usize, d: usize, k: usize, s: usize, p: usize, g: us
         p,
         g,
     }
+}
+
+/// A fully connected layer to `d` outputs fed by a `c × hw × hw` producer.
+pub const fn fc(c: usize, hw: usize, d: usize) -> Shape {
+    Shape::Fc { c, hw, d }
 }
 
 const fn fig10(
@@ -176,9 +193,9 @@ pub const EYERISS_FIG10: [Fig10Layer; 8] = [
     fig10("conv3", conv(256, 13, 384, 3, 1, 1, 1), 1.0, 2.39, 2.02, 9.57),
     fig10("conv4", conv(384, 13, 384, 3, 1, 1, 2), 1.0, 1.79, 1.57, 7.18),
     fig10("conv5", conv(384, 13, 256, 3, 1, 1, 2), 1.0, 1.20, 1.05, 4.78),
-    fig10("fc6", Shape::Fc { c: 256, hw: 6, d: 4096 }, 1.0, 0.60, 7.78, 2.42),
-    fig10("fc7", Shape::Fc { c: 4096, hw: 1, d: 4096 }, 1.0, 0.27, 3.39, 1.07),
-    fig10("fc8", Shape::Fc { c: 4096, hw: 1, d: 1000 }, 1.0, 0.07, 0.84, 0.26),
+    fig10("fc6", fc(256, 6, 4096), 1.0, 0.60, 7.78, 2.42),
+    fig10("fc7", fc(4096, 1, 4096), 1.0, 0.27, 3.39, 1.07),
+    fig10("fc8", fc(4096, 1, 1000), 1.0, 0.07, 0.84, 0.26),
 ];
 
 /// Whether a Fig. 10 cell is reproduced: within 5% of the figure, or within half a unit of its
@@ -202,6 +219,19 @@ pub const ALEXNET_CAFFE: Totals = Totals {
     weights: 60_954_656,
     macs: 724_406_816,
 };
+
+/// docs/energy-models.md B.10: the layers [`ALEXNET_CAFFE`] totals, named as in Caffe.
+#[rustfmt::skip] // one layer per line
+pub const ALEXNET_CAFFE_LAYERS: [(&str, Shape); 8] = [
+    ("conv1", conv(3, 227, 96, 11, 4, 0, 1)),
+    ("conv2", conv(96, 27, 256, 5, 1, 2, 2)),
+    ("conv3", conv(256, 13, 384, 3, 1, 1, 1)),
+    ("conv4", conv(384, 13, 384, 3, 1, 1, 2)),
+    ("conv5", conv(384, 13, 256, 3, 1, 1, 2)),
+    ("fc6", fc(256, 6, 4096)),
+    ("fc7", fc(4096, 1, 4096)),
+    ("fc8", fc(4096, 1, 1000)),
+];
 
 /// docs/energy-models.md B.10: GoogLeNet v1 as nn_dataflow defines it (224 input, no auxiliary heads).
 pub const GOOGLENET: Totals = Totals {

@@ -13,6 +13,10 @@
 //! `e(a_bits, b_bits)`. With a sign predictor, `E_gW = predictor + ρ_l·full` (the predictor runs
 //! on every entry, the full-precision fallback on the fraction `ρ_l`; reusing the predictor's
 //! partial products is not credited). Dropped iterations cost nothing.
+//!
+//! [`dataflow`] prices the same ledger with data movement: every GEMM as the convolution it is,
+//! mapped by the Eyeriss model, plus the weight-update DRAM traffic
+//! (docs/training-energy-dataflow.md). Its figures sit next to this module's, never mixed.
 
 use serde::{Deserialize, Serialize};
 use tensor_core::{
@@ -22,7 +26,24 @@ use tensor_core::{
 
 use crate::error::{Error, Result};
 
+pub mod dataflow;
+
 const MODEL: &str = "training";
+
+/// Operand widths of a MAC (`a` the weight's, `b` the input's): at least 1 bit each.
+fn check_widths(a_bits: u8, b_bits: u8) -> Result<()> {
+    for (operand, bits) in [(Operand::Weight, a_bits), (Operand::Input, b_bits)] {
+        if bits == 0 {
+            return Err(Error::BitWidth {
+                model: MODEL,
+                operand,
+                bits,
+                expected: "at least 1 bit",
+            });
+        }
+    }
+    Ok(())
+}
 
 /// One measured per-MAC energy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,16 +83,7 @@ impl MeasuredTable {
     /// pair given twice with different energies.
     pub fn validate(&self) -> Result<()> {
         for (i, e) in self.entries.iter().enumerate() {
-            for (operand, bits) in [(Operand::Weight, e.a_bits), (Operand::Input, e.b_bits)] {
-                if bits == 0 {
-                    return Err(Error::BitWidth {
-                        model: MODEL,
-                        operand,
-                        bits,
-                        expected: "at least 1 bit",
-                    });
-                }
-            }
+            check_widths(e.a_bits, e.b_bits)?;
             if !e.energy.is_finite() || e.energy < 0.0 {
                 return Err(Error::Config {
                     field: "op-energy table",
@@ -117,16 +129,7 @@ impl OpEnergyTable {
     /// Energy of one MAC of an `a`-bit by a `b`-bit operand, in MAC16 units. A zero width is an
     /// error; so is a pair a measured table lacks.
     pub fn energy(&self, a_bits: u8, b_bits: u8) -> Result<f64> {
-        for (operand, bits) in [(Operand::Weight, a_bits), (Operand::Input, b_bits)] {
-            if bits == 0 {
-                return Err(Error::BitWidth {
-                    model: MODEL,
-                    operand,
-                    bits,
-                    expected: "at least 1 bit",
-                });
-            }
-        }
+        check_widths(a_bits, b_bits)?;
         match self {
             OpEnergyTable::BitProductProxy => Ok(f64::from(a_bits) * f64::from(b_bits) / 256.0),
             OpEnergyTable::Measured(t) => t
@@ -263,20 +266,7 @@ impl TrainingModel {
 
     /// Energy of one layer's work in one iteration of `batch` samples.
     pub fn layer_work(&self, batch: usize, work: &LayerWork) -> Result<GemmEnergy> {
-        for (what, v) in [
-            ("executed fraction", work.executed_fraction),
-            ("fallback fraction", work.fallback_fraction),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(tensor_core::Error::OutOfRange {
-                    what,
-                    value: v,
-                    expected: "a fraction in [0, 1]",
-                }
-                .in_layer(work.layer)
-                .into());
-            }
-        }
+        check_fractions(work)?;
         let scale = work.executed_fraction * batch as f64;
         let opt = |g: &Option<Gemm>| g.as_ref().map_or(Ok(0.0), |g| self.gemm(g));
         let weight_grad = match &work.predictor {
@@ -390,6 +380,26 @@ impl TrainingEnergyModel for TrainingModel {
     fn price_work(&self, ledger: &WorkLedger) -> tensor_core::Result<TrainingEnergy> {
         Ok(self.price(ledger)?.energy)
     }
+}
+
+/// The executed and fallback fractions of a layer's work are fractions, or an error naming the
+/// layer: both pricers read them.
+pub(crate) fn check_fractions(work: &LayerWork) -> Result<()> {
+    for (what, v) in [
+        ("executed fraction", work.executed_fraction),
+        ("fallback fraction", work.fallback_fraction),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(tensor_core::Error::OutOfRange {
+                what,
+                value: v,
+                expected: "a fraction in [0, 1]",
+            }
+            .in_layer(work.layer)
+            .into());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -72,6 +72,47 @@ impl FineTuneConfig {
     }
 }
 
+/// The search over the accuracy budget δ of an energy-targeted run ([`crate::prune_to_energy`]):
+/// bisection on `[0, max_drop]`, `max_drop` tried first. δ is the only knob of the procedure of
+/// `docs/energy-aware-pruning.md` §2, so it is what an energy level is reached through.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DropSearch {
+    /// δ_max, the top of the bracket, in [0, 1]; a level it does not reach is
+    /// [`crate::Error::TargetUnreached`].
+    pub max_drop: f64,
+    /// Halvings of the bracket after `max_drop` met the level, at most
+    /// [`DropSearch::MAX_STEPS`]: the chosen δ is minimal up to `max_drop / 2^steps`.
+    pub steps: usize,
+}
+
+impl DropSearch {
+    /// The most halvings accepted (a bracket below 2⁻³⁰·δ_max separates nothing a validation
+    /// accuracy can).
+    pub const MAX_STEPS: usize = 30;
+
+    /// Checks the ranges.
+    pub fn validate(self) -> Result<Self> {
+        if !(0.0..=1.0).contains(&self.max_drop) {
+            return Err(bad(
+                "search.max_drop",
+                format!("{} is not in [0, 1]", self.max_drop),
+            ));
+        }
+        if self.steps > Self::MAX_STEPS {
+            return Err(bad(
+                "search.steps",
+                format!("{} is more than {}", self.steps, Self::MAX_STEPS),
+            ));
+        }
+        Ok(self)
+    }
+
+    /// The bisection's resolution `max_drop / 2^steps`.
+    pub fn resolution(self) -> f64 {
+        self.max_drop / (1u64 << self.steps.min(Self::MAX_STEPS)) as f64
+    }
+}
+
 /// Parameters of [`crate::prune_energy_aware`]. No `Default`: use a named preset and say which.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnergyPruneConfig {

@@ -52,6 +52,43 @@ pub enum Error {
         /// Which source (calibration, training).
         what: &'static str,
     },
+    /// An energy level below the measuring model's floor: the energy with every weight removed
+    /// (all-zero bitmaps, dense inputs), relative to the starting network's
+    /// (docs/energy-models.md A.5). No choice of weights reaches it, so no search ran.
+    #[error(
+        "energy level {level} is below the floor {floor} of {model}: even with every weight \
+         removed the network keeps that share of its energy"
+    )]
+    TargetBelowFloor {
+        /// The measuring model's name.
+        model: String,
+        /// The requested level.
+        level: f64,
+        /// The floor, relative to the starting network's energy.
+        floor: f64,
+    },
+    /// The largest accuracy budget of the search did not bring the energy down to the level.
+    #[error(
+        "energy level {level} not reached under {model}: the largest accuracy budget {max_drop} \
+         reaches {reached}; removing the ratio {max_ratio} from every layer, the most the ratio \
+         search tries, would reach {ratio_floor}"
+    )]
+    TargetUnreached {
+        /// The measuring model's name.
+        model: String,
+        /// The requested level.
+        level: f64,
+        /// The level the pruned network reached at δ = `max_drop` (before fine-tuning).
+        reached: f64,
+        /// δ_max of the search.
+        max_drop: f64,
+        /// The ratio search's largest ρ.
+        max_ratio: f64,
+        /// The level with `max_ratio` of every layer's weights removed by magnitude and none
+        /// restored: the lowest the layer loop can reach whatever δ (short of a refit that
+        /// lands exactly on zero).
+        ratio_floor: f64,
+    },
     /// A failure in tensor-core's vocabulary: tensors, shapes, the energy model, an empty
     /// validation source ([`tensor_core::Error::EmptyEvaluation`]), and the fine-tuning's stops:
     /// a NaN or infinite loss ([`tensor_core::Error::Diverged`]) and an observer's request

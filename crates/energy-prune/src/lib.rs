@@ -20,6 +20,12 @@
 //!   tensor-core's [`Error::Diverged`](tensor_core::Error::Diverged) or
 //!   [`Error::Interrupted`](tensor_core::Error::Interrupted) at a `fine-tuning`
 //!   [`Step`](tensor_core::Step), carried in [`Error::Core`];
+//! - [`prune_to_energy`]: the same procedure driven to an energy level ([`EnergyTarget`]: a
+//!   [`tensor_core::RelativeBudget`] under a second, measuring model) by a bisection on the
+//!   accuracy budget δ ([`DropSearch`]) with one fine-tuning at the end; levels under the
+//!   measuring model's [`weight_floor`] and levels the largest δ misses are typed errors
+//!   ([`Error::TargetBelowFloor`], [`Error::TargetUnreached`]); returns a [`TargetedOutcome`]
+//!   wrapping the [`PruneOutcome`] with every [`SearchStep`];
 //! - [`EnergyPruneConfig`]: every parameter, validated once, with the named preset
 //!   [`EnergyPruneConfig::reconstruction_lenet5_mnist`].
 //!
@@ -84,12 +90,13 @@ pub mod restore;
 pub mod schedule;
 
 pub use config::{
-    ActivationDensity, EnergyPruneConfig, FineTuneConfig, RatioSearch, RestoreConfig,
+    ActivationDensity, DropSearch, EnergyPruneConfig, FineTuneConfig, RatioSearch, RestoreConfig,
 };
 pub use error::{Error, Result};
 pub use prune::{
-    LayerOutcome, MagnitudeTarget, Method, PruneOutcome, PruneRun, RatioTrial, fine_tune,
-    layer_energies, prune_energy_aware, prune_magnitude,
+    EnergyTarget, LayerOutcome, MagnitudeTarget, Method, ProcessedLayer, PruneOutcome, PruneRun,
+    RatioTrial, SearchStep, TargetLayerEnergy, TargetedOutcome, fine_tune, layer_energies,
+    prune_energy_aware, prune_magnitude, prune_to_energy, weight_floor,
 };
 pub use restore::{
     Fit, LeastSquares, Matrix, RestoreRule, Singular, SolveOptions, Solver, fit_support,

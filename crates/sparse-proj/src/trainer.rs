@@ -26,9 +26,9 @@ use serde::{Deserialize, Serialize};
 use tensor_core::tensor::nn::{self, AdamW, ParamsAdamW};
 use tensor_core::tensor::{Device, Optimizer, Tensor, Var};
 use tensor_core::{
-    BatchSource, BatchStats, Bitmap, EvalStats, LayerSparsity, LayerWorkload, MomentumSgd, Network,
-    NoTaps, Observer, Precision, ProjectionStats, RelativeBudget, RunStart, Step, Support,
-    WeightCostModel, WeightCosts, finite_loss,
+    BatchSource, BatchStats, Bitmap, EvalStats, GradStore, LayerSparsity, LayerWorkload,
+    MomentumSgd, Network, NoTaps, Observer, Precision, ProjectionStats, RelativeBudget, RunStart,
+    Step, Support, WeightCostModel, WeightCosts, finite_loss,
 };
 
 use crate::config::{ConstrainedConfig, Projection};
@@ -302,6 +302,21 @@ impl Ctx<'_, '_> {
         Ok(finite_loss(v, || step(phase, round, epoch, batch))?)
     }
 
+    /// The forward and backward pass of training batch `batch`: its loss (an error unless
+    /// finite), the gradients and the number of samples.
+    fn backward(
+        &mut self,
+        phase: &str,
+        round: usize,
+        epoch: usize,
+        batch: usize,
+    ) -> Result<(f64, GradStore, usize)> {
+        let (xs, ys) = self.run.train.batch(self.global_epoch, batch)?;
+        let loss = self.loss(&xs, &ys)?;
+        let v = Self::check_loss(&loss, phase, round, epoch, batch)?;
+        Ok((v, loss.backward()?, xs.dim(0)?))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn w_phase(
         &mut self,
@@ -319,11 +334,8 @@ impl Ctx<'_, '_> {
             observer.on_epoch_start(epoch);
             let mut loss_sum = 0.0;
             for batch in 0..per_epoch {
-                let (xs, ys) = self.run.train.batch(self.global_epoch, batch)?;
-                let loss = self.loss(&xs, &ys)?;
-                let v = Self::check_loss(&loss, W_PHASE, round, epoch, batch)?;
+                let (v, grads, samples) = self.backward(W_PHASE, round, epoch, batch)?;
                 loss_sum += v;
-                let grads = loss.backward()?;
                 sgd.step_grads(&grads)?;
                 if projects_at(batch, last, self.config.projection_interval) {
                     let projected = self.project(costs, schedule.current())?;
@@ -341,12 +353,9 @@ impl Ctx<'_, '_> {
                     batch,
                     loss: v,
                     lr: self.config.sgd.lr,
-                    samples: xs.dim(0)?,
+                    samples,
                 };
-                if let ControlFlow::Break(()) = observer.on_batch_end(&stats) {
-                    let at = step(W_PHASE, round, epoch, batch);
-                    return Err(tensor_core::Error::Interrupted { at }.into());
-                }
+                end_batch(observer, &stats, W_PHASE, round)?;
             }
             self.global_epoch += 1;
             accuracy = self.evaluate(epoch, observer)?;
@@ -392,11 +401,8 @@ impl Ctx<'_, '_> {
             observer.on_epoch_start(epoch);
             let mut loss_sum = 0.0;
             for batch in 0..per_epoch {
-                let (xs, ys) = self.run.train.batch(self.global_epoch, batch)?;
-                let loss = self.loss(&xs, &ys)?;
-                let v = Self::check_loss(&loss, M_PHASE, round, epoch, batch)?;
+                let (v, grads, samples) = self.backward(M_PHASE, round, epoch, batch)?;
                 loss_sum += v;
-                let grads = loss.backward()?;
                 adam.step(&grads)?;
                 if let Some(m) = &self.masks {
                     m.clamp_unit()?;
@@ -409,12 +415,9 @@ impl Ctx<'_, '_> {
                     batch,
                     loss: v,
                     lr: cfg.lr,
-                    samples: xs.dim(0)?,
+                    samples,
                 };
-                if let ControlFlow::Break(()) = observer.on_batch_end(&stats) {
-                    let at = step(M_PHASE, round, epoch, batch);
-                    return Err(tensor_core::Error::Interrupted { at }.into());
-                }
+                end_batch(observer, &stats, M_PHASE, round)?;
             }
             self.global_epoch += 1;
             let accuracy = self.evaluate(epoch, observer)?;
@@ -608,6 +611,22 @@ const M_PHASE: &str = "M-phase";
 /// epoch and batch in [`Step`]'s display.
 fn step(phase: &str, round: usize, epoch: usize, batch: usize) -> Step {
     Step::new(format!("{phase} of round {}", round + 1), epoch, batch)
+}
+
+/// Reports the end of a batch; a stop the observer asks for is an interruption at that batch.
+fn end_batch(
+    observer: &mut dyn Observer,
+    stats: &BatchStats,
+    phase: &str,
+    round: usize,
+) -> Result<()> {
+    match observer.on_batch_end(stats) {
+        ControlFlow::Break(()) => {
+            let at = step(phase, round, stats.epoch, stats.batch);
+            Err(tensor_core::Error::Interrupted { at }.into())
+        }
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 fn relaxed_of(net: &dyn Network, costs: &[WeightCosts]) -> Result<f64> {

@@ -68,7 +68,7 @@ pub mod sgd;
 pub mod sparsity;
 #[cfg(feature = "candle")]
 pub mod tensor;
-#[cfg(feature = "testing")]
+#[cfg(any(feature = "testing", all(test, feature = "candle")))]
 pub mod testing;
 #[cfg(feature = "candle")]
 pub mod train;

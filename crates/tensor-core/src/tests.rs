@@ -147,27 +147,14 @@ fn layer_energy_level_and_operand_sums_agree() {
     assert_eq!(e.total(), 213.0);
 }
 
-struct MacCount;
-
-impl EnergyModel for MacCount {
-    fn name(&self) -> String {
-        "mac-count".into()
-    }
-    fn unit(&self) -> EnergyUnit {
-        EnergyUnit::Mac16
-    }
-    fn layer_energy(
-        &self,
-        g: &LayerGeometry,
-        s: &LayerSparsity,
-        _p: Precision,
-    ) -> Result<LayerEnergy> {
-        Ok(LayerEnergy {
-            compute: g.macs() as f64 * s.weights.density()?.get(),
-            ..Default::default()
-        })
-    }
-}
+crate::linear_energy_model!(
+    /// The MACs of the nonzero weights.
+    MacCount,
+    "mac-count",
+    EnergyUnit::Mac16,
+    |g| g.out_positions() as f64,
+    0.0
+);
 
 #[test]
 fn default_network_energy_sums_layers_and_names_failures() {

@@ -65,18 +65,23 @@ impl E2Method {
         }
     }
 
-    /// The run's configuration derived from `full`, a preset with all three techniques on:
-    /// standard training is `full.baseline()`, each method adds its parts back.
-    pub fn config(self, full: &E2TrainConfig) -> E2TrainConfig {
-        let base = full.baseline();
-        let (smd, slu, psg) = match self {
+    /// Which of E2-Train's techniques the method runs: `(SMD, SLU, PSG)`.
+    pub fn techniques(self) -> (bool, bool, bool) {
+        match self {
             E2Method::Baseline | E2Method::StochasticDepth => (false, false, false),
             E2Method::Smd => (true, false, false),
             E2Method::Slu => (false, true, false),
             E2Method::SmdSlu => (true, true, false),
             E2Method::SmdSluPsg => (true, true, true),
             E2Method::Psg => (false, false, true),
-        };
+        }
+    }
+
+    /// The run's configuration derived from `full`, a preset with all three techniques on:
+    /// standard training is `full.baseline()`, each method adds its parts back.
+    pub fn config(self, full: &E2TrainConfig) -> E2TrainConfig {
+        let base = full.baseline();
+        let (smd, slu, psg) = self.techniques();
         let mut c = E2TrainConfig {
             smd: if smd { full.smd } else { None },
             slu: if slu { full.slu } else { None },
@@ -114,7 +119,8 @@ pub struct E2TrainSpec {
     pub method: E2Method,
     /// Dataset (its class count must match `config.model.num_classes`).
     pub dataset: DatasetId,
-    /// Where the data comes from.
+    /// Which data: the embedded subset or the full dataset (read from the run's data
+    /// directory).
     pub data: DataSource,
     /// The first records of the training split used for training.
     pub train_records: usize,
@@ -203,7 +209,7 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Vec<R
     let paper = |full, dataset| Plan {
         full,
         dataset,
-        data: ctx.full_data(),
+        data: DataSource::Full,
         train_records: 45_000,
         val_records: 5_000,
         batch: 128,
@@ -243,7 +249,7 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Vec<R
         E2TrainSpec {
             method: v.method,
             dataset: plan.dataset,
-            data: plan.data.clone(),
+            data: plan.data,
             train_records: plan.train_records,
             val_records: plan.val_records,
             batch: plan.batch,

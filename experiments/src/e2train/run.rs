@@ -37,8 +37,8 @@ pub fn run(spec: &E2TrainSpec, env: &RunEnv<'_>) -> Result<E2TrainMetrics> {
     let device = spec.device.to_device()?;
     tensor_core::seed_device(&device, config.seed)?;
     let mut recipe = TrainSpec::recipe(zoo_arch(config.model.depth)?, spec.dataset);
-    recipe.data = spec.data.clone();
-    let train_split = SplitData::load(&recipe, Split::Train)?;
+    recipe.data = spec.data;
+    let train_split = SplitData::load(&recipe, Split::Train, env.data)?;
     let (n, v) = (spec.train_records, spec.val_records);
     if train_split.len() < n + v {
         bail!(
@@ -54,7 +54,7 @@ pub fn run(spec: &E2TrainSpec, env: &RunEnv<'_>) -> Result<E2TrainMetrics> {
             config.model.in_channels
         );
     }
-    let test_split = SplitData::load(&recipe, Split::Test)?;
+    let test_split = SplitData::load(&recipe, Split::Test, env.data)?;
     let seed = config.seed;
     let mut train = SplitBatches::new(
         &train_split,

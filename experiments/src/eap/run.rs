@@ -11,7 +11,7 @@ use tensor_core::{
 
 use super::{EapMethod, EapMetrics, EapSpec, LayerRow, Probe};
 use crate::checkpoint::{self, CheckpointMeta};
-use crate::data::{Split, SplitData, TensorBatches};
+use crate::data::{DataDir, HeldOutSplits, SplitData, TensorBatches};
 use crate::dense::{self, Loaded};
 use crate::paths::git_revision;
 use crate::registry::RunEnv;
@@ -32,38 +32,24 @@ struct Data {
     channels: usize,
 }
 
-fn load_data(spec: &EapSpec, calibration_images: usize, device: &Device) -> Result<Data> {
-    let train_n = spec
-        .dense
-        .train_limit
-        .context("the dense recipe must fix its number of training records")?;
-    let mut full = spec.dense.clone();
-    full.train_limit = None;
-    let train_split = SplitData::load(&full, Split::Train)?;
-    if train_split.len() < train_n + spec.val_records {
-        bail!(
-            "{} has {} training records; {} for training plus {} held out are needed",
-            spec.dense.dataset,
-            train_split.len(),
-            train_n,
-            spec.val_records
-        );
-    }
+fn load_data(
+    spec: &EapSpec,
+    calibration_images: usize,
+    data_dir: &DataDir,
+    device: &Device,
+) -> Result<Data> {
+    let splits = HeldOutSplits::load(&spec.dense, spec.val_records, data_dir)?;
     let seed = spec.dense.seed;
-    let train_idx: Vec<usize> = (0..train_n).collect();
-    let val_idx: Vec<usize> = (train_n..train_n + spec.val_records).collect();
-    let cal_idx: Vec<usize> = (0..calibration_images.min(train_n)).collect();
-    let test_split = SplitData::load(&full, Split::Test)?;
-    let test_idx: Vec<usize> = (0..test_split.len()).collect();
+    let cal_idx: Vec<usize> = (0..calibration_images.min(splits.train_idx.len())).collect();
     let batches = |split: &SplitData, idx: &[usize], batch: usize, shuffle: bool| {
         TensorBatches::new(split, idx, batch, seed, shuffle, device)
     };
     Ok(Data {
-        train: batches(&train_split, &train_idx, spec.batch, true)?,
-        val: batches(&train_split, &val_idx, EVAL_BATCH, false)?,
-        calibration: batches(&train_split, &cal_idx, CALIBRATION_BATCH, false)?,
-        test: batches(&test_split, &test_idx, EVAL_BATCH, false)?,
-        channels: train_split.sample_shape()[0],
+        train: batches(&splits.train, &splits.train_idx, spec.batch, true)?,
+        val: batches(&splits.train, &splits.val_idx, EVAL_BATCH, false)?,
+        calibration: batches(&splits.train, &cal_idx, CALIBRATION_BATCH, false)?,
+        test: batches(&splits.test, &splits.test_idx, EVAL_BATCH, false)?,
+        channels: splits.train.sample_shape()[0],
     })
 }
 
@@ -141,14 +127,14 @@ fn ratio(a: &[f64], b: &[f64]) -> f64 {
 /// Runs `spec`, writing the pruned model under the run's checkpoint directory.
 pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
     let label = &env.label;
-    let dense = dense::ensure(env.out, &spec.dense, env.reporter)?;
+    let dense = dense::ensure(env.out, &spec.dense, env.data, env.reporter)?;
     let device = spec.dense.device.to_device()?;
     tensor_core::seed_device(&device, spec.dense.seed)?;
     let calibration_images = match &spec.method {
         EapMethod::EnergyAware(c) => c.calibration_images,
         EapMethod::Magnitude { .. } => MAGNITUDE_CALIBRATION,
     };
-    let mut data = load_data(spec, calibration_images, &device)?;
+    let mut data = load_data(spec, calibration_images, env.data, &device)?;
     let model = spec.energy.model()?;
     let mut obs = env.reporter.observer(label);
     let channels = data.channels;

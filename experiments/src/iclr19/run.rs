@@ -8,7 +8,7 @@ use tensor_core::{EnergyModel, Network, NoTaps, Var};
 
 use super::{ConstrainedMetrics, ConstrainedSpec};
 use crate::checkpoint::{self, CheckpointMeta};
-use crate::data::{Split, SplitData, TensorBatches};
+use crate::data::{HeldOutSplits, SplitData, TensorBatches};
 use crate::dense;
 use crate::paths::git_revision;
 use crate::registry::RunEnv;
@@ -19,34 +19,18 @@ const EVAL_BATCH: usize = 500;
 /// Runs `spec`, writing its checkpoint under the run's checkpoint directory.
 pub fn run(spec: &ConstrainedSpec, env: &RunEnv<'_>) -> Result<ConstrainedMetrics> {
     let label = &env.label;
-    let dense = dense::ensure(env.out, &spec.dense, env.reporter)?;
+    let dense = dense::ensure(env.out, &spec.dense, env.data, env.reporter)?;
     let device = spec.dense.device.to_device()?;
     tensor_core::seed_device(&device, spec.dense.seed)?;
-    let train_n = spec
-        .dense
-        .train_limit
-        .context("the dense recipe must fix its number of training records")?;
-    let mut full = spec.dense.clone();
-    full.train_limit = None;
-    let train_split = SplitData::load(&full, Split::Train)?;
-    if train_split.len() < train_n + spec.val_records {
-        bail!(
-            "{} has {} training records; {} for training plus {} held out are needed",
-            spec.dense.dataset,
-            train_split.len(),
-            train_n,
-            spec.val_records
-        );
-    }
-    let train_idx: Vec<usize> = (0..train_n).collect();
-    let val_idx: Vec<usize> = (train_n..train_n + spec.val_records).collect();
+    let splits = HeldOutSplits::load(&spec.dense, spec.val_records, env.data)?;
     let seed = spec.dense.seed;
-    let mut train = TensorBatches::new(&train_split, &train_idx, spec.batch, seed, true, &device)?;
-    let mut val = TensorBatches::new(&train_split, &val_idx, EVAL_BATCH, seed, false, &device)?;
-    let test_split = SplitData::load(&full, Split::Test)?;
-    let test_idx: Vec<usize> = (0..test_split.len()).collect();
-    let mut test = TensorBatches::new(&test_split, &test_idx, EVAL_BATCH, seed, false, &device)?;
-    let [c, _, _] = train_split.sample_shape();
+    let batches = |split: &SplitData, idx: &[usize], batch: usize, shuffle: bool| {
+        TensorBatches::new(split, idx, batch, seed, shuffle, &device)
+    };
+    let mut train = batches(&splits.train, &splits.train_idx, spec.batch, true)?;
+    let mut val = batches(&splits.train, &splits.val_idx, EVAL_BATCH, false)?;
+    let mut test = batches(&splits.test, &splits.test_idx, EVAL_BATCH, false)?;
+    let [c, _, _] = splits.train.sample_shape();
 
     let student = dense::load(&spec.dense, c, &dense.checkpoint)?;
     let teacher = dense::load(&spec.dense, c, &dense.checkpoint)?;

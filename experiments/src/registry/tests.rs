@@ -50,6 +50,7 @@ fn imagenet_runs_fail_clearly() {
         checkpoints: PathBuf::from("/nonexistent"),
         label: run.label(),
         resume: false,
+        data: &DataDir::default(),
         reporter: &crate::Silent,
     };
     let err = execute(run, &env).unwrap_err().to_string();

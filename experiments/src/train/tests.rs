@@ -1,8 +1,20 @@
 use super::*;
 
+/// `train` on the embedded data with no observer: what most tests here run.
+fn train_quietly(spec: &TrainSpec, dir: &Path, resume: bool) -> Result<TrainOutcome> {
+    train(
+        spec,
+        &DataDir::default(),
+        dir,
+        resume,
+        &mut tensor_core::NoopObserver,
+    )
+}
+
 /// The schedule keeps the shape committed records and checkpoints have (`{"kind": "cosine"}`),
 /// and a warm-up, which that shape cannot hold, writes the whole schedule; both read back.
 #[test]
+
 fn schedule_keeps_its_stored_shape() {
     let spec = TrainSpec::recipe(Arch::Lenet5, DatasetId::Mnist);
     let json = serde_json::to_value(&spec).unwrap();
@@ -53,7 +65,7 @@ fn one_epoch_on_embedded_mnist_beats_85_percent() {
     let spec = small_spec(10_000, 1);
     let dir = scratch("one-epoch");
     let mut obs = tensor_core::RecordingObserver::default();
-    let out = train(&spec, &dir, false, &mut obs).unwrap();
+    let out = train(&spec, &DataDir::default(), &dir, false, &mut obs).unwrap();
     assert_eq!(out.test_samples, 10_000);
     assert!(out.final_accuracy > 0.85, "accuracy {}", out.final_accuracy);
     let meta = checkpoint::load(&out.checkpoint, &tensor_core::Device::Cpu)
@@ -75,7 +87,7 @@ fn one_epoch_on_embedded_mnist_beats_85_percent() {
 fn interrupted_run_resumes_to_identical_weights() {
     let spec = small_spec(256, 2);
     let (a, b) = (scratch("straight"), scratch("resumed"));
-    let straight = train(&spec, &a, false, &mut tensor_core::NoopObserver).unwrap();
+    let straight = train_quietly(&spec, &a, false).unwrap();
 
     // Stop one batch into the second epoch: the checkpoint of epoch 1 must survive.
     let per_epoch = 256usize.div_ceil(spec.batch);
@@ -83,7 +95,7 @@ fn interrupted_run_resumes_to_identical_weights() {
         stop_after_batches: Some(per_epoch + 1),
         ..Default::default()
     };
-    let err = train(&spec, &b, false, &mut stopper).unwrap_err();
+    let err = train(&spec, &DataDir::default(), &b, false, &mut stopper).unwrap_err();
     assert!(
         format!("{err:#}").contains("interrupted after training, epoch 2 batch 1"),
         "{err:#}"
@@ -101,7 +113,7 @@ fn interrupted_run_resumes_to_identical_weights() {
         1
     );
 
-    let resumed = train(&spec, &b, true, &mut tensor_core::NoopObserver).unwrap();
+    let resumed = train_quietly(&spec, &b, true).unwrap();
     assert_eq!(
         model_tensors(&straight.checkpoint),
         model_tensors(&resumed.checkpoint)
@@ -112,7 +124,14 @@ fn interrupted_run_resumes_to_identical_weights() {
     // A checkpoint of another spec is refused, not silently continued.
     let mut other = spec.clone();
     other.seed = 6;
-    let err = train(&other, &b, true, &mut tensor_core::NoopObserver).unwrap_err();
+    let err = train(
+        &other,
+        &DataDir::default(),
+        &b,
+        true,
+        &mut tensor_core::NoopObserver,
+    )
+    .unwrap_err();
     assert!(format!("{err}").contains("different run spec"), "{err}");
     for d in [a, b] {
         let _ = std::fs::remove_dir_all(d);
@@ -123,7 +142,7 @@ fn interrupted_run_resumes_to_identical_weights() {
 fn checkpoint_of_another_arch_is_a_clear_error() {
     let dir = scratch("arch");
     let spec = small_spec(64, 1);
-    let out = train(&spec, &dir, false, &mut tensor_core::NoopObserver).unwrap();
+    let out = train_quietly(&spec, &dir, false).unwrap();
     let ckpt = checkpoint::load(&out.checkpoint, &tensor_core::Device::Cpu).unwrap();
     let init = SeededInit::new(0);
     let vb = init.var_builder(DType::F32, &tensor_core::Device::Cpu);
@@ -139,7 +158,7 @@ fn diverging_loss_stops_with_the_step_named() {
     spec.optimizer.lr = 1e9;
     spec.schedule = LrSchedule::new(LrDecay::Constant);
     let dir = scratch("nan");
-    let err = train(&spec, &dir, false, &mut tensor_core::NoopObserver).unwrap_err();
+    let err = train_quietly(&spec, &dir, false).unwrap_err();
     assert!(matches!(
         err.downcast_ref::<tensor_core::Error>(),
         Some(tensor_core::Error::Diverged { .. })
@@ -164,7 +183,7 @@ fn divergence_after_a_good_epoch_keeps_its_checkpoint() {
     spec.schedule = LrSchedule::new(LrDecay::Constant).with_warmup(per_epoch, spec.optimizer.lr);
     spec.optimizer.lr = 1e30;
     let dir = scratch("nan-epoch2");
-    let err = train(&spec, &dir, false, &mut tensor_core::NoopObserver).unwrap_err();
+    let err = train_quietly(&spec, &dir, false).unwrap_err();
     let msg = format!("{err:#}");
     assert!(
         msg.contains("epoch 2") && msg.contains("global step"),
@@ -186,7 +205,14 @@ fn divergence_after_a_good_epoch_keeps_its_checkpoint() {
     let mut one = spec.clone();
     one.epochs = 1;
     let other = scratch("nan-epoch1-only");
-    let straight = train(&one, &other, false, &mut tensor_core::NoopObserver).unwrap();
+    let straight = train(
+        &one,
+        &DataDir::default(),
+        &other,
+        false,
+        &mut tensor_core::NoopObserver,
+    )
+    .unwrap();
     assert_eq!(kept, model_tensors(&straight.checkpoint));
     for d in [dir, other] {
         let _ = std::fs::remove_dir_all(d);
@@ -226,7 +252,14 @@ fn forged_checkpoint(
 ) {
     let mut one = spec.clone();
     one.epochs = 1;
-    train(&one, dir, false, &mut tensor_core::NoopObserver).unwrap();
+    train(
+        &one,
+        &DataDir::default(),
+        dir,
+        false,
+        &mut tensor_core::NoopObserver,
+    )
+    .unwrap();
     let path = dir.join("last.safetensors");
     let ckpt = checkpoint::load(&path, &tensor_core::Device::Cpu).unwrap();
     let mut meta = ckpt.meta.clone();
@@ -250,7 +283,7 @@ fn resume_refuses_a_checkpoint_with_a_short_history() {
     forged_checkpoint(&spec, &dir, |meta, _| {
         meta.extra.insert(HISTORY_KEY.into(), serde_json::json!([]));
     });
-    let err = train(&spec, &dir, true, &mut tensor_core::NoopObserver).unwrap_err();
+    let err = train_quietly(&spec, &dir, true).unwrap_err();
     assert!(
         format!("{err}").contains("history holds epochs []"),
         "{err}"
@@ -278,7 +311,14 @@ fn resume_refuses_a_checkpoint_with_nan_weights() {
     });
     let err = format!(
         "{:#}",
-        train(&spec, &dir, true, &mut tensor_core::NoopObserver).unwrap_err()
+        train(
+            &spec,
+            &DataDir::default(),
+            &dir,
+            true,
+            &mut tensor_core::NoopObserver
+        )
+        .unwrap_err()
     );
     assert!(err.contains("holds NaN or infinite values"), "{err}");
     assert!(err.contains("last.safetensors"), "{err}");

@@ -1,68 +1,34 @@
 //! Bench groups and the layer tables they share. energy-model may not depend on cnn-zoo, so the
-//! geometry is listed here by hand from docs/energy-models.md A.7 (LeNet-5) and B.10 (AlexNet, Caffe
-//! grouped layout); the integration tests check cnn-zoo against the same tables.
+//! geometry comes from the tables of [`energy_model::reference`] (docs/energy-models.md A.7 for
+//! LeNet-5, B.10 for AlexNet in Caffe's grouped layout); the integration tests check cnn-zoo
+//! against the same tables.
 
 pub(crate) mod estimate;
 pub(crate) mod eyeriss;
 
-use tensor_core::ConvParams;
-use tensor_core::{Bitmap, LayerGeometry, LayerId, LayerWorkload, Support};
+use energy_model::reference::{self, Shape};
+use tensor_core::{Bitmap, LayerId, LayerWorkload, Support};
 
-fn workloads(layers: &[(&str, LayerGeometry)]) -> Vec<LayerWorkload> {
+fn workloads(layers: &[(&str, Shape)]) -> Vec<LayerWorkload> {
     layers
         .iter()
         .enumerate()
-        .map(|(i, (name, g))| LayerWorkload::dense(LayerId(i), *name, *g))
+        .map(|(i, (name, shape))| {
+            let g = shape.geometry().expect("hand-listed geometry is valid");
+            LayerWorkload::dense(LayerId(i), *name, g)
+        })
         .collect()
 }
 
-fn conv(
-    c: usize,
-    hw: usize,
-    d: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    groups: usize,
-) -> LayerGeometry {
-    LayerGeometry::conv(
-        [c, hw, hw],
-        d,
-        ConvParams::square(k)
-            .stride(stride)
-            .padding(pad)
-            .groups(groups),
-    )
-    .expect("hand-listed geometry is valid")
-}
-
-fn fc(c: usize, hw: usize, d: usize) -> LayerGeometry {
-    LayerGeometry::fc(c, hw, hw, d).expect("hand-listed geometry is valid")
-}
-
-/// LeNet-5 on 1×32×32 (docs/energy-models.md A.7).
+/// LeNet-5 on 1×32×32 (docs/energy-models.md A.7), named as its table names the layers.
 pub(crate) fn lenet5() -> Vec<LayerWorkload> {
-    workloads(&[
-        ("features.0", conv(1, 32, 6, 5, 1, 0, 1)),
-        ("features.3", conv(6, 14, 16, 5, 1, 0, 1)),
-        ("classifier.0", fc(16, 5, 120)),
-        ("classifier.2", fc(120, 1, 84)),
-        ("classifier.4", fc(84, 1, 10)),
-    ])
+    let names = reference::LENET5_A7.map(|row| row.name);
+    workloads(&names.into_iter().zip(reference::LENET5).collect::<Vec<_>>())
 }
 
 /// AlexNet, Caffe grouped layout on 3×227×227 (docs/energy-models.md B.10).
 pub(crate) fn alexnet_caffe() -> Vec<LayerWorkload> {
-    workloads(&[
-        ("conv1", conv(3, 227, 96, 11, 4, 0, 1)),
-        ("conv2", conv(96, 27, 256, 5, 1, 2, 2)),
-        ("conv3", conv(256, 13, 384, 3, 1, 1, 1)),
-        ("conv4", conv(384, 13, 384, 3, 1, 1, 2)),
-        ("conv5", conv(384, 13, 256, 3, 1, 1, 2)),
-        ("fc6", fc(256, 6, 4096)),
-        ("fc7", fc(4096, 1, 4096)),
-        ("fc8", fc(4096, 1, 1000)),
-    ])
+    workloads(&reference::ALEXNET_CAFFE_LAYERS)
 }
 
 /// Every layer's weights replaced by a seeded random bitmap of about `density` (a 64-bit LCG:

@@ -10,25 +10,14 @@ use super::*;
 use crate::reference;
 use tensor_core::ConvParams;
 
-fn conv(
-    c: usize,
-    hw: usize,
-    d: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    g: usize,
-) -> LayerGeometry {
-    LayerGeometry::conv(
-        [c, hw, hw],
-        d,
-        ConvParams::square(k).stride(stride).padding(pad).groups(g),
-    )
-    .unwrap()
+/// [`reference::conv`]'s geometry.
+fn conv(c: usize, hw: usize, d: usize, k: usize, s: usize, p: usize, g: usize) -> LayerGeometry {
+    reference::conv(c, hw, d, k, s, p, g).geometry().unwrap()
 }
 
+/// [`reference::fc`]'s geometry.
 fn fc(c: usize, hw: usize, d: usize) -> LayerGeometry {
-    LayerGeometry::fc(c, hw, hw, d).unwrap()
+    reference::fc(c, hw, d).geometry().unwrap()
 }
 
 fn isca16(batch: usize) -> Eyeriss {

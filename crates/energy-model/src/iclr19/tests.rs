@@ -7,15 +7,12 @@ use crate::hardware::SystolicArrayConfig;
 use crate::reference;
 use tensor_core::ConvParams;
 
-/// LeNet-5 of docs/energy-models.md A.7: 1×32×32 input, no padding, pooling between the convs.
+/// LeNet-5 of docs/energy-models.md A.7.
 fn lenet5() -> Vec<LayerGeometry> {
-    vec![
-        LayerGeometry::conv([1, 32, 32], 6, ConvParams::square(5)).unwrap(),
-        LayerGeometry::conv([6, 14, 14], 16, ConvParams::square(5)).unwrap(),
-        LayerGeometry::fc(16, 5, 5, 120).unwrap(),
-        LayerGeometry::fc(120, 1, 1, 84).unwrap(),
-        LayerGeometry::fc(84, 1, 1, 10).unwrap(),
-    ]
+    reference::LENET5
+        .iter()
+        .map(|s| s.geometry().unwrap())
+        .collect()
 }
 
 fn tiny(p: usize) -> LayerGeometry {

@@ -1,19 +1,14 @@
-use tensor_core::{ConvParams, EnergyModel, LayerGeometry, LayerId, LayerWorkload};
+use tensor_core::{EnergyModel, LayerId, LayerWorkload};
 
 use super::*;
 use crate::iclr19::Iclr19;
+use crate::reference;
 
 fn lenet5() -> Vec<LayerWorkload> {
-    let gs = [
-        LayerGeometry::conv([1, 32, 32], 6, ConvParams::square(5)).unwrap(),
-        LayerGeometry::conv([6, 14, 14], 16, ConvParams::square(5)).unwrap(),
-        LayerGeometry::fc(16, 5, 5, 120).unwrap(),
-        LayerGeometry::fc(120, 1, 1, 84).unwrap(),
-        LayerGeometry::fc(84, 1, 1, 10).unwrap(),
-    ];
-    gs.iter()
+    reference::LENET5
+        .iter()
         .enumerate()
-        .map(|(i, g)| LayerWorkload::dense(LayerId(i), format!("layer{i}"), *g))
+        .map(|(i, s)| LayerWorkload::dense(LayerId(i), format!("layer{i}"), s.geometry().unwrap()))
         .collect()
 }
 

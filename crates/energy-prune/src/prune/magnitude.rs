@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use tensor_core::{Density, Observer};
 
-use super::weights::{host, mask_of, write};
+use super::weights::{host, write};
 use super::{LayerOutcome, Method, PruneOutcome, PruneRun, evaluate, fine_tune, layer_energies};
 use crate::config::FineTuneConfig;
 use crate::error::{Error, Result};
@@ -88,18 +88,8 @@ pub fn prune_magnitude(
         .enumerate()
         .map(|(i, (layer, ratio))| {
             Ok(LayerOutcome {
-                id: layer.id,
-                name: layer.name.clone(),
-                mask: mask_of(layer)?,
                 ratio,
-                restored: 0,
-                energy_before: energy_before[i],
-                energy_after: energy_after[i],
-                energy_at_selection: None,
-                network_energy_after: None,
-                allowed_drop: None,
-                accuracy_after: None,
-                trials: Vec::new(),
+                ..LayerOutcome::unsearched(layer, energy_before[i], energy_after[i])?
             })
         })
         .collect::<Result<Vec<_>>>()?;

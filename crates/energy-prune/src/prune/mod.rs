@@ -4,6 +4,8 @@
 //!
 //! - [`prune_energy_aware`] (`energy_aware`): the energy-ordered layer loop and each layer's
 //!   remove / restore / refit step;
+//! - [`prune_to_energy`] (`targeted`): the same loop driven to an energy level under a second,
+//!   measuring model by a bisection on the accuracy budget δ;
 //! - [`prune_magnitude`] (`magnitude`): the magnitude baseline at given densities;
 //! - [`fine_tune`] (`finetune`): momentum SGD with the masks re-applied after every step;
 //! - `calibration`: the tap-based data collection (least-squares systems, activation
@@ -24,13 +26,14 @@ mod calibration;
 mod energy_aware;
 mod finetune;
 mod magnitude;
+mod targeted;
 mod weights;
 
 use serde::{Deserialize, Serialize};
 use tensor_core::tensor::Var;
 use tensor_core::{
-    BatchSource, Bitmap, Density, EnergyModel, EnergyUnit, Evaluation, LayerId, LayerSparsity,
-    LayerWorkload, Network, Precision, Support,
+    BatchSource, Bitmap, Density, EnergyModel, EnergyUnit, Evaluation, LayerId, LayerInfo,
+    LayerSparsity, LayerWorkload, Network, Precision, Support,
 };
 
 use crate::error::{Error, Result};
@@ -43,6 +46,10 @@ pub(crate) use energy_aware::candidate;
 pub use energy_aware::prune_energy_aware;
 pub use finetune::fine_tune;
 pub use magnitude::{MagnitudeTarget, prune_magnitude};
+pub use targeted::{
+    EnergyTarget, ProcessedLayer, SearchStep, TargetLayerEnergy, TargetedOutcome, prune_to_energy,
+    weight_floor,
+};
 #[cfg(test)]
 pub(crate) use weights::snapshot;
 
@@ -118,6 +125,27 @@ pub struct LayerOutcome {
     pub trials: Vec<RatioTrial>,
 }
 
+impl LayerOutcome {
+    /// `layer`'s outcome with the mask of its current weights and the given energies, before
+    /// any search records a ratio, restoration or trial.
+    fn unsearched(layer: &LayerInfo, energy_before: f64, energy_after: f64) -> Result<Self> {
+        Ok(LayerOutcome {
+            id: layer.id,
+            name: layer.name.clone(),
+            mask: weights::mask_of(layer)?,
+            ratio: 0.0,
+            restored: 0,
+            energy_before,
+            energy_after,
+            energy_at_selection: None,
+            network_energy_after: None,
+            allowed_drop: None,
+            accuracy_after: None,
+            trials: Vec::new(),
+        })
+    }
+}
+
 /// Result of [`prune_energy_aware`] or [`prune_magnitude`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PruneOutcome {
@@ -169,6 +197,17 @@ pub fn layer_energies(
     net: &dyn Network,
     input_densities: Option<&[Density]>,
 ) -> Result<Vec<f64>> {
+    price(model, net, input_densities, |_, l| weights::mask_of(l))
+}
+
+/// Per-layer energies under `model` of `net`'s layers with the weight bitmaps `weights` gives
+/// (by layer index) and the given input densities: the workloads of [`layer_energies`].
+fn price(
+    model: &dyn EnergyModel,
+    net: &dyn Network,
+    input_densities: Option<&[Density]>,
+    weights: impl Fn(usize, &LayerInfo) -> Result<Bitmap>,
+) -> Result<Vec<f64>> {
     let layers = net.layers();
     if let Some(d) = input_densities
         && d.len() != layers.len()
@@ -192,7 +231,7 @@ pub fn layer_energies(
                 name: l.name.clone(),
                 geometry: l.geometry,
                 sparsity: LayerSparsity {
-                    weights: Support::Bitmap(weights::mask_of(l)?),
+                    weights: Support::Bitmap(weights(i, l)?),
                     inputs,
                     outputs: Support::Dense,
                 },

@@ -18,23 +18,37 @@ pub(super) fn collect_bucket(values: &[f32], costs: &[f64], b: u32) -> Vec<Item>
     let mut keys = [0u32; BLOCK];
     let mut boundary = Vec::new();
     for (block, (vb, cb)) in values.chunks(BLOCK).zip(costs.chunks(BLOCK)).enumerate() {
-        let keys = &mut keys[..vb.len()];
-        // The input is valid by now.
-        block_keys(vb, cb, keys);
-        let keys = &*keys;
-        for_each_hit(
-            vb.len(),
-            |j| keys[j] == b,
-            |j| {
-                boundary.push(Item {
-                    score: score_of(vb[j], cb[j]),
-                    cost: cb[j],
-                    index: block * BLOCK + j,
-                })
-            },
-        );
+        for_each_in_bucket(&mut keys, block, vb, cb, b, |item| boundary.push(item));
     }
     boundary
+}
+
+/// Calls `f` with the nonzero entries of bucket `b` in block number `block` (values `vb`, costs
+/// `cb`), in index order; `keys` is scratch. The input is valid by now. Always inlined, so each
+/// caller's AVX2 clone compiles it with AVX2.
+#[inline(always)]
+fn for_each_in_bucket(
+    keys: &mut [u32; BLOCK],
+    block: usize,
+    vb: &[f32],
+    cb: &[f64],
+    b: u32,
+    mut f: impl FnMut(Item),
+) {
+    let keys = &mut keys[..vb.len()];
+    block_keys(vb, cb, keys);
+    let keys = &*keys;
+    for_each_hit(
+        vb.len(),
+        |j| keys[j] == b,
+        |j| {
+            f(Item {
+                score: score_of(vb[j], cb[j]),
+                cost: cb[j],
+                index: block * BLOCK + j,
+            })
+        },
+    );
 }
 
 /// The first rejected entry of bucket `b` when all its nonzero entries share one score: their
@@ -52,29 +66,17 @@ pub(super) fn misfit_among_ties(
     let mut keys = [0u32; BLOCK];
     let (mut first, mut misfit, mut last, mut mixed) = (None, None, None, false);
     for (block, (vb, cb)) in values.chunks(BLOCK).zip(costs.chunks(BLOCK)).enumerate() {
-        let keys = &mut keys[..vb.len()];
-        block_keys(vb, cb, keys);
-        let keys = &*keys;
-        for_each_hit(
-            vb.len(),
-            |j| keys[j] == b,
-            |j| {
-                let item = Item {
-                    score: score_of(vb[j], cb[j]),
-                    cost: cb[j],
-                    index: block * BLOCK + j,
-                };
-                mixed |= item.score != *first.get_or_insert(item.score);
-                if misfit.is_none() {
-                    if item.cost > remaining {
-                        misfit = Some(item);
-                    } else {
-                        remaining -= item.cost;
-                    }
+        for_each_in_bucket(&mut keys, block, vb, cb, b, |item| {
+            mixed |= item.score != *first.get_or_insert(item.score);
+            if misfit.is_none() {
+                if item.cost > remaining {
+                    misfit = Some(item);
+                } else {
+                    remaining -= item.cost;
                 }
-                last = Some(item);
-            },
-        );
+            }
+            last = Some(item);
+        });
         if mixed {
             return None;
         }

@@ -69,7 +69,9 @@ fn order(a: &Item, b: &Item) -> Ordering {
     b.score.total_cmp(&a.score).then(a.index.cmp(&b.index))
 }
 
-fn validate(values: &[f32], costs: &[f64], capacity: f64) -> Result<()> {
+/// The checks that need no pass over the entries: matching lengths and a finite, non-negative
+/// capacity.
+fn validate_sizes(values: &[f32], costs: &[f64], capacity: f64) -> Result<()> {
     if values.len() != costs.len() {
         return Err(Error::LengthMismatch {
             values: values.len(),
@@ -79,6 +81,11 @@ fn validate(values: &[f32], costs: &[f64], capacity: f64) -> Result<()> {
     if !capacity.is_finite() || capacity < 0.0 {
         return Err(Error::InvalidCapacity { capacity });
     }
+    Ok(())
+}
+
+fn validate(values: &[f32], costs: &[f64], capacity: f64) -> Result<()> {
+    validate_sizes(values, costs, capacity)?;
     if let Some(index) = values.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFinite {
             what: "weights".into(),
@@ -156,15 +163,7 @@ pub fn project_weighted_l0(
     variant: GreedyVariant,
 ) -> Result<ProjectionOutcome> {
     if variant == GreedyVariant::Prefix {
-        if values.len() != costs.len() {
-            return Err(Error::LengthMismatch {
-                values: values.len(),
-                costs: costs.len(),
-            });
-        }
-        if !capacity.is_finite() || capacity < 0.0 {
-            return Err(Error::InvalidCapacity { capacity });
-        }
+        validate_sizes(values, costs, capacity)?;
         // The histogram tables are a fixed 512 KiB; below a few thousand entries selection wins.
         if values.len() >= BUCKETED_MIN {
             return prefix_bucketed(values, costs, capacity);

@@ -188,8 +188,9 @@ pub fn batch_norm_train(
     relu: bool,
     backend: OpsBackend,
 ) -> Result<(Tensor, BatchNormStats)> {
+    let dims = norm::affine_dims(xs, gamma, beta)?;
     if backend.fast_for(xs) {
-        return norm::batch_norm_train(xs, gamma, beta, eps, relu);
+        return norm::batch_norm_train(xs, dims, gamma, beta, eps, relu);
     }
     norm::batch_norm_train_candle(xs, gamma, beta, eps, relu)
 }
@@ -208,7 +209,13 @@ pub fn batch_norm_eval(
     if backend.fast_for(xs) {
         return norm::batch_norm_eval(xs, gamma, beta, running, eps, relu);
     }
-    norm::batch_norm_eval_candle(xs, gamma, beta, running, eps, relu)
+    let (running_mean, running_var) = running;
+    let scale = (gamma / (running_var.detach() + eps)?.sqrt()?)?;
+    let shift = (beta - (running_mean.detach() * &scale)?)?;
+    let ys = xs
+        .broadcast_mul(&scale.reshape((1, (), 1, 1))?)?
+        .broadcast_add(&shift.reshape((1, (), 1, 1))?)?;
+    Ok(if relu { ys.relu()? } else { ys })
 }
 
 /// `max(x, 0)`, differentiated through the output (one pass each way).

@@ -1,6 +1,7 @@
 //! Batch norm (optionally fused with the ReLU that follows it) as one candle custom op over
 //! cpu-kernels' fused kernel, instead of candle-nn's dozen ops with a transposed copy in each
-//! direction; and the same computation from candle ops, for the `Candle` backend.
+//! direction; and the training-mode computation from candle ops, for the `Candle` backend (the
+//! evaluation-mode one is a few candle ops in the dispatcher).
 
 use cpu_kernels::norm::{BatchNorm, BatchNormDims, BatchNormGrads};
 
@@ -18,9 +19,12 @@ pub struct BatchNormStats {
     pub var: Tensor,
 }
 
-fn dims_of(xs: &Tensor) -> Result<BatchNormDims> {
+/// The sizes of `xs` `[b, c, h, w]`, checked against the affine parameters' `[c]`.
+pub(super) fn affine_dims(xs: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<BatchNormDims> {
     let (b, c, h, w) = xs.dims4()?;
-    Ok(BatchNormDims::new(b, c, h, w))
+    let dims = BatchNormDims::new(b, c, h, w);
+    check_affine(&dims, gamma, beta)?;
+    Ok(dims)
 }
 
 /// The fused op: inputs `(x, gamma, beta)`.
@@ -79,15 +83,15 @@ impl CustomOp3 for BatchNormOp {
     }
 }
 
+/// Training-mode batch norm on the fused kernel; `dims` are `xs`'s, checked by [`affine_dims`].
 pub(super) fn batch_norm_train(
     xs: &Tensor,
+    dims: BatchNormDims,
     gamma: &Tensor,
     beta: &Tensor,
     eps: f64,
     relu: bool,
 ) -> Result<(Tensor, BatchNormStats)> {
-    let dims = dims_of(xs)?;
-    check_affine(&dims, gamma, beta)?;
     let xs = xs.contiguous()?;
     let (kernel, batch) = with_slice(&xs, |x| BatchNorm::train(dims, x, eps, relu))??;
     let dev = xs.device();
@@ -109,8 +113,7 @@ pub(super) fn batch_norm_eval(
     eps: f64,
     relu: bool,
 ) -> Result<Tensor> {
-    let dims = dims_of(xs)?;
-    check_affine(&dims, gamma, beta)?;
+    let dims = affine_dims(xs, gamma, beta)?;
     check_affine(&dims, running_mean, running_var)?;
     let (mean, var) = (
         running_mean.to_vec1::<f32>()?,
@@ -124,24 +127,8 @@ pub(super) fn batch_norm_eval(
     )?)
 }
 
-/// Evaluation-mode batch norm from candle ops.
-pub(super) fn batch_norm_eval_candle(
-    xs: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    (running_mean, running_var): (&Tensor, &Tensor),
-    eps: f64,
-    relu: bool,
-) -> Result<Tensor> {
-    let scale = (gamma / (running_var.detach() + eps)?.sqrt()?)?;
-    let shift = (beta - (running_mean.detach() * &scale)?)?;
-    let ys = xs
-        .broadcast_mul(&scale.reshape((1, (), 1, 1))?)?
-        .broadcast_add(&shift.reshape((1, (), 1, 1))?)?;
-    Ok(if relu { ys.relu()? } else { ys })
-}
-
-/// The same computation from candle ops (the reference and the `Candle` backend).
+/// The same computation from candle ops (the reference and the `Candle` backend); shapes checked
+/// by [`affine_dims`].
 pub(super) fn batch_norm_train_candle(
     xs: &Tensor,
     gamma: &Tensor,
@@ -149,9 +136,8 @@ pub(super) fn batch_norm_train_candle(
     eps: f64,
     relu: bool,
 ) -> Result<(Tensor, BatchNormStats)> {
-    let sizes = dims_of(xs)?;
-    check_affine(&sizes, gamma, beta)?;
-    let m = sizes.count();
+    let (b, c, h, w) = xs.dims4()?;
+    let m = b * h * w;
     let flat = xs.transpose(0, 1)?.flatten_from(1)?.contiguous()?;
     let mean = flat.mean_keepdim(D::Minus1)?;
     let centred = flat.broadcast_sub(&mean)?;
@@ -160,7 +146,6 @@ pub(super) fn batch_norm_train_candle(
     let ys = normed
         .broadcast_mul(&gamma.reshape(((), 1))?)?
         .broadcast_add(&beta.reshape(((), 1))?)?;
-    let (b, c, h, w) = xs.dims4()?;
     let ys = ys.reshape((c, b, h, w))?.transpose(0, 1)?;
     let ys = if relu { ys.relu()? } else { ys };
     let unbiased = m as f64 / (m.max(2) - 1) as f64;

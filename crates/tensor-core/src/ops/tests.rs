@@ -19,27 +19,25 @@ fn randn(seed: u64, stream: &str, dims: &[usize]) -> Tensor {
     Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
 }
 
+/// `max |t|` over every entry.
+fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.max(0))
+        .and_then(|t| t.to_scalar::<f32>())
+        .unwrap()
+}
+
+/// Gradients of `sum(ys · r)` for `r` drawn from `seed`.
+fn backward_from(ys: &Tensor, seed: u64) -> crate::GradStore {
+    let r = randn(seed, "r", ys.dims());
+    (ys * &r).unwrap().sum_all().unwrap().backward().unwrap()
+}
+
 fn assert_close(what: &str, fast: &Tensor, reference: &Tensor) {
     assert_eq!(fast.dims(), reference.dims(), "{what}: shapes");
-    let diff = (fast - reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let scale = reference
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = max_abs(&(fast - reference).unwrap());
+    let scale = max_abs(reference);
     assert!(
         diff <= TOL * (1.0 + scale),
         "{what}: max |diff| {diff} with max |reference| {scale}"
@@ -90,17 +88,26 @@ fn conv_case() -> impl Strategy<Value = ConvCase> {
         })
 }
 
-/// Forward and gradients of `sum(conv(x, w, b) · r)` for both backends.
-fn check_conv(case: ConvCase, seed: u64, x_needs_grad: bool) {
-    let (b, groups, cg, dg, h, w, k, stride, padding, with_bias) = case;
+/// A case's convolution parameters, its input and weights drawn from `seed`, and whether the
+/// windows leave input rows or columns unreached.
+fn conv_inputs(case: ConvCase, seed: u64) -> (ConvParams, Tensor, Tensor, bool) {
+    let (b, groups, cg, dg, h, w, k, stride, padding, _) = case;
     let (c, d) = (cg * groups, dg * groups);
     let params = ConvParams::square(k)
         .stride(stride)
         .padding(padding)
         .groups(groups);
+    let ragged = (h + 2 * padding - k) % stride != 0 || (w + 2 * padding - k) % stride != 0;
     let xs = randn(seed, "x", &[b, c, h, w]);
     let ws = randn(seed, "w", &[d, cg, k, k]);
-    let bs = randn(seed, "b", &[d]);
+    (params, xs, ws, ragged)
+}
+
+/// Forward and gradients of `sum(conv(x, w, b) · r)` for both backends.
+fn check_conv(case: ConvCase, seed: u64, x_needs_grad: bool) {
+    let with_bias = case.9;
+    let (params, xs, ws, ragged) = conv_inputs(case, seed);
+    let bs = randn(seed, "b", &[ws.dims()[0]]);
     let mut results = Vec::new();
     let backends = [OpsBackend::Fast, OpsBackend::Candle];
     for backend in backends {
@@ -114,13 +121,11 @@ fn check_conv(case: ConvCase, seed: u64, x_needs_grad: bool) {
         };
         let bias = with_bias.then(|| bv.as_tensor().clone());
         let ys = conv2d(&input, wv.as_tensor(), bias.as_ref(), params, backend).unwrap();
-        let r = randn(seed, "r", ys.dims());
-        let ragged = (h + 2 * padding - k) % stride != 0 || (w + 2 * padding - k) % stride != 0;
         if ragged && backend == OpsBackend::Candle {
             results.push((ys, None, None, None));
             continue;
         }
-        let grads = (&ys * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = backward_from(&ys, seed);
         results.push((
             ys,
             grads.get(&x).cloned(),
@@ -131,7 +136,7 @@ fn check_conv(case: ConvCase, seed: u64, x_needs_grad: bool) {
     let (fast, stock) = (&results[0], &results[1]);
     assert_close("output", &fast.0, &stock.0);
     assert_eq!(fast.1.is_some(), x_needs_grad, "input gradient presence");
-    if (h + 2 * padding - k) % stride != 0 || (w + 2 * padding - k) % stride != 0 {
+    if ragged {
         // candle's own conv2d backward fails on rows or columns the windows do not reach
         // (its transposed convolution lacks an output padding), so only the forward compares.
         return;
@@ -152,14 +157,8 @@ fn check_conv(case: ConvCase, seed: u64, x_needs_grad: bool) {
 
 /// `conv2d_backward` on both backends against autograd through the fast conv.
 fn check_conv_backward(case: ConvCase, seed: u64, need: (bool, bool)) {
-    let (b, groups, cg, dg, h, w, k, stride, padding, _) = case;
-    let (c, d) = (cg * groups, dg * groups);
-    let params = ConvParams::square(k)
-        .stride(stride)
-        .padding(padding)
-        .groups(groups);
-    let xs = randn(seed, "x", &[b, c, h, w]);
-    let ws = randn(seed, "w", &[d, cg, k, k]);
+    let groups = case.1;
+    let (params, xs, ws, ragged) = conv_inputs(case, seed);
     let x = Var::from_tensor(&xs).unwrap();
     let wv = Var::from_tensor(&ws).unwrap();
     let ys = conv2d(
@@ -172,7 +171,6 @@ fn check_conv_backward(case: ConvCase, seed: u64, need: (bool, bool)) {
     .unwrap();
     let dy = randn(seed, "dy", ys.dims());
     let grads = (&ys * &dy).unwrap().sum_all().unwrap().backward().unwrap();
-    let ragged = (h + 2 * padding - k) % stride != 0 || (w + 2 * padding - k) % stride != 0;
     for backend in [OpsBackend::Fast, OpsBackend::Candle] {
         if backend == OpsBackend::Candle && groups > 1 && ragged {
             // Autograd through candle's grouped conv fails on unreached rows (see check_conv).
@@ -244,8 +242,7 @@ fn check_unary(xs: &Tensor, f: impl Fn(&Tensor, OpsBackend) -> Tensor, seed: u64
     for backend in [OpsBackend::Fast, OpsBackend::Candle] {
         let x = Var::from_tensor(xs).unwrap();
         let ys = f(x.as_tensor(), backend);
-        let r = randn(seed, "r", ys.dims());
-        let grads = (&ys * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = backward_from(&ys, seed);
         results.push((ys, grads.get(&x).unwrap().clone()));
     }
     assert_close("output", &results[0].0, &results[1].0);
@@ -271,8 +268,7 @@ fn check_batch_norm(dims: (usize, usize, usize, usize), relu: bool, seed: u64) {
             backend,
         )
         .unwrap();
-        let r = randn(seed, "r", ys.dims());
-        let grads = (&ys * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = backward_from(&ys, seed);
         results.push((
             ys,
             stats,
@@ -390,8 +386,7 @@ fn batch_norm_eval_matches_candle() {
                 backend,
             )
             .unwrap();
-            let r = randn(seed, "r", ys.dims());
-            let grads = (&ys * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let grads = backward_from(&ys, seed);
             results.push((ys, [&x, &g, &b].map(|v| grads.get(v).unwrap().clone())));
         }
         assert_close("output", &results[0].0, &results[1].0);

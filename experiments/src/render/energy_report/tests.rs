@@ -1,17 +1,11 @@
 use energy_model::iclr19::Iclr19;
+use energy_model::reference;
 use expect_test::expect;
-use tensor_core::{ConvParams, EnergyModel, LayerGeometry, LayerId, LayerWorkload};
+use tensor_core::{EnergyModel, LayerId, LayerWorkload};
 
 use super::*;
 
 fn lenet5() -> Vec<LayerWorkload> {
-    let gs = [
-        LayerGeometry::conv([1, 32, 32], 6, ConvParams::square(5)).unwrap(),
-        LayerGeometry::conv([6, 14, 14], 16, ConvParams::square(5)).unwrap(),
-        LayerGeometry::fc(16, 5, 5, 120).unwrap(),
-        LayerGeometry::fc(120, 1, 1, 84).unwrap(),
-        LayerGeometry::fc(84, 1, 1, 10).unwrap(),
-    ];
     let names = [
         "features.0",
         "features.3",
@@ -19,21 +13,26 @@ fn lenet5() -> Vec<LayerWorkload> {
         "classifier.2",
         "classifier.4",
     ];
-    gs.iter()
+    reference::LENET5
+        .iter()
         .zip(names)
         .enumerate()
-        .map(|(i, (g, n))| LayerWorkload::dense(LayerId(i), n, *g))
+        .map(|(i, (s, n))| LayerWorkload::dense(LayerId(i), n, s.geometry().unwrap()))
         .collect()
 }
 
-fn report() -> EnergyReport {
-    let ws = lenet5();
+/// `ws` priced by the relaxed ICLR'19 model, with its normalisation.
+fn iclr19_report(subject: &str, ws: &[LayerWorkload]) -> EnergyReport {
     let m = Iclr19::paper();
-    let e = m.network_energy(&ws).unwrap();
+    let e = m.network_energy(ws).unwrap();
     let gs: Vec<_> = ws.iter().map(|w| w.geometry).collect();
-    EnergyReport::new("lenet5", &ws, &e, 1)
+    EnergyReport::new(subject, ws, &e, 1)
         .unwrap()
         .with_normalization(m.normalization(&gs).unwrap())
+}
+
+fn report() -> EnergyReport {
+    iclr19_report("lenet5", &lenet5())
 }
 
 // docs/energy-models.md A.7: the LeNet-5 table (E_dense 17,107,544, floor 0.15227) as rendered.
@@ -115,30 +114,13 @@ fn svg_names_subject_model_unit_and_escapes_names() {
 
 /// AlexNet, Caffe grouped layout (docs/energy-models.md B.10), every layer at weight density 0.3.
 fn alexnet_at_density_03() -> Vec<LayerWorkload> {
-    let conv = |c, hw, d, k, s, p, g| {
-        LayerGeometry::conv(
-            [c, hw, hw],
-            d,
-            ConvParams::square(k).stride(s).padding(p).groups(g),
-        )
-        .unwrap()
-    };
-    let gs = [
-        ("conv1", conv(3, 227, 96, 11, 4, 0, 1)),
-        ("conv2", conv(96, 27, 256, 5, 1, 2, 2)),
-        ("conv3", conv(256, 13, 384, 3, 1, 1, 1)),
-        ("conv4", conv(384, 13, 384, 3, 1, 1, 2)),
-        ("conv5", conv(384, 13, 256, 3, 1, 1, 2)),
-        ("fc6", LayerGeometry::fc(256, 6, 6, 4096).unwrap()),
-        ("fc7", LayerGeometry::fc(4096, 1, 1, 4096).unwrap()),
-        ("fc8", LayerGeometry::fc(4096, 1, 1, 1000).unwrap()),
-    ];
     let d = tensor_core::Density::new(0.3).unwrap();
-    gs.iter()
+    reference::ALEXNET_CAFFE_LAYERS
+        .iter()
         .enumerate()
-        .map(|(i, (n, g))| LayerWorkload {
+        .map(|(i, (n, shape))| LayerWorkload {
             sparsity: tensor_core::LayerSparsity::with_weight_density(d),
-            ..LayerWorkload::dense(LayerId(i), *n, *g)
+            ..LayerWorkload::dense(LayerId(i), *n, shape.geometry().unwrap())
         })
         .collect()
 }
@@ -147,13 +129,10 @@ fn alexnet_at_density_03() -> Vec<LayerWorkload> {
 // overflow the input cache, so its DRAM input reads include the row overlap.
 #[test]
 fn alexnet_density_snapshot() {
-    let ws = alexnet_at_density_03();
-    let m = Iclr19::paper();
-    let e = m.network_energy(&ws).unwrap();
-    let gs: Vec<_> = ws.iter().map(|w| w.geometry).collect();
-    let r = EnergyReport::new("alexnet-caffe (weight density 0.3)", &ws, &e, 1)
-        .unwrap()
-        .with_normalization(m.normalization(&gs).unwrap());
+    let r = iclr19_report(
+        "alexnet-caffe (weight density 0.3)",
+        &alexnet_at_density_03(),
+    );
     expect![[r#"
         alexnet-caffe (weight density 0.3): energy modelled on iclr19/relaxed batch 1, in RF-access units
         layer  kind  MACs/sample   nonzero W    eff. MACs      compute           DRAM       buffer  array           RF        weights         inputs      outputs          total   share
