@@ -29,6 +29,8 @@ pub fn lenet5_recipe(seed: u64, profile: Profile, ctx: &RunContext) -> TrainSpec
 pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Vec<RunSpec> {
     let seeds: &[u64] = match profile {
         Profile::Quick => &[1, 2, 3],
+        // The standard profile's dense models are the comparisons' own (pareto-*).
+        Profile::Standard => &[],
         Profile::Full => &[1],
     };
     seeds

@@ -120,6 +120,11 @@ impl SplitData {
         self.raw.len() == 0
     }
 
+    /// Class label of every record.
+    pub fn labels(&self) -> &[u32] {
+        self.raw.labels()
+    }
+
     /// Shape `[c, h, w]` of one transformed sample.
     pub fn sample_shape(&self) -> [usize; 3] {
         self.transform.output_shape()
@@ -192,6 +197,17 @@ impl HeldOutSplits {
             train,
             test,
         })
+    }
+
+    /// Keeps the records of the first `classes` classes only (labels stay as they are, so a
+    /// network with `classes` outputs scores them directly).
+    pub fn retain_classes(&mut self, classes: usize) {
+        let keep = |labels: &[u32], idx: &mut Vec<usize>| {
+            idx.retain(|&i| (labels[i] as usize) < classes);
+        };
+        keep(self.train.labels(), &mut self.train_idx);
+        keep(self.train.labels(), &mut self.val_idx);
+        keep(self.test.labels(), &mut self.test_idx);
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use tensor_core::{DType, Network, SeededInit, Var};
 
 use crate::checkpoint;
@@ -94,13 +94,88 @@ impl Loaded {
 
 /// Builds `spec`'s architecture and restores the weights of `path` into it.
 pub fn load(spec: &TrainSpec, in_channels: usize, path: &Path) -> Result<Loaded> {
+    load_classes(spec, in_channels, path, spec.dataset.num_classes())
+}
+
+/// As [`load`] with the output layer narrowed to the first `classes` classes: its weight and
+/// bias keep the rows of those classes, every other tensor is restored as it is.
+pub fn load_classes(
+    spec: &TrainSpec,
+    in_channels: usize,
+    path: &Path,
+    classes: usize,
+) -> Result<Loaded> {
+    let all = spec.dataset.num_classes();
+    if classes == 0 || classes > all {
+        bail!("{classes} target classes: {} has {all}", spec.dataset);
+    }
     let device = spec.device.to_device()?;
-    let ckpt = checkpoint::load(path, &device)?;
+    let mut ckpt = checkpoint::load(path, &device)?;
     let init = SeededInit::new(spec.seed);
     let vb = init.var_builder(DType::F32, &device);
-    let net = cnn_zoo::build(spec.arch, spec.dataset.num_classes(), in_channels, vb)
+    let net = cnn_zoo::build(spec.arch, classes, in_channels, vb)
         .with_context(|| format!("cannot build {}", spec.arch))?;
+    if classes < all {
+        let output = net
+            .layers()
+            .last()
+            .with_context(|| format!("{} has no layers", spec.arch))?
+            .name
+            .clone();
+        let prefix = format!("{output}.");
+        for (name, t) in ckpt.model.iter_mut() {
+            if name.starts_with(&prefix) && t.dims().first() == Some(&all) {
+                *t = t.narrow(0, 0, classes)?;
+            }
+        }
+    }
     let vars = init.named_vars();
     checkpoint::restore_vars(path, &ckpt, &vars)?;
     Ok(Loaded { net, vars })
+}
+
+#[cfg(test)]
+mod tests {
+    use tensor_core::{DType, Device, SeededInit, Tensor};
+
+    use super::{load, load_classes};
+    use crate::checkpoint::{self, CheckpointMeta};
+    use crate::train::TrainSpec;
+    use cnn_zoo::Arch;
+    use datasets::DatasetId;
+
+    #[test]
+    fn fewer_classes_keep_their_rows_of_the_output_layer() -> anyhow::Result<()> {
+        let spec = TrainSpec::recipe(Arch::Lenet5Caffe, DatasetId::FashionMnist);
+        let init = SeededInit::new(3);
+        let net = cnn_zoo::build(spec.arch, 10, 1, init.var_builder(DType::F32, &Device::Cpu))?;
+        let dir = std::env::temp_dir().join(format!("experiments-dense-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("dense.safetensors");
+        let meta = CheckpointMeta {
+            arch: spec.arch.to_string(),
+            dataset: spec.dataset.to_string(),
+            epoch: 1,
+            seed: 3,
+            git_revision: String::new(),
+            spec: serde_json::Value::Null,
+            extra: Default::default(),
+        };
+        checkpoint::save(&path, &meta, &init.named_vars(), &[])?;
+        let xs = Tensor::randn(0f32, 1.0, (4, 1, 28, 28), &Device::Cpu)?;
+        let all = net.forward_t(&xs, false)?;
+        let two = load_classes(&spec, 1, &path, 2)?;
+        let narrowed = two.net.forward_t(&xs, false)?;
+        assert_eq!(narrowed.dims(), &[4, 2]);
+        let diff = (narrowed - all.narrow(1, 0, 2)?)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert_eq!(diff, 0.0);
+        // Every class is the plain load; more classes than the dataset has is an error.
+        assert_eq!(load(&spec, 1, &path)?.net.layers().len(), 4);
+        assert!(load_classes(&spec, 1, &path, 11).is_err());
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
 }

@@ -13,7 +13,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::paths::write_json_atomic;
-use crate::registry::{Experiment, Metrics, RunSpec};
+use crate::registry::{Experiment, Metrics, Profile, RunSpec};
 
 /// The record layout this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -35,6 +35,8 @@ pub struct RunRecord {
     pub version: String,
     /// Layout of this record ([`FORMAT_VERSION`]).
     pub format_version: u32,
+    /// The profile the run belongs to.
+    pub profile: Profile,
     /// Whether the run is bit-for-bit reproducible from its seed on this device.
     pub deterministic: bool,
     /// Experiment-specific results, typed by the spec's kind.
@@ -54,6 +56,9 @@ struct Stored {
     version: String,
     #[serde(default = "current_format")]
     format_version: u32,
+    // Records written before profiles other than quick ran carry none.
+    #[serde(default = "quick")]
+    profile: Profile,
     deterministic: bool,
     metrics: serde_json::Value,
     wall_seconds: f64,
@@ -61,6 +66,10 @@ struct Stored {
 
 fn current_format() -> u32 {
     FORMAT_VERSION
+}
+
+fn quick() -> Profile {
+    Profile::Quick
 }
 
 impl<'de> Deserialize<'de> for RunRecord {
@@ -77,6 +86,7 @@ impl<'de> Deserialize<'de> for RunRecord {
             git_revision: s.git_revision,
             version: s.version,
             format_version: s.format_version,
+            profile: s.profile,
             deterministic: s.deterministic,
             metrics,
             wall_seconds: s.wall_seconds,
@@ -92,8 +102,9 @@ fn check_format(version: u32) -> Result<()> {
 }
 
 impl RunRecord {
-    /// The record of a finished run.
+    /// The record of a finished run of `profile`.
     pub fn new(
+        profile: Profile,
         spec: &RunSpec,
         metrics: Metrics,
         deterministic: bool,
@@ -108,6 +119,7 @@ impl RunRecord {
             git_revision,
             version: env!("CARGO_PKG_VERSION").into(),
             format_version: FORMAT_VERSION,
+            profile,
             deterministic,
             metrics,
             wall_seconds,

@@ -17,7 +17,9 @@ use crate::record::RunRecord;
 use crate::render::Section;
 use crate::reporter::Reporter;
 use crate::train::{self, TrainOutcome, TrainSpec};
-use crate::{baseline, e2train, eap, eap_estimates, energy_validation, iclr19, zoo_geometry};
+use crate::{
+    baseline, e2train, eap, eap_estimates, energy_validation, iclr19, pareto, zoo_geometry,
+};
 
 /// One experiment of the registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -52,11 +54,21 @@ pub enum Experiment {
     EapAlexnet,
     /// Energy-aware pruning of GoogLeNet on ImageNet (full profile; fails: no ImageNet loader).
     EapGooglenet,
+    /// The equal-energy comparison on LeNet-5 and the full MNIST (standard profile): the
+    /// projection, magnitude pruning and energy-aware pruning at relative energies 0.5 to 0.1.
+    ParetoLenet5Mnist,
+    /// The equal-energy comparison on Caffe's LeNet and the full Fashion-MNIST (standard
+    /// profile), whose layers' Eyeriss energy order differs from their network order.
+    ParetoLenet5CaffeFashionMnist,
+    /// Standard profile: energy-aware pruning of Caffe's LeNet for 2, 5 and 10 classes.
+    EapClassesFashionMnist,
+    /// Standard profile: E2-Train gated ResNet-8 on full Fashion-MNIST, three energy measures.
+    E2trainFashionMnist,
 }
 
 impl Experiment {
     /// Every experiment in registry order.
-    pub const ALL: [Experiment; 11] = [
+    pub const ALL: [Experiment; 15] = [
         Experiment::ZooGeometry,
         Experiment::EnergyValidation,
         Experiment::BaselineLenet5,
@@ -68,17 +80,25 @@ impl Experiment {
         Experiment::EapEstimates,
         Experiment::EapAlexnet,
         Experiment::EapGooglenet,
+        Experiment::ParetoLenet5Mnist,
+        Experiment::ParetoLenet5CaffeFashionMnist,
+        Experiment::EapClassesFashionMnist,
+        Experiment::E2trainFashionMnist,
     ];
 
     /// The order of the README's result sections.
-    pub const READING_ORDER: [Experiment; 11] = [
+    pub const READING_ORDER: [Experiment; 15] = [
         Experiment::EnergyValidation,
         Experiment::ZooGeometry,
         Experiment::BaselineLenet5,
         Experiment::Iclr19Lenet5,
+        Experiment::ParetoLenet5Mnist,
+        Experiment::ParetoLenet5CaffeFashionMnist,
         Experiment::EapLenet5,
+        Experiment::EapClassesFashionMnist,
         Experiment::EapEstimates,
         Experiment::E2trainMnist,
+        Experiment::E2trainFashionMnist,
         Experiment::E2trainCifar10Resnet74,
         Experiment::E2trainCifar100Resnet110,
         Experiment::EapAlexnet,
@@ -99,6 +119,10 @@ impl Experiment {
             Experiment::EapEstimates => "eap-estimates",
             Experiment::EapAlexnet => "eap-alexnet",
             Experiment::EapGooglenet => "eap-googlenet",
+            Experiment::ParetoLenet5Mnist => "pareto-lenet5-mnist",
+            Experiment::ParetoLenet5CaffeFashionMnist => "pareto-lenet5-caffe-fashion-mnist",
+            Experiment::EapClassesFashionMnist => "eap-classes-fashion-mnist",
+            Experiment::E2trainFashionMnist => "e2train-fashion-mnist",
         }
     }
 
@@ -135,6 +159,18 @@ impl Experiment {
             Experiment::EapAlexnet | Experiment::EapGooglenet => {
                 "full profile only: EAP on ImageNet, fails fast (no ImageNet loader yet)"
             }
+            Experiment::ParetoLenet5Mnist => {
+                "standard: projection vs magnitude vs energy-aware at equal energy, LeNet-5/MNIST"
+            }
+            Experiment::ParetoLenet5CaffeFashionMnist => {
+                "standard: the same on Caffe's LeNet / Fashion-MNIST (energy order != layer order)"
+            }
+            Experiment::EapClassesFashionMnist => {
+                "standard: energy-aware pruning of Caffe's LeNet for 2, 5, 10 classes (weights vs energy)"
+            }
+            Experiment::E2trainFashionMnist => {
+                "standard: E2-Train gated ResNet-8 on Fashion-MNIST; MACs, proxy and dataflow energy"
+            }
         }
     }
 
@@ -146,17 +182,46 @@ impl Experiment {
             Experiment::BaselineLenet5 => baseline::runs(self, profile, ctx),
             Experiment::Iclr19Lenet5 => iclr19::runs(self, profile, ctx)?,
             Experiment::E2trainMnist
+            | Experiment::E2trainFashionMnist
             | Experiment::E2trainCifar10Resnet74
             | Experiment::E2trainCifar100Resnet110 => e2train::runs(self, profile, ctx),
             Experiment::EapLenet5 | Experiment::EapAlexnet | Experiment::EapGooglenet => {
                 eap::runs(self, profile, ctx)
             }
             Experiment::EapEstimates => eap_estimates::runs(self),
+            Experiment::ParetoLenet5Mnist | Experiment::ParetoLenet5CaffeFashionMnist => {
+                pareto::runs(self, profile, ctx)?
+            }
+            Experiment::EapClassesFashionMnist => eap::classes::runs(self, profile, ctx),
         })
     }
 
     /// The README section of this experiment's records (sorted by run id).
     pub fn section(self, records: &[RunRecord]) -> Result<Section> {
+        let mut section = self.section_of_results(records)?;
+        // Failed runs have no metrics to tabulate; every table of the experiment names them.
+        let failed: Vec<String> = records
+            .iter()
+            .filter_map(|r| match &r.metrics {
+                Metrics::Failed(f) => Some(format!("- **failed** `{}`: {}", r.run, f.failed)),
+                _ => None,
+            })
+            .collect();
+        if !failed.is_empty() {
+            let note = format!(
+                "Failed runs (excluded from the means above, counted in no column):\n\n{}\n",
+                failed.join("\n")
+            );
+            section.outro = if section.outro.is_empty() {
+                note
+            } else {
+                format!("{}\n\n{note}", section.outro.trim_end())
+            };
+        }
+        Ok(section)
+    }
+
+    fn section_of_results(self, records: &[RunRecord]) -> Result<Section> {
         match self {
             Experiment::ZooGeometry => zoo_geometry::section(&typed(records, Metrics::geometry)?),
             Experiment::EnergyValidation => {
@@ -165,6 +230,7 @@ impl Experiment {
             Experiment::BaselineLenet5 => baseline::section(&typed(records, Metrics::train)?),
             Experiment::Iclr19Lenet5 => iclr19::section(&typed(records, Metrics::constrained)?),
             Experiment::E2trainMnist
+            | Experiment::E2trainFashionMnist
             | Experiment::E2trainCifar10Resnet74
             | Experiment::E2trainCifar100Resnet110 => {
                 e2train::section(self, &typed(records, Metrics::e2train)?)
@@ -173,6 +239,11 @@ impl Experiment {
             Experiment::EapEstimates => eap_estimates::section(&typed(records, Metrics::estimate)?),
             Experiment::EapAlexnet | Experiment::EapGooglenet => {
                 bail!("{self} runs leave no records to tabulate")
+            }
+            Experiment::ParetoLenet5Mnist => pareto::section(self, 10, records),
+            Experiment::ParetoLenet5CaffeFashionMnist => pareto::section(self, 10, records),
+            Experiment::EapClassesFashionMnist => {
+                eap::classes::section(&typed(records, Metrics::eap)?)
             }
         }
     }
@@ -188,9 +259,7 @@ impl FromStr for Experiment {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        Experiment::ALL
-            .into_iter()
-            .find(|e| e.name() == s)
+        by_name(&Experiment::ALL, Experiment::name, s)
             .with_context(|| format!("no experiment `{s}` in the registry"))
     }
 }
@@ -211,18 +280,22 @@ pub fn registry_help() -> String {
 pub enum Profile {
     /// Offline, embedded data, CPU-sized; the default.
     Quick,
+    /// Full MNIST and Fashion-MNIST, the papers' settings where four hours on two CPU cores
+    /// allow them, every remaining deviation recorded: the comparisons the papers' claims need.
+    Standard,
     /// Full datasets (downloaded or `--data-dir`), paper-sized; meant for a GPU machine.
     Full,
 }
 
 impl Profile {
-    /// Both profiles.
-    pub const ALL: [Profile; 2] = [Profile::Quick, Profile::Full];
+    /// Every profile.
+    pub const ALL: [Profile; 3] = [Profile::Quick, Profile::Standard, Profile::Full];
 
     /// The name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Profile::Quick => "quick",
+            Profile::Standard => "standard",
             Profile::Full => "full",
         }
     }
@@ -231,6 +304,9 @@ impl Profile {
     pub fn about(self) -> &'static str {
         match self {
             Profile::Quick => "offline, embedded data, CPU-sized; the default",
+            Profile::Standard => {
+                "full MNIST and Fashion-MNIST, papers' settings within 4 h on 2 CPU cores"
+            }
             Profile::Full => "full datasets (downloaded or --data-dir), paper-sized; for a GPU",
         }
     }
@@ -240,11 +316,14 @@ impl FromStr for Profile {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        Profile::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .with_context(|| format!("no profile `{s}` (quick or full)"))
+        by_name(&Profile::ALL, Profile::name, s)
+            .with_context(|| format!("no profile `{s}` (quick, standard or full)"))
     }
+}
+
+/// The one of `all` whose `name` is `s`.
+fn by_name<T: Copy>(all: &[T], name: fn(T) -> &'static str, s: &str) -> Option<T> {
+    all.iter().copied().find(|&t| name(t) == s)
 }
 
 /// What every run of an invocation shares.
@@ -375,12 +454,56 @@ pub enum Metrics {
     Eap(Box<eap::EapMetrics>),
     /// `eap-estimates`.
     Estimate(Box<eap_estimates::EstimateMetrics>),
+    /// A run that diverged or could not reach its target, of any kind.
+    Failed(FailedRun),
+}
+
+/// What a failed run leaves in its record: the tables list it as failed with the reason.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailedRun {
+    /// Why, as the error chain says it.
+    pub failed: String,
+}
+
+impl FailedRun {
+    /// The failure `error` stands for, if it is one a run can end in rather than a fault of the
+    /// tool: a diverged loss, an energy level or budget no weight choice reaches.
+    pub fn of(error: &anyhow::Error) -> Option<Self> {
+        let result = error.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<tensor_core::Error>(),
+                Some(tensor_core::Error::Diverged { .. })
+            ) || matches!(
+                cause.downcast_ref::<energy_prune::Error>(),
+                Some(
+                    energy_prune::Error::TargetUnreached { .. }
+                        | energy_prune::Error::TargetBelowFloor { .. }
+                        | energy_prune::Error::Core(tensor_core::Error::Diverged { .. })
+                )
+            ) || matches!(
+                cause.downcast_ref::<sparse_proj::Error>(),
+                Some(
+                    sparse_proj::Error::BudgetInfeasible { .. }
+                        | sparse_proj::Error::Core(tensor_core::Error::Diverged { .. })
+                )
+            ) || matches!(
+                cause.downcast_ref::<e2_train::Error>(),
+                Some(e2_train::Error::Core(tensor_core::Error::Diverged { .. }))
+            )
+        });
+        result.then(|| FailedRun {
+            failed: format!("{error:#}"),
+        })
+    }
 }
 
 impl Metrics {
     /// Reads the metrics of a run of `kind` from their stored JSON.
     pub fn from_json(kind: &RunKind, value: serde_json::Value) -> Result<Self> {
         use serde_json::from_value as parse;
+        if value.get("failed").is_some() {
+            return Ok(Metrics::Failed(parse(value)?));
+        }
         Ok(match kind {
             RunKind::Geometry { .. } => Metrics::Geometry(parse(value)?),
             RunKind::EnergyValidation { .. } => Metrics::Validation(parse(value)?),
@@ -392,55 +515,31 @@ impl Metrics {
             RunKind::EapImagenet { .. } => bail!("eap-imagenet runs leave no metrics"),
         })
     }
+}
 
-    fn geometry(&self) -> Option<&zoo_geometry::GeometryMetrics> {
-        match self {
-            Metrics::Geometry(m) => Some(m),
-            _ => None,
+/// One accessor per kind of metrics, `Some` when the record holds that kind: the `pick` of
+/// [`typed`].
+macro_rules! accessors {
+    ($($name:ident => $variant:ident: $ty:ty;)*) => {
+        impl Metrics {
+            $(fn $name(&self) -> Option<&$ty> {
+                match self {
+                    Metrics::$variant(m) => Some(m),
+                    _ => None,
+                }
+            })*
         }
-    }
+    };
+}
 
-    fn validation(&self) -> Option<&energy_validation::ValidationMetrics> {
-        match self {
-            Metrics::Validation(m) => Some(m),
-            _ => None,
-        }
-    }
-
-    fn train(&self) -> Option<&TrainOutcome> {
-        match self {
-            Metrics::Train(m) => Some(m),
-            _ => None,
-        }
-    }
-
-    fn constrained(&self) -> Option<&iclr19::ConstrainedMetrics> {
-        match self {
-            Metrics::Constrained(m) => Some(m),
-            _ => None,
-        }
-    }
-
-    fn e2train(&self) -> Option<&e2train::E2TrainMetrics> {
-        match self {
-            Metrics::E2Train(m) => Some(m),
-            _ => None,
-        }
-    }
-
-    fn eap(&self) -> Option<&eap::EapMetrics> {
-        match self {
-            Metrics::Eap(m) => Some(m),
-            _ => None,
-        }
-    }
-
-    fn estimate(&self) -> Option<&eap_estimates::EstimateMetrics> {
-        match self {
-            Metrics::Estimate(m) => Some(m),
-            _ => None,
-        }
-    }
+accessors! {
+    geometry => Geometry: zoo_geometry::GeometryMetrics;
+    validation => Validation: energy_validation::ValidationMetrics;
+    train => Train: TrainOutcome;
+    constrained => Constrained: iclr19::ConstrainedMetrics;
+    e2train => E2Train: e2train::E2TrainMetrics;
+    eap => Eap: eap::EapMetrics;
+    estimate => Estimate: eap_estimates::EstimateMetrics;
 }
 
 /// Records with their metrics of one type, as the table sections take them.
@@ -452,6 +551,7 @@ fn typed<M>(
 ) -> Result<Vec<(&RunRecord, &M)>> {
     records
         .iter()
+        .filter(|r| !matches!(r.metrics, Metrics::Failed(_)))
         .map(|r| {
             pick(&r.metrics)
                 .map(|m| (r, m))
@@ -508,6 +608,7 @@ pub fn summary(record: &RunRecord) -> Option<String> {
         (RunKind::E2Train(spec), Metrics::E2Train(m)) => e2train::summary(spec, m),
         (RunKind::Eap(_), Metrics::Eap(m)) => eap::summary(m),
         (RunKind::EapEstimate(_), Metrics::Estimate(m)) => eap_estimates::summary(m),
+        (_, Metrics::Failed(f)) => format!("failed: {}", f.failed),
         _ => return None,
     };
     Some(format!("{:<34} {what}", record.spec.label()))

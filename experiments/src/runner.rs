@@ -16,7 +16,7 @@ use tensor_core::{DeviceSpec, LrDecay, LrSchedule};
 use crate::data::{DataDir, DataSource};
 use crate::paths::{check_writable_dir, git_revision, remove_stale_temp_files, write_json_atomic};
 use crate::record::{self, RunRecord};
-use crate::registry::{self, Experiment, Profile, RunContext, RunEnv, RunKind, RunSpec};
+use crate::registry::{self, Experiment, Metrics, Profile, RunContext, RunEnv, RunKind, RunSpec};
 use crate::reporter::Reporter;
 use crate::train::{self, TrainOutcome, TrainSpec};
 
@@ -230,7 +230,7 @@ pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) 
                         stopped.store(true, Ordering::SeqCst);
                         break;
                     }
-                    if let Err(e) = execute(run, out, opts.resume, &data, reporter) {
+                    if let Err(e) = execute(opts.profile, run, out, opts.resume, &data, reporter) {
                         reporter.line(&format!("FAILED {}: {e:#}", run.label()));
                         if let Ok(mut f) = failures.lock() {
                             f.push(run.label());
@@ -271,6 +271,7 @@ pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) 
 }
 
 fn execute(
+    profile: Profile,
     run: &RunSpec,
     out: &Path,
     resume: bool,
@@ -289,9 +290,27 @@ fn execute(
         data,
         reporter,
     };
-    let (metrics, deterministic) = registry::execute(run, &env)?;
+    let (metrics, deterministic) = match registry::execute(run, &env) {
+        Ok(done) => done,
+        // A run that diverged or could not reach its target is a result the tables show as
+        // failed, not a fault of the tool: it is recorded, and the invocation goes on.
+        Err(e) => match registry::FailedRun::of(&e) {
+            Some(failed) => {
+                reporter.line(&format!("failed {} (recorded): {e:#}", env.label));
+                (Metrics::Failed(failed), true)
+            }
+            None => return Err(e),
+        },
+    };
     let wall_seconds = started.elapsed().as_secs_f64();
-    let record = RunRecord::new(run, metrics, deterministic, git_revision(), wall_seconds);
+    let record = RunRecord::new(
+        profile,
+        run,
+        metrics,
+        deterministic,
+        git_revision(),
+        wall_seconds,
+    );
     record.write(out)?;
     reporter.line(&format!("done {} in {wall_seconds:.1}s", env.label));
     Ok(())

@@ -166,7 +166,26 @@ pub fn generate(records: &Records) -> Result<(Vec<Generated>, String)> {
         .collect();
     revs.sort_unstable();
     revs.dedup();
-    render::files(&sections, &revs.join(", "))
+    // Which experiments each profile's records hold, so no reader takes one for the other.
+    let mut profiles: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (e, runs) in records {
+        for r in runs {
+            let names = profiles.entry(r.profile.name()).or_default();
+            if !names.contains(&e.name()) {
+                names.push(e.name());
+            }
+        }
+    }
+    let profiles: Vec<String> = profiles
+        .iter()
+        .map(|(p, es)| format!("{p} profile: {}", es.join(", ")))
+        .collect();
+    let provenance = format!(
+        "{}; CPU; code revisions {}",
+        profiles.join("; "),
+        revs.join(", ")
+    );
+    render::files(&sections, &provenance)
 }
 
 /// Replaces the text between the README's result markers.

@@ -24,6 +24,13 @@ fn dataflow_prices_an_e2_train_ledger() -> anyhow::Result<()> {
     let geometry = net.layers().iter().map(|l| (l.id, l.geometry));
     let model = DataflowTraining::new(Eyeriss::preset(Preset::Chip, 8)?, geometry)?;
     let d = model.price(&base)?;
+    // The gated network names every ledger id it can write, gates and control included, and
+    // prices standard training exactly as the backbone's layers alone do.
+    let layers = net.pricing_layers()?;
+    let ids: Vec<usize> = layers.iter().map(|(id, _)| id.0).collect();
+    assert_eq!(ids, (0..=net.control_layer_id().0).collect::<Vec<_>>());
+    let with_gates = DataflowTraining::new(Eyeriss::preset(Preset::Chip, 8)?, layers)?;
+    assert_eq!(with_gates.price(&base)?.energy, d.energy);
     assert_eq!(d.energy.model, "training/eyeriss-chip dataflow batch 8");
     assert!(!d.energy.proxy);
     // Every product of a CIFAR-sized ResNet maps; none fell back.

@@ -32,7 +32,8 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use tensor_core::tensor::{DType, Tensor, Var, VarBuilder};
 use tensor_core::{
-    ConvParams, LayerConfig, LayerId, LayerInfo, LayerKind, Network, ResidualNetwork, Rng, Taps,
+    ConvParams, LayerConfig, LayerGeometry, LayerId, LayerInfo, LayerKind, Network,
+    ResidualNetwork, Rng, Taps,
 };
 
 use crate::error::{Error, Result, bad};
@@ -451,6 +452,24 @@ impl GatedResnet {
     /// The gate embedding convs (ids after the backbone's).
     pub fn gate_layers(&self) -> &[LayerInfo] {
         &self.gate_layers
+    }
+
+    /// Every layer a ledger of this network names, with a geometry to price it by: the
+    /// backbone's layers, the gate embeddings and, with gates, the recurrent gate as a fully
+    /// connected layer of equal MACs per sample (one output over `macs` inputs; the gate is under
+    /// 0.1% of a block's work, so its shape only matters for being priced at all).
+    pub fn pricing_layers(&self) -> Result<Vec<(LayerId, LayerGeometry)>> {
+        let mut layers: Vec<(LayerId, LayerGeometry)> = self
+            .layers()
+            .iter()
+            .chain(&self.gate_layers)
+            .map(|l| (l.id, l.geometry))
+            .collect();
+        if self.has_gates() {
+            let macs = RecurrentGate::macs_per_step() as usize * self.embeds.len();
+            layers.push((self.control_layer_id(), LayerGeometry::fc(macs, 1, 1, 1)?));
+        }
+        Ok(layers)
     }
 
     /// Ledger id of the recurrent gate (LSTM and projection), after the gate embeddings.

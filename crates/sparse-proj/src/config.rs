@@ -78,6 +78,16 @@ pub struct ConstrainedConfig {
     /// reservation. Default 0 (the paper's method); in [0, 1).
     #[serde(default)]
     pub reserved_share: f64,
+    /// Epochs at the end of the first W-phase that project at the target itself: the budget
+    /// descends over `epochs − settle_epochs` epochs and then holds, so the weights recover at
+    /// the final budget before the phase ends. Default 0, the reference schedule (the target is
+    /// reached in the final projections of the last epoch); less than `epochs`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub settle_epochs: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for ConstrainedConfig {
@@ -99,6 +109,7 @@ impl Default for ConstrainedConfig {
             masks: None,
             skip_first_w_phase: false,
             reserved_share: 0.0,
+            settle_epochs: 0,
         }
     }
 }
@@ -112,6 +123,15 @@ impl ConstrainedConfig {
     pub fn validate(self) -> Result<Self> {
         if self.epochs == 0 {
             return Err(bad("epochs", "must be at least 1".into()));
+        }
+        if self.settle_epochs >= self.epochs {
+            return Err(bad(
+                "settle_epochs",
+                format!(
+                    "{} leaves no epoch of {} for the budget to descend",
+                    self.settle_epochs, self.epochs
+                ),
+            ));
         }
         if self.projection_interval == 0 {
             return Err(bad("projection_interval", "must be at least 1".into()));

@@ -207,7 +207,7 @@ pub fn train_constrained(
                         start,
                         target,
                         config.decay,
-                        config.epochs,
+                        config.epochs - config.settle_epochs,
                         per_epoch,
                         config.projection_interval,
                     )?)
@@ -346,7 +346,9 @@ impl Ctx<'_, '_> {
                         relative_energy: projected.energy / self.dense_energy,
                         relative_budget: schedule.current() / self.dense_energy,
                     });
-                    schedule.after_projection(epoch + 1 == self.config.epochs, batch, last);
+                    // The descent ends with the epoch before the settling ones.
+                    let descent = self.config.epochs - self.config.settle_epochs;
+                    schedule.after_projection(epoch + 1 >= descent, batch, last);
                 }
                 let stats = BatchStats {
                     epoch,

@@ -7,12 +7,12 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use cnn_zoo::{Arch, ResnetInit, ResnetOptions};
 use e2_train::{E2TrainConfig, GatedResnet, GatedResnetConfig, TrainRun};
+use energy_model::eyeriss::{Eyeriss, Preset};
+use energy_model::training::dataflow::DataflowTraining;
 use energy_model::training::{TrainingModel, savings};
-use tensor_core::{
-    BatchSource, DType, Device, Iteration, OpsBackend, SeededInit, TrainingEnergy, WorkLedger,
-};
+use tensor_core::{BatchSource, DType, Device, Iteration, OpsBackend, SeededInit, WorkLedger};
 
-use super::{E2TrainMetrics, E2TrainSpec};
+use super::{DataflowMeasure, E2TrainMetrics, E2TrainSpec};
 use crate::data::{Split, SplitBatches, SplitData};
 use crate::registry::RunEnv;
 use crate::train::TrainSpec;
@@ -116,8 +116,12 @@ pub fn run(spec: &E2TrainSpec, env: &RunEnv<'_>) -> Result<E2TrainMetrics> {
 
     let model = TrainingModel::bit_product_proxy();
     let report = model.price(&outcome.ledger)?;
-    let (base, baseline_macs) = baseline_energy(&model, &net, &config, &train)?;
+    let base_ledger = baseline_ledger(&net, &config, &train)?;
+    let base = model.price(&base_ledger)?.energy;
+    let baseline_macs = e2_train::executed_macs(&base_ledger);
     let saving = savings(&report.energy, &base)?;
+    let dataflow = dataflow(&net, spec.batch, &outcome.ledger, &base_ledger)
+        .with_context(|| format!("{label}: cannot price the training with data movement"))?;
     let energy_curve = cumulative_energy(&model, &outcome.ledger)?;
     let executed: Vec<f64> = outcome
         .history
@@ -170,20 +174,44 @@ pub fn run(spec: &E2TrainSpec, env: &RunEnv<'_>) -> Result<E2TrainMetrics> {
         energy_curve,
         training_energy: report.energy,
         baseline_energy: base,
+        dataflow: Some(dataflow),
     })
 }
 
-/// Standard training's energy and MACs on the run's nominal schedule, priced like the run.
-fn baseline_energy(
-    model: &TrainingModel,
+/// Standard training's work on the run's nominal schedule.
+fn baseline_ledger(
     net: &GatedResnet,
     config: &E2TrainConfig,
     source: &SplitBatches<'_>,
-) -> Result<(TrainingEnergy, f64)> {
+) -> Result<WorkLedger> {
     let per_epoch = source.batches_per_epoch().max(1);
-    let ledger = e2_train::baseline_ledger(net, config, &|i| source.batch_len(i % per_epoch))?;
-    let report = model.price(&ledger)?;
-    Ok((report.energy, e2_train::executed_macs(&ledger)))
+    Ok(e2_train::baseline_ledger(net, config, &|i| {
+        source.batch_len(i % per_epoch)
+    })?)
+}
+
+/// The run and standard training priced with data movement: every training GEMM as the
+/// convolution it is on the Eyeriss chip, mapped at the training batch.
+fn dataflow(
+    net: &GatedResnet,
+    batch: usize,
+    ledger: &WorkLedger,
+    base: &WorkLedger,
+) -> Result<DataflowMeasure> {
+    let model =
+        DataflowTraining::new(Eyeriss::preset(Preset::Chip, batch)?, net.pricing_layers()?)?;
+    let run = model.price(ledger)?;
+    let baseline = model.price(base)?;
+    Ok(DataflowMeasure {
+        saving_vs_baseline: savings(&run.energy, &baseline.energy)?,
+        fallbacks: run
+            .fallbacks
+            .iter()
+            .map(|f| format!("layer {} {} ({})", f.layer, f.product, f.reason))
+            .collect(),
+        energy: run.energy,
+        baseline_energy: baseline.energy,
+    })
 }
 
 /// E2-Train's gated network of `m` around cnn-zoo's CIFAR ResNet with the reference's

@@ -4,7 +4,10 @@
 
 use anyhow::{Context, Result, bail};
 use energy_model::eyeriss::Eyeriss;
-use energy_prune::{FineTuneConfig, MagnitudeTarget, PruneOutcome, PruneRun, layer_energies};
+use energy_model::iclr19::{Evaluator, Iclr19};
+use energy_prune::{
+    EnergyTarget, FineTuneConfig, MagnitudeTarget, PruneOutcome, PruneRun, layer_energies,
+};
 use tensor_core::{
     BatchSource, DType, Density, Device, EnergyModel, LayerId, Network, Observer, Taps, Tensor,
 };
@@ -14,6 +17,7 @@ use crate::checkpoint::{self, CheckpointMeta};
 use crate::data::{DataDir, HeldOutSplits, SplitData, TensorBatches};
 use crate::dense::{self, Loaded};
 use crate::paths::git_revision;
+use crate::pricing;
 use crate::registry::RunEnv;
 
 /// Records per evaluation batch.
@@ -38,16 +42,19 @@ fn load_data(
     data_dir: &DataDir,
     device: &Device,
 ) -> Result<Data> {
-    let splits = HeldOutSplits::load(&spec.dense, spec.val_records, data_dir)?;
+    let mut splits = HeldOutSplits::load(&spec.dense, spec.val_records, data_dir)?;
+    if let Some(k) = spec.classes {
+        splits.retain_classes(k);
+    }
     let seed = spec.dense.seed;
-    let cal_idx: Vec<usize> = (0..calibration_images.min(splits.train_idx.len())).collect();
+    let cal_idx = &splits.train_idx[..calibration_images.min(splits.train_idx.len())];
     let batches = |split: &SplitData, idx: &[usize], batch: usize, shuffle: bool| {
         TensorBatches::new(split, idx, batch, seed, shuffle, device)
     };
     Ok(Data {
         train: batches(&splits.train, &splits.train_idx, spec.batch, true)?,
         val: batches(&splits.train, &splits.val_idx, EVAL_BATCH, false)?,
-        calibration: batches(&splits.train, &cal_idx, CALIBRATION_BATCH, false)?,
+        calibration: batches(&splits.train, cal_idx, CALIBRATION_BATCH, false)?,
         test: batches(&splits.test, &splits.test_idx, EVAL_BATCH, false)?,
         channels: splits.train.sample_shape()[0],
     })
@@ -131,20 +138,29 @@ pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
     let device = spec.dense.device.to_device()?;
     tensor_core::seed_device(&device, spec.dense.seed)?;
     let calibration_images = match &spec.method {
-        EapMethod::EnergyAware(c) => c.calibration_images,
+        EapMethod::EnergyAware(c) | EapMethod::ToEnergy { config: c, .. } => c.calibration_images,
         EapMethod::Magnitude { .. } => MAGNITUDE_CALIBRATION,
     };
     let mut data = load_data(spec, calibration_images, env.data, &device)?;
     let model = spec.energy.model()?;
     let mut obs = env.reporter.observer(label);
     let channels = data.channels;
-    let load = || dense::load(&spec.dense, channels, &dense.checkpoint);
+    let classes = spec
+        .classes
+        .unwrap_or_else(|| spec.dense.dataset.num_classes());
+    let load = || dense::load_classes(&spec.dense, channels, &dense.checkpoint, classes);
 
     let start = load()?;
     let before = measure(&model, start.net.as_ref(), &data)?;
     let dense_val_accuracy = accuracy(start.net.as_ref(), &mut data.val, "validation")?;
+    // With fewer classes the dense reference is the narrowed network on their test records.
+    let dense_test_accuracy = match spec.classes {
+        Some(_) => accuracy(start.net.as_ref(), &mut data.test, "the test split")?,
+        None => dense.test_accuracy,
+    };
     drop(start);
 
+    let mut targeted = None;
     let (result, outcome, probes) = match &spec.method {
         EapMethod::EnergyAware(config) => {
             let loaded = load()?;
@@ -154,6 +170,29 @@ pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
                 obs.as_mut(),
             )
             .with_context(|| format!("{label}: energy-aware pruning failed"))?;
+            (loaded, outcome, Vec::new())
+        }
+        EapMethod::ToEnergy {
+            config,
+            level,
+            search,
+        } => {
+            let loaded = load()?;
+            let measure = Iclr19::paper().with_evaluator(Evaluator::Relaxed);
+            let target = EnergyTarget {
+                model: &measure,
+                level: *level,
+                search: *search,
+            };
+            let found = energy_prune::prune_to_energy(
+                prune_run(&loaded, &model, &mut data),
+                config,
+                &target,
+                obs.as_mut(),
+            )
+            .with_context(|| format!("{label}: energy-aware pruning to energy {level} failed"))?;
+            let outcome = found.outcome.clone();
+            targeted = Some(Box::new(found));
             (loaded, outcome, Vec::new())
         }
         EapMethod::Magnitude {
@@ -213,6 +252,7 @@ pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
     drop(obs);
     let net = result.net.as_ref();
     let after = measure(&model, net, &data)?;
+    let priced = pricing::price(net, None)?;
     let test_accuracy = accuracy(net, &mut data.test, "the test split")?;
     let val_accuracy = accuracy(net, &mut data.val, "validation")?;
 
@@ -265,13 +305,15 @@ pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
             .map(|l| l.weight.elem_count() as u64)
             .sum(),
         test_accuracy,
-        dense_test_accuracy: dense.test_accuracy,
+        dense_test_accuracy,
         dense_val_accuracy,
         val_accuracy,
         layers,
         probes,
         outcome,
         checkpoint: path.display().to_string(),
+        priced: Some(priced),
+        targeted,
     })
 }
 

@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 
 use super::EapMetrics;
+use crate::deviation::caption;
 use crate::record::{RunRecord, seeds_label, without_seed};
-use crate::registry::Typed;
+use crate::registry::{RunKind, Typed};
 use crate::render::format::{grouped, mean_sd};
 use crate::render::{Section, Table, plot};
+use crate::verdict::{Spread, Verdict};
 
 /// The README section.
 pub fn section(parsed: &Typed<'_, EapMetrics>) -> Result<Section> {
@@ -50,7 +52,14 @@ pub fn section(parsed: &Typed<'_, EapMetrics>) -> Result<Section> {
         let ms: Vec<&EapMetrics> = g.iter().map(|p| p.1).collect();
         let red: Vec<f64> = ms.iter().map(|m| m.energy_reduction).collect();
         let (rm, rsd) = mean_sd(&red);
-        reductions.insert(variant.clone(), rm);
+        reductions.insert(
+            variant.clone(),
+            Spread {
+                mean: rm,
+                sd: rsd,
+                n: red.len(),
+            },
+        );
         let nz = mean_sd(
             &ms.iter()
                 .map(|m| m.nonzero_weights as f64)
@@ -93,17 +102,22 @@ pub fn section(parsed: &Typed<'_, EapMetrics>) -> Result<Section> {
     s.intro = format!(
         "Energy modelled on {label} with measured activation densities; each method prunes the \
          same dense models as far as a 1-point validation-accuracy budget allows (held-out \
-         split, never the test set), then fine-tunes with fixed masks.\n"
+         split, never the test set), then fine-tunes with fixed masks.{}\n",
+        caption(parsed.iter().flat_map(|(r, _)| match &r.spec.kind {
+            RunKind::Eap(spec) => spec.deviations.as_slice(),
+            _ => &[],
+        }))
     );
     if let (Some(e), Some(m)) = (reductions.get("eap"), reductions.get("mag")) {
         s.outro = format!(
-            "Energy-aware pruning reduces energy {e:.2}x against {m:.2}x for magnitude pruning at \
-             the same accuracy budget ({}).\n",
-            if e > m {
-                "energy-aware ahead"
-            } else {
-                "energy-aware not ahead"
-            }
+            "Energy-aware pruning reduces energy {:.2}x ± {:.2} against {:.2}x ± {:.2} for \
+             magnitude pruning at the same accuracy budget: energy-aware {} (ahead only beyond \
+             both seed spreads).\n",
+            e.mean,
+            e.sd,
+            m.mean,
+            m.sd,
+            Verdict::of(*e, *m).words()
         );
     }
     s.tables.push(("eap-lenet5".into(), String::new(), t));

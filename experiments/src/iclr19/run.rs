@@ -11,6 +11,7 @@ use crate::checkpoint::{self, CheckpointMeta};
 use crate::data::{HeldOutSplits, SplitData, TensorBatches};
 use crate::dense;
 use crate::paths::git_revision;
+use crate::pricing;
 use crate::registry::RunEnv;
 
 /// Records per evaluation batch.
@@ -96,6 +97,8 @@ pub fn run(spec: &ConstrainedSpec, env: &RunEnv<'_>) -> Result<ConstrainedMetric
     };
     checkpoint::save(&path, &meta, &tensors, &[])?;
 
+    let supports = masks.map(InputMasks::supports).transpose()?;
+    let priced = pricing::price(student.net.as_ref(), supports.as_deref())?;
     let total_weights = student
         .net
         .layers()
@@ -119,6 +122,7 @@ pub fn run(spec: &ConstrainedSpec, env: &RunEnv<'_>) -> Result<ConstrainedMetric
         dense_energy: outcome.dense_energy,
         outcome,
         checkpoint: path.display().to_string(),
+        priced: Some(priced),
     })
 }
 

@@ -31,7 +31,7 @@ fn files_put_tables_and_plots_under_results_and_link_them() {
     s.tables
         .push(("t".into(), "caption".into(), Table::new(&["a"], &["a"])));
     s.plots.push(("p".into(), "alt".into(), "<svg/>".into()));
-    let (files, readme) = files(&[s], "abc").unwrap();
+    let (files, readme) = files(&[s], "quick profile: t; code revisions abc").unwrap();
     let paths: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
     assert_eq!(
         paths,
@@ -41,7 +41,7 @@ fn files_put_tables_and_plots_under_results_and_link_them() {
             "results/plots/p.svg"
         ]
     );
-    assert!(readme.contains("code revisions abc"));
+    assert!(readme.contains("(quick profile: t; code revisions abc)"));
     assert!(readme.contains("([t.csv](results/tables/t.csv))"));
     assert!(readme.contains("![alt](results/plots/p.svg)"));
     assert_eq!(files[0].content, "# T\n\ncaption\n\n| a |\n| --- |\n");

@@ -1,7 +1,7 @@
 use super::*;
 use crate::energy_validation::{self, Check};
 use crate::paths::project_root;
-use crate::registry::{Metrics, RunKind, RunSpec};
+use crate::registry::{Metrics, Profile, RunKind, RunSpec};
 
 fn validation_records() -> Records {
     let runs = Check::ALL
@@ -13,7 +13,7 @@ fn validation_records() -> Records {
                 kind: RunKind::EnergyValidation { check },
             };
             let metrics = Metrics::Validation(energy_validation::run(check).unwrap());
-            RunRecord::new(&spec, metrics, true, "abc".into(), 0.0)
+            RunRecord::new(Profile::Quick, &spec, metrics, true, "abc".into(), 0.0)
         })
         .collect();
     Records::from([(Experiment::EnergyValidation, runs)])

@@ -312,3 +312,53 @@ fn configs_and_outcomes_keep_their_json_shape() {
     let back: ConstrainedOutcome = serde_json::from_value(json).unwrap();
     assert_eq!(back, out);
 }
+
+/// Records the budget of every projection.
+#[derive(Default)]
+struct Budgets(Vec<(usize, f64)>);
+
+impl tensor_core::Observer for Budgets {
+    fn on_projection(&mut self, stats: &tensor_core::ProjectionStats) {
+        self.0.push((stats.epoch, stats.relative_budget));
+    }
+}
+
+#[test]
+fn settling_epochs_project_at_the_target_throughout() {
+    let net = TinyNet::plain(3);
+    let cfg = ConstrainedConfig {
+        epochs: 3,
+        settle_epochs: 1,
+        ..config(0.5)
+    };
+    let mut budgets = Budgets::default();
+    run_on(&net, &cfg, (data(96, 1), data(64, 2)), &mut budgets).unwrap();
+    let at = |epoch: usize| -> Vec<f64> {
+        budgets
+            .0
+            .iter()
+            .filter(|(e, _)| *e == epoch)
+            .map(|p| p.1)
+            .collect()
+    };
+    // The descent ends with epoch 1 at the target; epoch 2 holds it from its first projection.
+    assert!(at(0).iter().all(|&b| b > 0.5 + 1e-9), "{:?}", at(0));
+    assert!((at(1).last().unwrap() - 0.5).abs() < 1e-6);
+    assert!(!at(2).is_empty());
+    assert!(at(2).iter().all(|&b| (b - 0.5).abs() < 1e-6), "{:?}", at(2));
+}
+
+#[test]
+fn settling_every_epoch_is_rejected() {
+    let cfg = ConstrainedConfig {
+        settle_epochs: 2,
+        ..config(0.5)
+    };
+    assert!(matches!(
+        cfg.validate(),
+        Err(Error::Config {
+            field: "settle_epochs",
+            ..
+        })
+    ));
+}
