@@ -35,9 +35,15 @@ fn backward_from(ys: &Tensor, seed: u64) -> crate::GradStore {
 }
 
 fn assert_close(what: &str, fast: &Tensor, reference: &Tensor) {
+    assert_close_at(what, fast, reference, 0.0);
+}
+
+/// As [`assert_close`], with the tolerance scaled by at least `terms`: the size of the terms a
+/// result is the difference of, whose rounding errors survive the cancellation.
+fn assert_close_at(what: &str, fast: &Tensor, reference: &Tensor, terms: f32) {
     assert_eq!(fast.dims(), reference.dims(), "{what}: shapes");
     let diff = max_abs(&(fast - reference).unwrap());
-    let scale = max_abs(reference);
+    let scale = max_abs(reference).max(terms);
     assert!(
         diff <= TOL * (1.0 + scale),
         "{what}: max |diff| {diff} with max |reference| {scale}"
@@ -279,13 +285,23 @@ fn check_batch_norm(dims: (usize, usize, usize, usize), relu: bool, seed: u64) {
     assert_close("output", &fast.0, &stock.0);
     assert_close("mean", &fast.1.mean, &stock.1.mean);
     assert_close("variance", &fast.1.var, &stock.1.var);
-    for (what, i) in [
-        ("input gradient", 0),
-        ("gamma gradient", 1),
-        ("beta gradient", 2),
-    ] {
-        assert_close(what, &fast.2[i], &stock.2[i]);
-    }
+    // The input gradient is γ/σ times a difference of terms of the size of the upstream
+    // gradient; with few samples per channel σ can be small and the terms large, so both
+    // backends round differently by about ε·|γ|/σ·|g| even when they are equally right.
+    let inv_std = (stock
+        .1
+        .var
+        .affine(1.0, 1e-5)
+        .unwrap()
+        .sqrt()
+        .unwrap()
+        .recip())
+    .unwrap();
+    let gain = max_abs(&gs.abs().unwrap().mul(&inv_std).unwrap());
+    let upstream = max_abs(&randn(seed, "r", &[b, c, h, w]));
+    assert_close_at("input gradient", &fast.2[0], &stock.2[0], gain * upstream);
+    assert_close("gamma gradient", &fast.2[1], &stock.2[1]);
+    assert_close("beta gradient", &fast.2[2], &stock.2[2]);
 }
 
 #[test]
