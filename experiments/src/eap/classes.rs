@@ -13,7 +13,7 @@ use cnn_zoo::Arch;
 use datasets::DatasetId;
 use energy_prune::EnergyPruneConfig;
 
-use super::{EapMethod, EapMetrics, EapSpec, LENET5_ENERGY};
+use super::{EapMethod, EapMetrics, EapSpec};
 use crate::deviation::{Deviation, caption};
 use crate::pareto::dense_recipe;
 use crate::record::RunRecord;
@@ -42,15 +42,13 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Vec<R
             runs.push(RunSpec {
                 experiment,
                 id: format!("classes{classes}-seed{seed}"),
-                kind: RunKind::Eap(Box::new(EapSpec {
-                    dense: dense.clone(),
-                    val_records: VAL,
-                    batch: 64,
-                    energy: LENET5_ENERGY,
-                    method: EapMethod::EnergyAware(config),
-                    deviations: deviations(),
-                    classes: Some(classes),
-                })),
+                kind: RunKind::Eap(Box::new(EapSpec::lenet(
+                    dense.clone(),
+                    VAL,
+                    EapMethod::EnergyAware(config),
+                    deviations(),
+                    Some(classes),
+                ))),
             });
         }
     }

@@ -102,6 +102,26 @@ pub struct EapSpec {
 }
 
 impl EapSpec {
+    /// A LeNet run from `dense`: fine-tuning at batch 64, priced on [`LENET5_ENERGY`], every
+    /// class unless `classes` says fewer.
+    pub fn lenet(
+        dense: TrainSpec,
+        val_records: usize,
+        method: EapMethod,
+        deviations: Vec<Deviation>,
+        classes: Option<usize>,
+    ) -> Self {
+        Self {
+            dense,
+            val_records,
+            batch: 64,
+            energy: LENET5_ENERGY,
+            method,
+            deviations,
+            classes,
+        }
+    }
+
     /// `energy-aware` or `magnitude`.
     pub fn method_name(&self) -> &'static str {
         match self.method {
@@ -239,15 +259,7 @@ fn lenet5_runs(profile: Profile, ctx: &RunContext) -> Vec<(String, EapSpec)> {
             iterations: 4,
         };
         for (tag, method) in [("eap", EapMethod::EnergyAware(config)), ("mag", magnitude)] {
-            let spec = EapSpec {
-                dense: dense.clone(),
-                val_records: val,
-                batch: 64,
-                energy: LENET5_ENERGY,
-                method,
-                deviations: lenet5_deviations(train),
-                classes: None,
-            };
+            let spec = EapSpec::lenet(dense.clone(), val, method, lenet5_deviations(train), None);
             runs.push((format!("seed{seed}-{tag}"), spec));
         }
     }

@@ -38,7 +38,28 @@ pub struct ConstrainedSpec {
     pub deviations: Vec<Deviation>,
 }
 
+/// Batch of every constrained run (the reference's).
+const BATCH: usize = 128;
+
 impl ConstrainedSpec {
+    /// A run of `config` from `dense` at the reference batch, `val_records` held out, its
+    /// deviations from the reference derived with `why`'s reasons.
+    pub fn new(
+        dense: TrainSpec,
+        val_records: usize,
+        config: ConstrainedConfig,
+        why: &Reasons,
+    ) -> Self {
+        let train = dense.train_limit.unwrap_or(55_000);
+        Self {
+            deviations: constrained_deviations(&config, train, BATCH, why),
+            dense,
+            val_records,
+            batch: BATCH,
+            config,
+        }
+    }
+
     /// `energy-projection` or `magnitude`.
     pub fn method(&self) -> &'static str {
         match self.config.projection {
@@ -155,13 +176,12 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Resul
                 runs.push(RunSpec {
                     experiment,
                     id: format!("b{budget}-{method}-seed{seed}"),
-                    kind: RunKind::Constrained(Box::new(ConstrainedSpec {
-                        dense: dense.clone(),
-                        val_records: val,
-                        batch: 128,
-                        deviations: constrained_deviations(&config, train, 128, QUICK_REASONS),
+                    kind: RunKind::Constrained(Box::new(ConstrainedSpec::new(
+                        dense.clone(),
+                        val,
                         config,
-                    })),
+                        QUICK_REASONS,
+                    ))),
                 });
             }
         }

@@ -24,8 +24,8 @@ use tensor_core::{DType, Density, Device, RelativeBudget, SeededInit};
 
 use crate::data::DataSource;
 use crate::deviation::Deviation;
-use crate::eap::{EapMethod, EapSpec, LENET5_ENERGY};
-use crate::iclr19::{ConstrainedSpec, Reasons, constrained_deviations};
+use crate::eap::{EapMethod, EapSpec};
+use crate::iclr19::{ConstrainedSpec, Reasons};
 use crate::registry::{Experiment, Profile, RunContext, RunKind, RunSpec};
 use crate::train::TrainSpec;
 
@@ -159,13 +159,12 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Resul
                 runs.push(RunSpec {
                     experiment,
                     id: format!("b{level}-{tag}-seed{seed}"),
-                    kind: RunKind::Constrained(Box::new(ConstrainedSpec {
-                        dense: dense.clone(),
-                        val_records: VAL,
-                        batch: 128,
-                        deviations: constrained_deviations(&config, TRAIN, 128, REASONS),
+                    kind: RunKind::Constrained(Box::new(ConstrainedSpec::new(
+                        dense.clone(),
+                        VAL,
                         config,
-                    })),
+                        REASONS,
+                    ))),
                 });
             }
             // Below the floor no pruning of weights reaches the level; the table says so.
@@ -175,12 +174,10 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Resul
                 runs.push(RunSpec {
                     experiment,
                     id: format!("b{level}-eap-seed{seed}"),
-                    kind: RunKind::Eap(Box::new(EapSpec {
-                        dense: dense.clone(),
-                        val_records: VAL,
-                        batch: 64,
-                        energy: LENET5_ENERGY,
-                        method: EapMethod::ToEnergy {
+                    kind: RunKind::Eap(Box::new(EapSpec::lenet(
+                        dense.clone(),
+                        VAL,
+                        EapMethod::ToEnergy {
                             config,
                             level: RelativeBudget::new(level)?,
                             search: DropSearch {
@@ -188,7 +185,7 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Resul
                                 steps: 6,
                             },
                         },
-                        deviations: vec![Deviation::new(
+                        vec![Deviation::new(
                             "stopping rule",
                             "a fixed top-5 accuracy budget",
                             "the smallest accuracy budget (bisection, 6 halvings of [0, 0.5]) \
@@ -197,8 +194,8 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Resul
                              docs/energy-aware-pruning.md §2 with the LeNet reconstruction \
                              settings",
                         )],
-                        classes: None,
-                    })),
+                        None,
+                    ))),
                 });
             }
         }
