@@ -74,3 +74,8 @@ pub use transform::{Augment, AugmentDraw, Normalization, Transform, TransformCon
 
 #[cfg(test)]
 mod tests;
+
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -8,6 +8,7 @@ mod e2_train_smoke;
 mod energy_goldens;
 mod faults;
 mod projection_end_to_end;
+mod projection_invariants;
 mod prune_restore;
 mod prune_to_energy;
 mod zoo_geometry;

@@ -77,3 +77,8 @@ pub mod sparsity;
 pub mod training;
 
 pub use error::{Error, Result};
+
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

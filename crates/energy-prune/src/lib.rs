@@ -105,3 +105,8 @@ pub use schedule::{BudgetSplit, energy_order, next_layer};
 
 #[cfg(test)]
 mod tests;
+
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

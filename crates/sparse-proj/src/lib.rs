@@ -14,7 +14,9 @@
 //! - [`InputMasks`]: trainable conv input masks applied through the network's taps;
 //! - [`BudgetSchedule`]: the linear or exponential descent of the budget to the target;
 //! - [`train_constrained`]: the W-phase / M-phase trainer whose result is guaranteed within the
-//!   budget under the energy model that priced it.
+//!   budget under the energy model that priced it;
+//! - [`invariants`]: the projection's invariants as checkers for a user's own inputs, and, with
+//!   the `proptest` feature, `strategies` that generate valid instances for property tests.
 //!
 //! Everything is spoken in tensor-core's vocabulary. The energy model arrives as
 //! `&dyn WeightCostModel`: its per-weight costs drive the projection and its `EnergyModel`
@@ -72,8 +74,11 @@ pub mod config;
 pub mod cost;
 pub mod error;
 pub mod input_mask;
+pub mod invariants;
 pub mod projection;
 pub mod schedule;
+#[cfg(any(test, feature = "proptest"))]
+pub mod strategies;
 pub mod trainer;
 
 pub use config::{ConstrainedConfig, MaskConfig, Projection};
@@ -94,3 +99,8 @@ pub use trainer::{
 
 #[cfg(test)]
 mod tests;
+
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

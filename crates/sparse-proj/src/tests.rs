@@ -6,52 +6,16 @@ use tensor_core::WeightCosts;
 
 use crate::*;
 
-/// Brute-force optimum of the knapsack over ≤ 12 items: the best Σ w² with Σ κ ≤ capacity.
-fn brute_force(values: &[f32], costs: &[f64], capacity: f64) -> f64 {
-    let n = values.len();
-    let mut best = 0.0f64;
-    for set in 0u32..(1 << n) {
-        let (mut c, mut v) = (0.0, 0.0);
-        for i in 0..n {
-            if set & (1 << i) != 0 {
-                c += costs[i];
-                v += f64::from(values[i]) * f64::from(values[i]);
-            }
-        }
-        if c <= capacity {
-            best = best.max(v);
-        }
-    }
-    best
-}
-
-fn kept_cost(values: &[f32], costs: &[f64]) -> f64 {
-    values
-        .iter()
-        .zip(costs)
-        .filter(|(v, _)| **v != 0.0)
-        .map(|(_, c)| c)
-        .sum()
-}
-
-fn value(values: &[f32]) -> f64 {
-    values.iter().map(|v| f64::from(*v) * f64::from(*v)).sum()
-}
-
-/// Integer costs (as the ICLR'19 model gives) keep every sum exact.
+/// The crate's own strategy as the tuples the tests below destructure.
 fn instance(max: usize) -> impl Strategy<Value = (Vec<f32>, Vec<f64>, f64)> {
-    (1..=max).prop_flat_map(|n| {
-        (
-            proptest::collection::vec(
-                prop_oneof![Just(0.0f32), -4.0f32..4.0, (-3i8..=3).prop_map(f32::from)],
-                n,
-            ),
-            proptest::collection::vec((1u32..20).prop_map(f64::from), n),
-            0u32..80,
-        )
-            .prop_map(|(v, c, b)| (v, c, f64::from(b)))
-    })
+    strategies::instance(max).prop_map(|i| (i.values, i.costs, i.capacity))
 }
+
+const VARIANTS: [GreedyVariant; 3] = [
+    GreedyVariant::Prefix,
+    GreedyVariant::PrefixOrBestSingle,
+    GreedyVariant::FillOrBestSingle,
+];
 
 #[test]
 fn worked_example_keeps_the_whole_fitting_prefix() {
@@ -64,7 +28,7 @@ fn worked_example_keeps_the_whole_fitting_prefix() {
     assert_eq!(out.consumed, 3.0);
     assert_eq!(out.kept_value, 13.0);
     assert_eq!(
-        brute_force(&[3.0, -1.0, 2.0, 0.5], &[2.0, 1.0, 1.0, 1.0], 3.0),
+        invariants::exact_optimum(&[3.0, -1.0, 2.0, 0.5], &[2.0, 1.0, 1.0, 1.0], 3.0).unwrap(),
         13.0
     );
 }
@@ -443,51 +407,44 @@ fn budget_schedule_descends_to_the_target() {
 }
 
 proptest! {
-    /// 1, 2: feasible, values preserved, support shrinks; also for the ½ variants.
+    /// 1, 2: feasible, values preserved, support shrinks; also for the ½ variants. The
+    /// outcome's figures are those of the projected vector.
     #[test]
     fn feasible_and_values_preserved((v, c, b) in instance(14)) {
-        for variant in [GreedyVariant::Prefix, GreedyVariant::PrefixOrBestSingle, GreedyVariant::FillOrBestSingle] {
+        for variant in VARIANTS {
             let mut p = v.clone();
             let out = project_weighted_l0(&mut p, &c, b, variant).unwrap();
-            prop_assert!(kept_cost(&p, &c) <= b);
-            prop_assert_eq!(out.consumed, kept_cost(&p, &c));
-            prop_assert_eq!(out.kept, p.iter().filter(|x| **x != 0.0).count());
-            for (x, y) in p.iter().zip(&v) {
-                prop_assert!(*x == 0.0 || x == y);
-            }
+            prop_assert!(invariants::check_within_budget(&v, &p, &c, b).is_ok());
+            let kept = || p.iter().zip(&c).filter(|(x, _)| **x != 0.0);
+            prop_assert_eq!(out.consumed, kept().map(|(_, c)| c).sum::<f64>());
+            prop_assert_eq!(out.kept, kept().count());
+            prop_assert_eq!(out.kept_value, p.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>());
         }
     }
 
-    /// The linear-time selection and the sorted scan keep the same entries.
+    /// The linear-time selection and the sorted scan keep the same entries, the greedy prefix.
     #[test]
     fn selection_matches_sort((v, c, b) in instance(200)) {
         let (mut a, mut s) = (v.clone(), v.clone());
         let oa = project_weighted_l0(&mut a, &c, b, GreedyVariant::Prefix).unwrap();
         let os = project_prefix_sorted(&mut s, &c, b).unwrap();
-        prop_assert_eq!(a, s);
+        prop_assert_eq!(&a, &s);
         prop_assert_eq!(oa, os);
+        invariants::check_greedy_prefix(&v, &a, &c, b).unwrap();
     }
 
-    /// 3: idempotent.
+    /// 3: idempotent, every variant.
     #[test]
     fn idempotent((v, c, b) in instance(40)) {
-        let mut p = v.clone();
-        project_weighted_l0(&mut p, &c, b, GreedyVariant::Prefix).unwrap();
-        let once = p.clone();
-        project_weighted_l0(&mut p, &c, b, GreedyVariant::Prefix).unwrap();
-        prop_assert_eq!(p, once);
+        for variant in VARIANTS {
+            invariants::check_idempotent(&v, &c, b, variant).unwrap();
+        }
     }
 
     /// 4: monotone in the budget.
     #[test]
     fn monotone_in_budget((v, c, b) in instance(40), extra in 0u32..40) {
-        let (mut small, mut large) = (v.clone(), v.clone());
-        let os = project_weighted_l0(&mut small, &c, b, GreedyVariant::Prefix).unwrap();
-        let ol = project_weighted_l0(&mut large, &c, b + f64::from(extra), GreedyVariant::Prefix).unwrap();
-        for (s, l) in small.iter().zip(&large) {
-            prop_assert!(*s == 0.0 || *l != 0.0);
-        }
-        prop_assert!(os.kept_value <= ol.kept_value);
+        invariants::check_monotone_in_budget(&v, &c, b, b + f64::from(extra)).unwrap();
     }
 
     /// 5: extremes.
@@ -513,33 +470,13 @@ proptest! {
         prop_assert_eq!(p, t);
     }
 
-    /// 7, 8: exact at consumed capacity; additive bound against brute force.
+    /// 7, 8, 9: the prefix is exact at the capacity it consumes and within the first rejected
+    /// entry of the optimum; the ½ variants reach half the optimum; the fill dominates the prefix.
     #[test]
-    fn exact_at_consumed_and_additive_bound((v, c, b) in instance(11)) {
-        let mut p = v.clone();
-        let out = project_weighted_l0(&mut p, &c, b, GreedyVariant::Prefix).unwrap();
-        let opt_consumed = brute_force(&v, &c, out.consumed);
-        prop_assert!(out.kept_value >= opt_consumed - 1e-9);
-        let opt = brute_force(&v, &c, b);
-        let rejected = out.first_rejected.map_or(0.0, |i| f64::from(v[i]) * f64::from(v[i]));
-        prop_assert!(out.kept_value >= opt - rejected - 1e-9);
-    }
-
-    /// 9: the ½ variants reach half the optimum; the fill dominates the prefix.
-    #[test]
-    fn half_approximation((v, c, b) in instance(11)) {
-        let opt = brute_force(&v, &c, b);
-        let mut prefix = v.clone();
-        let op = project_weighted_l0(&mut prefix, &c, b, GreedyVariant::Prefix).unwrap();
-        for variant in [GreedyVariant::PrefixOrBestSingle, GreedyVariant::FillOrBestSingle] {
-            let mut p = v.clone();
-            let out = project_weighted_l0(&mut p, &c, b, variant).unwrap();
-            prop_assert!(out.kept_value >= opt / 2.0 - 1e-9, "{:?}", variant);
-            prop_assert!(value(&p) == out.kept_value);
+    fn optimality_bounds(i in strategies::exact_instance()) {
+        for variant in VARIANTS {
+            invariants::check_optimality_bound(&i.values, &i.costs, i.capacity, variant).unwrap();
         }
-        let mut fill = v.clone();
-        let of = project_weighted_l0(&mut fill, &c, b, GreedyVariant::FillOrBestSingle).unwrap();
-        prop_assert!(of.kept_value >= op.kept_value);
     }
 
     /// 10: scale and sign.
@@ -685,4 +622,5 @@ proptest! {
     }
 }
 
+mod checkers;
 mod trainer;

@@ -60,7 +60,7 @@ pub mod observe;
 pub mod ops;
 #[cfg(feature = "candle")]
 pub mod optim;
-#[cfg(feature = "proptest-support")]
+#[cfg(feature = "proptest")]
 pub mod proptest;
 pub mod schedule;
 pub mod seed;
@@ -107,3 +107,8 @@ pub use train::{BatchSource, Evaluation, evaluate};
 
 #[cfg(all(test, feature = "candle"))]
 mod tests;
+
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,4 +1,4 @@
-//! Proptest strategies (feature `proptest-support`) for the shared vocabulary. Strategies are
+//! Proptest strategies (feature `proptest`) for the shared vocabulary. Strategies are
 //! functions, not `Arbitrary` impls, so each test says which corner of the space it explores.
 
 use proptest::prelude::*;

@@ -334,9 +334,9 @@ fn permutation_is_a_permutation() {
     assert_eq!(p, (0..100).collect::<Vec<_>>());
 }
 
-// The strategies live behind the `proptest-support` feature; a workspace test run enables it
+// The strategies live behind the `proptest` feature; a workspace test run enables it
 // through integration-tests.
-#[cfg(feature = "proptest-support")]
+#[cfg(feature = "proptest")]
 mod properties {
     use ::proptest::prelude::*;
 

@@ -3,8 +3,8 @@
 //! plotters' SVG backend), and the energy report of `cargo xtask energy` ([`energy_report`]).
 //!
 //! Every CSV parses with pandas' defaults: one header row, plain numbers (no thousands
-//! separators), units in the column names, missing values empty, and summary statistics either
-//! in columns of their own or in rows marked by a `row_kind` column, never mixed into the data.
+//! separators), units in the column names, missing values empty, and summary statistics in
+//! columns of their own: every CSV row is data (summary lines are the Markdown face's alone).
 
 use std::path::{Path, PathBuf};
 
@@ -56,11 +56,6 @@ impl Table {
     /// Appends a row only the Markdown face shows (a summary line for readers).
     pub fn md_row(&mut self, md: Vec<String>) {
         self.md_rows.push(md);
-    }
-
-    /// Appends a row only the CSV face holds (a statistic row of its own kind).
-    pub fn csv_row(&mut self, csv: Vec<String>) {
-        self.csv_rows.push(csv);
     }
 
     /// The Markdown face.

@@ -80,6 +80,65 @@ fn committed_results_are_up_to_date() {
     assert_eq!(splice(&readme, &section).unwrap(), readme);
 }
 
+/// Every CSV face reads as plain data with pandas' defaults: one snake_case header row, every
+/// row as wide as the header, a column either numeric in every non-empty cell or a label column
+/// (booleans, names, the `seeds` list), and no formatted number anywhere (`%`, `±`, a trailing
+/// `x`, thousands separators) that would turn a numeric column into text.
+#[test]
+fn every_csv_reads_as_plain_data() {
+    let records = load(&project_root().join(RESULTS_DIR).join("records")).unwrap();
+    let (files, _) = generate(&records).unwrap();
+    let csvs: Vec<_> = files
+        .iter()
+        .filter(|f| f.path.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    assert!(csvs.len() >= 10, "{} CSV files", csvs.len());
+    let number = |c: &str| c.parse::<f64>().is_ok_and(f64::is_finite);
+    let formatted = |c: &str| {
+        let digits = c
+            .trim_start_matches('-')
+            .chars()
+            .next()
+            .is_some_and(|d| d.is_ascii_digit());
+        c.contains('±')
+            || (digits
+                && (c.ends_with('%') || c.ends_with('x') || c.contains(',') && !c.contains(", ")))
+    };
+    for f in csvs {
+        let name = f.path.display();
+        let mut reader = csv::Reader::from_reader(f.content.as_bytes());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        for h in &header {
+            assert!(
+                !h.is_empty()
+                    && h.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{name}: column {h:?} is not snake_case"
+            );
+        }
+        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        for (j, column) in header.iter().enumerate() {
+            let cells: Vec<&str> = rows
+                .iter()
+                .map(|r| &r[j])
+                .filter(|c| !c.is_empty())
+                .collect();
+            for c in &cells {
+                assert!(
+                    !formatted(c),
+                    "{name}: column {column} holds the formatted number {c:?}"
+                );
+            }
+            if column != "seeds" && cells.iter().any(|c| number(c)) {
+                assert!(
+                    cells.iter().all(|c| number(c)),
+                    "{name}: column {column} mixes numbers and text: {cells:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn records_of_unknown_experiments_and_bad_metrics_are_errors_naming_the_file() {
     let dir = std::env::temp_dir().join(format!("experiments-tables-{}", std::process::id()));
