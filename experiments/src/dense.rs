@@ -1,9 +1,7 @@
 //! Dense pretrained models shared by the compression experiments: trained once per spec with the
 //! baseline trainer, cached under the output directory, and loaded as often as needed.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result, bail};
 use tensor_core::{DType, Network, SeededInit, Var};
@@ -35,16 +33,6 @@ pub fn dir(out: &Path, spec: &TrainSpec) -> Result<PathBuf> {
     )))
 }
 
-/// One lock per cache directory, so parallel runs needing the same dense model train it once.
-fn lock_for(dir: &Path) -> Arc<Mutex<()>> {
-    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
-    let mut map = LOCKS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    map.entry(dir.to_path_buf()).or_default().clone()
-}
-
 /// A trained dense model: its checkpoint and the test accuracy it reached.
 pub struct Dense {
     /// `last.safetensors` of the dense run.
@@ -62,8 +50,14 @@ pub fn ensure(
     reporter: &dyn Reporter,
 ) -> Result<Dense> {
     let dir = dir(out, spec)?;
-    let lock = lock_for(&dir);
-    let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+    // Held across processes too: jobs and shards needing this model train it once; the others
+    // wait, then find the checkpoint complete.
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    let _lock = crate::lock::exclusive(&crate::lock::path(
+        out,
+        "dense",
+        name.as_deref().unwrap_or("dense"),
+    ))?;
     let mut obs = reporter.observer(&format!("dense {} seed {}", spec.arch, spec.seed));
     let outcome = train::train(spec, data, &dir, true, obs.as_mut()).with_context(|| {
         format!(

@@ -14,6 +14,7 @@ use serde::Serialize;
 use tensor_core::{DeviceSpec, LrDecay, LrSchedule};
 
 use crate::data::{DataDir, DataSource};
+use crate::lock::{self, FileLock};
 use crate::paths::{check_writable_dir, git_revision, remove_stale_temp_files, write_json_atomic};
 use crate::record::{self, RunRecord};
 use crate::registry::{self, Experiment, Metrics, Profile, RunContext, RunEnv, RunKind, RunSpec};
@@ -39,6 +40,8 @@ pub struct ReproduceOptions {
     pub data_dir: Option<PathBuf>,
     /// Only the runs whose id contains this text.
     pub filter: Option<String>,
+    /// Only this deterministic slice of the run list (a job array's task).
+    pub shard: Option<Shard>,
     /// Shrink every baseline training run to [`SMOKE_RECORDS`] records and [`SMOKE_EPOCHS`]
     /// epochs (the fault-injection tests kill and resume real runs; the specs show it).
     pub smoke: bool,
@@ -94,6 +97,53 @@ pub fn thread_env(jobs: usize, threads_per_job: usize) -> Vec<(&'static str, Str
     .collect()
 }
 
+/// Shard `index` of `count` (`K/N` on the command line, 1 ≤ K ≤ N): the runs at positions
+/// `K−1, K−1+N, K−1+2N, …` of the run list, which is the registry's order after `--only` and
+/// `--filter`. Every shard of one command line sees the same list, whatever is recorded, so the
+/// N shards partition it; dealing round-robin spreads each experiment's seeds over the shards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    index: usize,
+    count: usize,
+}
+
+impl Shard {
+    /// Shard `index` (1-based) of `count`.
+    pub fn new(index: usize, count: usize) -> Result<Self> {
+        if count == 0 || index == 0 || index > count {
+            bail!("shard {index}/{count}: expected K/N with 1 <= K <= N");
+        }
+        Ok(Self { index, count })
+    }
+
+    /// Whether the run at `position` of the run list (from 0) belongs to this shard.
+    pub fn holds(&self, position: usize) -> bool {
+        position % self.count == self.index - 1
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let parse = |part: &str| {
+            part.trim()
+                .parse::<usize>()
+                .with_context(|| format!("shard {s:?}: {part:?} is not a whole number"))
+        };
+        match s.split_once('/') {
+            Some((k, n)) => Self::new(parse(k)?, parse(n)?),
+            None => bail!("shard {s:?}: expected K/N, e.g. 3/8"),
+        }
+    }
+}
+
 /// The runs of an invocation: those to execute and those a resume skips.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -116,6 +166,7 @@ pub fn plan(opts: &ReproduceOptions) -> Result<Plan> {
         todo: Vec::new(),
         done: Vec::new(),
     };
+    let mut position = 0;
     for e in experiments {
         for mut r in e.runs(opts.profile, &ctx)? {
             if opts
@@ -123,6 +174,10 @@ pub fn plan(opts: &ReproduceOptions) -> Result<Plan> {
                 .as_ref()
                 .is_some_and(|f| !r.id.contains(f.as_str()))
             {
+                continue;
+            }
+            position += 1;
+            if opts.shard.is_some_and(|shard| !shard.holds(position - 1)) {
                 continue;
             }
             if opts.smoke
@@ -209,7 +264,8 @@ pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) 
     let queue = Mutex::new(plan.todo.iter());
     let failures = Mutex::new(Vec::new());
     let stopped = AtomicBool::new(false);
-    // Runs share nothing but the dense-model cache (which has its own lock).
+    // Runs share nothing but the dense-model cache (which has its own lock); each run is
+    // claimed by a file lock, so processes sharing `out` never execute the same run at once.
     let jobs = opts.jobs().clamp(1, plan.todo.len().max(1));
     let threads = opts.threads_per_job();
     std::thread::scope(|s| {
@@ -230,7 +286,21 @@ pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) 
                         stopped.store(true, Ordering::SeqCst);
                         break;
                     }
-                    if let Err(e) = execute(opts.profile, run, out, opts.resume, &data, reporter) {
+                    // The lock is held for the whole run: `_lock` lives to the end of its arm.
+                    let result = match claim(out, run, opts.resume) {
+                        Ok(Some(_lock)) => {
+                            execute(opts.profile, run, out, opts.resume, &data, reporter)
+                        }
+                        Ok(None) => {
+                            reporter.line(&format!(
+                                "skipped {}: another process runs or has recorded it",
+                                run.label()
+                            ));
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = result {
                         reporter.line(&format!("FAILED {}: {e:#}", run.label()));
                         if let Ok(mut f) = failures.lock() {
                             f.push(run.label());
@@ -268,6 +338,18 @@ pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) 
         bail!("stopped on request; `--resume` continues where the runs left off");
     }
     Ok(())
+}
+
+/// The lock of `run` under `out` if this process is to execute it: `None` when another process
+/// (a shard sharing `out`) holds it, or, on resume, has recorded the run since the plan was made.
+fn claim(out: &Path, run: &RunSpec, resume: bool) -> Result<Option<FileLock>> {
+    let Some(lock) = lock::try_exclusive(&lock::path(out, run.experiment.name(), &run.id))? else {
+        return Ok(None);
+    };
+    if resume && recorded(out, run)? {
+        return Ok(None);
+    }
+    Ok(Some(lock))
 }
 
 fn execute(
@@ -427,6 +509,7 @@ mod tests {
             out: std::env::temp_dir().join("experiments-runner-no-such-dir"),
             data_dir: None,
             filter: Some("seed2".into()),
+            shard: None,
             smoke: true,
         };
         let plan = plan(&opts).unwrap();
@@ -440,5 +523,89 @@ mod tests {
             (spec.train_limit, spec.epochs),
             (Some(SMOKE_RECORDS), SMOKE_EPOCHS)
         );
+    }
+
+    /// The shards of one command line partition its run list, round-robin, whatever is recorded.
+    #[test]
+    fn shards_partition_the_run_list() {
+        let opts = |shard| ReproduceOptions {
+            profile: Profile::Quick,
+            only: vec![Experiment::Iclr19Lenet5],
+            device: DeviceSpec::Cpu,
+            jobs: Some(1),
+            resume: false,
+            out: std::env::temp_dir().join("experiments-runner-no-such-dir"),
+            data_dir: None,
+            filter: None,
+            shard,
+            smoke: false,
+        };
+        let all: Vec<String> = plan(&opts(None))
+            .unwrap()
+            .todo
+            .iter()
+            .map(RunSpec::label)
+            .collect();
+        assert!(all.len() > 3, "{all:?}");
+        let mut seen = Vec::new();
+        for k in 1..=3 {
+            let part = plan(&opts(Some(Shard::new(k, 3).unwrap()))).unwrap();
+            let ids: Vec<String> = part.todo.iter().map(RunSpec::label).collect();
+            let expect: Vec<String> = all.iter().skip(k - 1).step_by(3).cloned().collect();
+            assert_eq!(ids, expect, "shard {k}/3");
+            seen.extend(ids);
+        }
+        seen.sort();
+        let mut sorted = all.clone();
+        sorted.sort();
+        assert_eq!(seen, sorted);
+    }
+
+    #[test]
+    fn shard_flags_are_checked() {
+        assert_eq!("2/5".parse::<Shard>().unwrap(), Shard::new(2, 5).unwrap());
+        assert_eq!(Shard::new(2, 5).unwrap().to_string(), "2/5");
+        for bad in ["0/3", "4/3", "1/0", "3", "a/3", "1/b"] {
+            let err = bad.parse::<Shard>().unwrap_err().to_string();
+            assert!(err.contains("shard"), "{bad}: {err}");
+        }
+    }
+
+    /// A run whose lock another process holds is not claimed; on resume, neither is a run
+    /// recorded meanwhile (here: the lock is free but the record exists).
+    #[test]
+    fn a_run_locked_elsewhere_is_not_claimed() {
+        let out = std::env::temp_dir().join(format!("runner-claim-{}", std::process::id()));
+        let run = plan(&ReproduceOptions {
+            profile: Profile::Quick,
+            only: vec![Experiment::ZooGeometry],
+            device: DeviceSpec::Cpu,
+            jobs: Some(1),
+            resume: false,
+            out: out.clone(),
+            data_dir: None,
+            filter: None,
+            shard: None,
+            smoke: false,
+        })
+        .unwrap()
+        .todo
+        .remove(0);
+        let elsewhere = lock::exclusive(&lock::path(&out, run.experiment.name(), &run.id)).unwrap();
+        assert!(claim(&out, &run, false).unwrap().is_none());
+        drop(elsewhere);
+        assert!(claim(&out, &run, true).unwrap().is_some());
+        execute(
+            Profile::Quick,
+            &run,
+            &out,
+            false,
+            &DataDir::default(),
+            &crate::reporter::Silent,
+        )
+        .unwrap();
+        assert!(claim(&out, &run, true).unwrap().is_none());
+        assert!(claim(&out, &run, false).unwrap().is_some());
+        std::fs::remove_dir_all(&out).unwrap();
     }
 }

@@ -39,12 +39,12 @@ pub struct TablesOutcome {
 /// Regenerates everything from `results/records/` (after importing the records of `import`, a
 /// `reproduce` output directory, if given). With `check`, writes nothing and fails naming every
 /// stale or extra file.
-pub fn run(import: Option<&Path>, check: bool) -> Result<TablesOutcome> {
+pub fn run(import: &[PathBuf], check: bool) -> Result<TablesOutcome> {
     let root = project_root();
     let records_dir = root.join(RESULTS_DIR).join("records");
     let mut outcome = TablesOutcome::default();
-    if let Some(from) = import {
-        outcome.imported = import_records(from, &records_dir)?;
+    if !import.is_empty() {
+        outcome.imported = import_records(import, &records_dir)?;
     }
     let records = load(&records_dir)?;
     outcome.records = records.values().map(Vec::len).sum();
@@ -97,32 +97,51 @@ pub fn run(import: Option<&Path>, check: bool) -> Result<TablesOutcome> {
     Ok(outcome)
 }
 
-/// Copies every record of a `reproduce` output (`DIR/records/...` or `DIR` itself) into
-/// `records_dir`, replacing records of the same experiment and run. Returns how many.
-pub fn import_records(from: &Path, records_dir: &Path) -> Result<usize> {
-    let src = if from.join("records").is_dir() {
-        from.join("records")
-    } else {
-        from.to_path_buf()
-    };
-    let mut n = 0;
-    for path in list_files(&src)? {
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
+/// Copies every record of `reproduce` output directories (`DIR/records/...` or `DIR` itself; the
+/// outputs of several shards at once) into `records_dir`, replacing records of the same
+/// experiment and run. Nothing is written when two directories hold different records of one run
+/// (the error names both) or any record is unreadable. Returns how many records were copied.
+pub fn import_records(from: &[PathBuf], records_dir: &Path) -> Result<usize> {
+    let mut records: BTreeMap<PathBuf, (PathBuf, String)> = BTreeMap::new();
+    for dir in from {
+        let src = if dir.join("records").is_dir() {
+            dir.join("records")
+        } else {
+            dir.clone()
+        };
+        let mut n = 0;
+        for path in list_files(&src)? {
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let text = fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let record = RunRecord::from_json(&path, &text)?;
+            let dest = records_dir
+                .join(record.experiment.name())
+                .join(format!("{}.json", record.run));
+            if let Some((other, earlier)) = records.get(&dest)
+                && *earlier != text
+            {
+                bail!(
+                    "{} and {} are different records of {}/{}",
+                    other.display(),
+                    path.display(),
+                    record.experiment.name(),
+                    record.run
+                );
+            }
+            records.insert(dest, (path, text));
+            n += 1;
         }
-        let text =
-            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let record = RunRecord::from_json(&path, &text)?;
-        let dest = records_dir
-            .join(record.experiment.name())
-            .join(format!("{}.json", record.run));
-        write_atomic(&dest, text.as_bytes())?;
-        n += 1;
+        if n == 0 {
+            bail!("no run records under {}", src.display());
+        }
     }
-    if n == 0 {
-        bail!("no run records under {}", src.display());
+    for (dest, (_, text)) in &records {
+        write_atomic(dest, text.as_bytes())?;
     }
-    Ok(n)
+    Ok(records.len())
 }
 
 /// Every file under `dir` but hidden ones (the atomic writer's temporary files), sorted.

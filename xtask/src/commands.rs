@@ -44,12 +44,17 @@ pub fn tables(args: &TablesArgs) -> Result<()> {
     if let Some(dir) = &args.compare {
         return compare(dir);
     }
-    let outcome = experiments::tables::run(args.import.as_deref(), args.check)?;
-    if let Some(from) = &args.import {
+    let outcome = experiments::tables::run(&args.import, args.check)?;
+    if !args.import.is_empty() {
+        let from: Vec<String> = args
+            .import
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
         eprintln!(
             "imported {} records from {} into results/records",
             outcome.imported,
-            from.display()
+            from.join(", ")
         );
     }
     for p in &outcome.written {

@@ -47,10 +47,10 @@ pub enum Cmd {
 /// `cargo xtask tables`.
 #[derive(Debug, Args)]
 pub struct TablesArgs {
-    /// First copy the records of a `reproduce` output directory (e.g. `target/repro`) into
-    /// `results/records/`, replacing records of the same runs.
-    #[arg(long, value_name = "DIR")]
-    pub import: Option<PathBuf>,
+    /// First copy the records of `reproduce` output directories (e.g. `target/repro`, or the
+    /// `--out` of each shard) into `results/records/`, replacing records of the same runs.
+    #[arg(long, value_name = "DIR", num_args = 1..)]
+    pub import: Vec<PathBuf>,
     /// Write nothing; fail if any generated file or the README section is stale.
     #[arg(long, conflicts_with = "import")]
     pub check: bool,
@@ -302,6 +302,12 @@ pub struct ReproduceArgs {
     /// Run only the runs whose id contains this text (e.g. `seed1`, `b0.2-proj`).
     #[arg(long, value_name = "TEXT")]
     pub filter: Option<String>,
+    /// Run only shard K of N (1 <= K <= N): every N-th run of the list `--only` and `--filter`
+    /// select, starting at the K-th. For job arrays: N processes with the same flags and
+    /// `--out` (and `--resume`) split the profile; file locks keep them from training a dense
+    /// model or executing a run twice.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<experiments::runner::Shard>,
     /// Shrink every baseline training run to 256 records and 2 epochs: for the fault-injection
     /// tests, which kill and resume real runs (the records' specs show the shrinking).
     #[arg(long, hide = true)]
@@ -323,6 +329,7 @@ impl ReproduceArgs {
                 .unwrap_or_else(experiments::paths::default_out_dir),
             data_dir: self.data_dir.clone(),
             filter: self.filter.clone(),
+            shard: self.shard,
             smoke: self.smoke,
         }
     }

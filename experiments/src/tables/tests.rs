@@ -139,6 +139,33 @@ fn every_csv_reads_as_plain_data() {
     }
 }
 
+/// Shard outputs merge in one import; two different records of one run stop it before anything
+/// is written, naming both files.
+#[test]
+fn imports_merge_shard_outputs_and_refuse_conflicting_records() {
+    let tmp = std::env::temp_dir().join(format!("tables-import-{}", std::process::id()));
+    let records = validation_records();
+    let runs = &records[&Experiment::EnergyValidation];
+    let (a, b, dest) = (tmp.join("a"), tmp.join("b"), tmp.join("dest"));
+    runs[0].write(&a).unwrap();
+    runs[1].write(&b).unwrap();
+    runs[1].write(&a).unwrap();
+    let n = import_records(&[a.clone(), b.clone()], &dest).unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(load(&dest).unwrap()[&Experiment::EnergyValidation].len(), 2);
+    let mut other = runs[1].clone();
+    other.wall_seconds += 1.0;
+    other.write(&b).unwrap();
+    std::fs::remove_dir_all(&dest).unwrap();
+    let err = import_records(&[a, b], &dest).unwrap_err().to_string();
+    assert!(
+        err.contains("are different records of energy-validation/"),
+        "{err}"
+    );
+    assert!(!dest.exists(), "nothing is written on a conflict");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
 #[test]
 fn records_of_unknown_experiments_and_bad_metrics_are_errors_naming_the_file() {
     let dir = std::env::temp_dir().join(format!("experiments-tables-{}", std::process::id()));
