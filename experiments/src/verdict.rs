@@ -32,6 +32,25 @@ impl Spread {
             n: xs.len(),
         }
     }
+
+    /// A fraction as a Markdown cell: `92.14% ± 0.25`, or `92.08% (one seed)` where there is no
+    /// spread to show (a zero would read as a measured one).
+    pub fn percent(&self) -> String {
+        if self.n < 2 {
+            format!("{:.2}% (one seed)", 100.0 * self.mean)
+        } else {
+            format!("{:.2}% ± {:.2}", 100.0 * self.mean, 100.0 * self.sd)
+        }
+    }
+
+    /// The standard deviation in percentage points as a CSV cell: empty for one seed.
+    pub fn sd_percent_csv(&self) -> String {
+        if self.n < 2 {
+            String::new()
+        } else {
+            format!("{:.4}", 100.0 * self.sd)
+        }
+    }
 }
 
 /// How two methods compare.

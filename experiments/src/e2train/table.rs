@@ -11,6 +11,7 @@ use crate::record::{RunRecord, seeds_label, without_seed};
 use crate::registry::{Experiment, RunKind, Typed};
 use crate::render::format::mean_sd;
 use crate::render::{Section, Table, plot};
+use crate::verdict::Spread;
 
 /// Target of the E2-Train issue for SMD+SLU+PSG: saving and accuracy loss.
 const TARGET_SAVING: f64 = 0.75;
@@ -84,7 +85,8 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
             continue;
         }
         let acc: Vec<f64> = g.iter().map(|p| p.1.test_accuracy).collect();
-        let (am, asd) = mean_sd(&acc);
+        let spread = Spread::of(&acc);
+        let am = spread.mean;
         let delta = points_vs_baseline(&g, &base_acc);
         let saving: Vec<f64> = g.iter().map(|p| p.1.saving_vs_baseline).collect();
         let (sm, ssd) = mean_sd(&saving);
@@ -120,7 +122,7 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
         t.row(
             vec![
                 g[0].1.method.clone(),
-                format!("{:.2}% ± {:.2}", 100.0 * am, 100.0 * asd),
+                spread.percent(),
                 format!("{dm:+.2}"),
                 format!("{executed:.1}%"),
                 format!("{em:.3e} ± {esd:.1e}"),
@@ -133,7 +135,7 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
             vec![
                 g[0].1.method.clone(),
                 format!("{:.4}", 100.0 * am),
-                format!("{:.4}", 100.0 * asd),
+                spread.sd_percent_csv(),
                 format!("{dm:.4}"),
                 format!("{executed:.2}"),
                 format!("{em:.6e}"),

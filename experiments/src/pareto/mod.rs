@@ -10,7 +10,8 @@
 //!
 //! The second network is Caffe's LeNet (20-50-500-10, the "LeNet-5" of Han et al.'s pruning
 //! paper) on Fashion-MNIST: under the Eyeriss model its layers' energy order (conv2, fc1, conv1,
-//! fc2) differs from their order in the network, so the energy-aware ordering is exercised,
+//! fc2 with dense activations; fc1 first with the measured activations energy-aware pruning
+//! prices) differs from their order in the network, so the energy-aware ordering is exercised,
 //! where on the ICLR'19 LeNet-5 the two convs cost nearly the same and come first in either
 //! order.
 

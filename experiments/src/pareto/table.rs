@@ -179,7 +179,7 @@ pub fn section(experiment: Experiment, classes: usize, records: &[RunRecord]) ->
             "1.00".into(),
             "dense".into(),
             "no".into(),
-            format!("{:.2}% ± {:.2}", 100.0 * dense.mean, 100.0 * dense.sd),
+            dense.percent(),
             "+0.00".into(),
             "1.0000 / 1.0000".into(),
             "1.0000".into(),
@@ -192,7 +192,7 @@ pub fn section(experiment: Experiment, classes: usize, records: &[RunRecord]) ->
             "dense".into(),
             boolean(false),
             format!("{:.4}", 100.0 * dense.mean),
-            format!("{:.4}", 100.0 * dense.sd),
+            dense.sd_percent_csv(),
             "0".into(),
             "1".into(),
             "1".into(),
@@ -214,7 +214,7 @@ pub fn section(experiment: Experiment, classes: usize, records: &[RunRecord]) ->
                 format!("{:.2}", r.level),
                 r.method.into(),
                 if masks { "yes" } else { "no" }.into(),
-                format!("{:.2}% ± {:.2}", 100.0 * acc.mean, 100.0 * acc.sd),
+                acc.percent(),
                 format!("{:+.2}", 100.0 * (acc.mean - dense.mean)),
                 format!(
                     "{:.4} / {:.4}",
@@ -231,7 +231,7 @@ pub fn section(experiment: Experiment, classes: usize, records: &[RunRecord]) ->
                 r.method.into(),
                 boolean(masks),
                 format!("{:.4}", 100.0 * acc.mean),
-                format!("{:.4}", 100.0 * acc.sd),
+                acc.sd_percent_csv(),
                 format!("{:.4}", 100.0 * (acc.mean - dense.mean)),
                 format!("{:.6}", r.max(|p| p.iclr19_relaxed)),
                 format!("{:.6}", r.max(|p| p.iclr19_exact)),
@@ -357,10 +357,16 @@ fn findings(rows: &[Row<'_>], dense: Spread, classes: usize) -> String {
                         Verdict::of(pa, oa).words()
                     ));
                 }
+                // Below the floor the projection needs masks, which energy-aware pruning has not;
+                // above it, a missing row means every energy-aware run failed to get there.
                 None if other == "energy-aware" => parts.push(
-                    "energy-aware pruning cannot reach the level (below the floor \
-                                without input masks)"
-                        .into(),
+                    if p.runs.iter().any(|r| r.masks) {
+                        "energy-aware pruning cannot reach the level (below the floor without \
+                         input masks)"
+                    } else {
+                        "no energy-aware run reached the level (listed under failed runs)"
+                    }
+                    .into(),
                 ),
                 None => {}
             }
