@@ -1,5 +1,6 @@
 //! Fault injection against the real `cargo xtask` binary: a `kill -9` in the middle of
-//! `reproduce` followed by `--resume`, bit-identical records for a seed, unwritable outputs,
+//! `reproduce` followed by `--resume`, bit-identical records for a seed, two shard processes on one
+//! output directory, unwritable outputs,
 //! corrupt dataset files and checkpoints. Each case says what the user sees and what survives;
 //! TESTING.md tabulates them.
 //!
@@ -349,4 +350,78 @@ fn empty_training_specs_are_refused() {
     let out = xtask(&["train", "--epochs", "0", "--out", o]);
     assert_fails_cleanly(&out, &["epochs and batch size must be positive"]);
     let _ = fs::remove_dir_all(root);
+}
+
+/// Two shard processes started together on one `--out` record exactly what one process records:
+/// the same files, and the same metrics run for run (the smoke baseline runs are deterministic).
+#[test]
+fn concurrent_shards_on_one_out_record_what_one_process_records() {
+    let root = scratch("shards");
+    let (single, shared) = (root.join("single"), root.join("shared"));
+    let (single_str, shared_str) = (single.to_str().unwrap(), shared.to_str().unwrap());
+    let with = |out: &str, extra: &[&str]| -> Vec<String> {
+        let only = [
+            "reproduce",
+            "--only",
+            "baseline-lenet5",
+            "zoo-geometry",
+            "--smoke",
+        ];
+        let rest = ["--jobs", "1", "--out", out];
+        only.iter()
+            .chain(&rest)
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let out = xtask(
+        &with(single_str, &[])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let shards: Vec<_> = ["1/2", "2/2"]
+        .iter()
+        .map(|k| {
+            Command::new(XTASK)
+                .args(with(shared_str, &["--resume", "--shard", k]))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let logs: Vec<String> = shards
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            let log = stderr(&out);
+            assert!(out.status.success(), "{log}");
+            log
+        })
+        .collect();
+    // Each shard executed its own half: no run is done twice.
+    let done = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter_map(|l| l.strip_prefix("done "))
+            .map(|l| l.split(" in ").next().unwrap().to_string())
+            .collect()
+    };
+    let (a, b) = (done(&logs[0]), done(&logs[1]));
+    assert!(!a.is_empty() && !b.is_empty(), "{logs:?}");
+    assert!(a.iter().all(|r| !b.contains(r)), "{a:?} / {b:?}");
+
+    let records = |d: &Path| files(&d.join("records"));
+    assert_eq!(records(&single), records(&shared));
+    assert_eq!(records(&single).len(), a.len() + b.len());
+    for f in records(&single) {
+        assert_eq!(
+            without_timings(read_json(&single.join("records").join(&f))),
+            without_timings(read_json(&shared.join("records").join(&f))),
+            "{f}"
+        );
+    }
+    fs::remove_dir_all(&root).unwrap();
 }
