@@ -1,8 +1,7 @@
 //! Fault injection against the real `cargo xtask` binary: a `kill -9` in the middle of
-//! `reproduce` followed by `--resume`, bit-identical records for a seed, two shard processes on one
-//! output directory, unwritable outputs,
-//! corrupt dataset files and checkpoints. Each case says what the user sees and what survives;
-//! TESTING.md tabulates them.
+//! `reproduce` followed by `--resume`, bit-identical records for a seed, two shard processes on
+//! one output directory, unwritable outputs, corrupt dataset files and checkpoints. Each case says
+//! what the user sees and what survives; TESTING.md tabulates them.
 //!
 //! The runs use `reproduce --smoke` (baseline runs shrunk to 256 records and 2 epochs) so the
 //! whole file stays within seconds of training in the dev profile.
