@@ -151,6 +151,8 @@ pub struct Plan {
     pub todo: Vec<RunSpec>,
     /// Runs with a record of the same spec (only on resume).
     pub done: Vec<RunSpec>,
+    /// Experiments this build cannot run in the profile, with the reason.
+    pub skipped: Vec<(Experiment, String)>,
 }
 
 /// Expands the registry for `opts`. A resume reads the existing records: a damaged or foreign
@@ -165,9 +167,14 @@ pub fn plan(opts: &ReproduceOptions) -> Result<Plan> {
     let mut plan = Plan {
         todo: Vec::new(),
         done: Vec::new(),
+        skipped: Vec::new(),
     };
     let mut position = 0;
     for e in experiments {
+        if let Some(why) = e.unavailable(opts.profile) {
+            plan.skipped.push((e, why));
+            continue;
+        }
         for mut r in e.runs(opts.profile, &ctx)? {
             if opts
                 .filter
@@ -238,6 +245,9 @@ pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) 
                 "removed {removed} temporary file(s) left by an interrupted run"
             ));
         }
+    }
+    for (e, why) in &plan.skipped {
+        reporter.line(&format!("skipped {e}: {why}"));
     }
     reporter.line(&format!(
         "reproduce ({} profile): {} runs to do, {} already recorded, output in {}",
@@ -559,6 +569,28 @@ mod tests {
         let mut sorted = all.clone();
         sorted.sort();
         assert_eq!(seen, sorted);
+    }
+
+    /// Experiments this build cannot run are listed with the reason, not run to fail.
+    #[test]
+    fn the_full_profile_skips_imagenet_saying_why() {
+        let plan = plan(&ReproduceOptions {
+            profile: Profile::Full,
+            only: vec![Experiment::EapAlexnet, Experiment::EapGooglenet],
+            device: DeviceSpec::Cpu,
+            jobs: Some(1),
+            resume: false,
+            out: std::env::temp_dir().join("experiments-runner-no-such-dir"),
+            data_dir: None,
+            filter: None,
+            shard: None,
+            smoke: false,
+        })
+        .unwrap();
+        assert!(plan.todo.is_empty());
+        let skipped: Vec<Experiment> = plan.skipped.iter().map(|(e, _)| *e).collect();
+        assert_eq!(skipped, [Experiment::EapAlexnet, Experiment::EapGooglenet]);
+        assert!(plan.skipped.iter().all(|(_, why)| why.contains("ImageNet")));
     }
 
     #[test]

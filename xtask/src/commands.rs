@@ -17,6 +17,9 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
         for r in &plan.done {
             println!("skip {} / {} (recorded)", r.experiment, r.id);
         }
+        for (e, why) in &plan.skipped {
+            println!("skip {e}: {why}");
+        }
         return Ok(());
     }
     runner::reproduce(&opts, &plan, &Progress::new())

@@ -1,5 +1,6 @@
 use super::*;
 use crate::registry::RunKind;
+use cnn_zoo::Arch;
 
 fn ctx() -> RunContext {
     RunContext {
@@ -45,16 +46,14 @@ fn lenet5_runs_share_the_dense_model_budget_and_finetuning() {
 }
 
 #[test]
-fn imagenet_runs_exist_only_in_the_full_profile_and_fail_with_a_clear_error() {
+fn imagenet_experiments_are_skipped_with_the_reason_in_the_full_profile() {
     for e in [Experiment::EapAlexnet, Experiment::EapGooglenet] {
-        assert!(runs(e, Profile::Quick, &ctx()).is_empty());
-        let full = runs(e, Profile::Full, &ctx());
-        assert_eq!(full.len(), 1);
-        let RunKind::EapImagenet { arch } = full[0].kind else {
-            panic!("unexpected run kind");
-        };
-        let err = imagenet(arch).to_string();
-        assert!(err.contains("ImageNet data is not supported yet"), "{err}");
+        for profile in [Profile::Quick, Profile::Standard, Profile::Full] {
+            assert!(runs(e, profile, &ctx()).is_empty());
+        }
+        assert!(e.unavailable(Profile::Quick).is_none());
+        let why = e.unavailable(Profile::Full).unwrap();
+        assert!(why.contains("no ImageNet loader"), "{why}");
     }
 }
 

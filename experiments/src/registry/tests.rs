@@ -40,20 +40,3 @@ fn run_ids_are_unique_within_each_experiment_and_profile() {
         .sum();
     assert_eq!(quick, 15 + 2 + 3 + 36 + 18 + 6 + 2);
 }
-
-/// The ImageNet runs fail with an error that says why, and leave no record.
-#[test]
-fn imagenet_runs_fail_clearly() {
-    let run = &Experiment::EapAlexnet.runs(Profile::Full, &ctx()).unwrap()[0];
-    let env = RunEnv {
-        out: Path::new("/nonexistent"),
-        checkpoints: PathBuf::from("/nonexistent"),
-        label: run.label(),
-        resume: false,
-        data: &DataDir::default(),
-        reporter: &crate::Silent,
-    };
-    let err = execute(run, &env).unwrap_err().to_string();
-    assert!(err.contains("ImageNet data is not supported yet"), "{err}");
-    assert!(Metrics::from_json(&run.kind, serde_json::Value::Null).is_err());
-}
