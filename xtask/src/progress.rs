@@ -1,6 +1,7 @@
 //! Terminal rendering of progress events: the only place that draws bars, and the
 //! [`Reporter`] the experiments library reports through. With a TTY it shows an overall bar plus
-//! a bar per run and epoch; without one (CI, pipes) it prints a line per epoch.
+//! a bar per run and epoch; without one (CI, pipes, a batch job's log) it prints a line per
+//! epoch and, within a long epoch, one every [`HEARTBEAT`].
 
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
@@ -11,6 +12,9 @@ use std::time::{Duration, Instant};
 use experiments::Reporter;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tensor_core::{BatchStats, EvalStats, Observer, ProjectionStats, RunStart};
+
+/// Without a terminal, the longest a running epoch stays silent.
+pub const HEARTBEAT: Duration = Duration::from_secs(60);
 
 /// Set by the Ctrl-C handler; observers turn it into a clean stop at the next batch.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -86,7 +90,9 @@ impl Progress {
             epochs: 0,
             loss_sum: 0.0,
             batches: 0,
+            batches_per_epoch: 0,
             started: Instant::now(),
+            last_line: Instant::now(),
         }
     }
 }
@@ -136,7 +142,10 @@ pub struct RunProgress {
     epochs: usize,
     loss_sum: f64,
     batches: usize,
+    batches_per_epoch: usize,
     started: Instant,
+    /// When the last line of this run was printed (for the heartbeat without a terminal).
+    last_line: Instant,
 }
 
 impl RunProgress {
@@ -156,7 +165,9 @@ impl Drop for RunProgress {
 impl Observer for RunProgress {
     fn on_run_start(&mut self, start: &RunStart) {
         self.epochs = start.epochs;
+        self.batches_per_epoch = start.batches_per_epoch;
         self.started = Instant::now();
+        self.last_line = self.started;
         self.progress.println(format!(
             "{}: {} epochs x {} batches",
             self.label, start.epochs, start.batches_per_epoch
@@ -192,6 +203,19 @@ impl Observer for RunProgress {
                 ));
             }
         }
+        if !self.progress.tty && self.last_line.elapsed() >= HEARTBEAT {
+            self.last_line = Instant::now();
+            self.progress.println(format!(
+                "{}: epoch {}/{} batch {}/{} train loss {:.4} ({:.0}s)",
+                self.label,
+                stats.epoch + 1,
+                self.epochs,
+                self.batches,
+                self.batches_per_epoch,
+                self.loss_sum / self.batches as f64,
+                self.started.elapsed().as_secs_f64()
+            ));
+        }
         if INTERRUPTED.load(Ordering::SeqCst) {
             ControlFlow::Break(())
         } else {
@@ -200,6 +224,7 @@ impl Observer for RunProgress {
     }
 
     fn on_eval(&mut self, stats: &EvalStats) {
+        self.last_line = Instant::now();
         let train_loss = if self.batches > 0 {
             format!(" train loss {:.4}", self.loss_sum / self.batches as f64)
         } else {
