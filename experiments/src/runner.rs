@@ -235,6 +235,13 @@ fn recorded(out: &Path, run: &RunSpec) -> Result<bool> {
 /// Executes `plan` under `opts.out`, reporting to `reporter`; fails if any run failed.
 pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) -> Result<()> {
     let out = &opts.out;
+    // A device this build or machine cannot open fails the invocation once, before any run,
+    // rather than every run in turn.
+    if !plan.todo.is_empty() {
+        opts.device
+            .to_device()
+            .with_context(|| format!("cannot use the device {}", opts.device))?;
+    }
     // Fail before any training if results could not be written; after a kill, clear the
     // temporary files the killed process left (records and checkpoints themselves are whole).
     check_writable_dir(out)?;
@@ -591,6 +598,31 @@ mod tests {
         let skipped: Vec<Experiment> = plan.skipped.iter().map(|(e, _)| *e).collect();
         assert_eq!(skipped, [Experiment::EapAlexnet, Experiment::EapGooglenet]);
         assert!(plan.skipped.iter().all(|(_, why)| why.contains("ImageNet")));
+    }
+
+    /// Without CUDA in this build, `--device cuda:0` fails once, before any run or output.
+    #[test]
+    #[cfg(not(feature = "cuda"))]
+    fn an_unusable_device_fails_before_the_first_run() {
+        let out = std::env::temp_dir().join(format!("runner-device-{}", std::process::id()));
+        let opts = ReproduceOptions {
+            profile: Profile::Quick,
+            only: vec![Experiment::ZooGeometry],
+            device: DeviceSpec::Cuda(0),
+            jobs: Some(1),
+            resume: false,
+            out: out.clone(),
+            data_dir: None,
+            filter: None,
+            shard: None,
+            smoke: false,
+        };
+        let plan = plan(&opts).unwrap();
+        let err = reproduce(&opts, &plan, &crate::reporter::Silent).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("cannot use the device cuda:0"), "{text}");
+        assert!(text.contains("no CUDA support"), "{text}");
+        assert!(!out.exists());
     }
 
     #[test]
