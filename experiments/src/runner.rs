@@ -57,9 +57,14 @@ fn cores() -> usize {
 }
 
 impl ReproduceOptions {
-    /// Parallel jobs: as asked, or one per core; at least one.
+    /// Parallel jobs: as asked, else one per core on the CPU and one on a GPU (jobs sharing one
+    /// GPU would contend for it); at least one.
     pub fn jobs(&self) -> usize {
-        self.jobs.unwrap_or_else(cores).max(1)
+        let default = || match self.device {
+            DeviceSpec::Cpu => cores(),
+            DeviceSpec::Cuda(_) => 1,
+        };
+        self.jobs.unwrap_or_else(default).max(1)
     }
 
     /// Threads of each job's pool: its share of the cores, at least one.
@@ -500,6 +505,28 @@ pub fn train_one(opts: &TrainOptions, reporter: &dyn Reporter) -> Result<(String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gpu_gets_one_job_unless_asked() {
+        let mut opts = ReproduceOptions {
+            profile: Profile::Quick,
+            only: Vec::new(),
+            device: DeviceSpec::Cuda(0),
+            jobs: None,
+            resume: false,
+            out: PathBuf::new(),
+            data_dir: None,
+            filter: None,
+            shard: None,
+            smoke: false,
+        };
+        assert_eq!(opts.jobs(), 1);
+        opts.jobs = Some(3);
+        assert_eq!(opts.jobs(), 3);
+        opts.device = DeviceSpec::Cpu;
+        opts.jobs = None;
+        assert_eq!(opts.jobs(), cores());
+    }
 
     #[test]
     fn one_job_needs_no_thread_configuration() {

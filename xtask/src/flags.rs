@@ -283,7 +283,8 @@ pub struct ReproduceArgs {
     /// Device: `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
-    /// Independent runs to execute in parallel (default: the number of CPU cores).
+    /// Independent runs to execute in parallel (default: the number of CPU cores on the CPU,
+    /// one on a GPU).
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Skip runs that already have a record; restart interrupted runs from their checkpoint.
