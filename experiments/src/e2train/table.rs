@@ -125,8 +125,12 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
                 spread.percent(),
                 format!("{dm:+.2}"),
                 format!("{executed:.1}%"),
-                format!("{em:.3e} ± {esd:.1e}"),
-                format!("{:.1}% ± {:.1}", 100.0 * sm, 100.0 * ssd),
+                with_spread(format!("{em:.3e}"), format!("{esd:.1e}"), g.len()),
+                with_spread(
+                    format!("{:.1}%", 100.0 * sm),
+                    format!("{:.1}", 100.0 * ssd),
+                    g.len(),
+                ),
                 rho_md,
                 format!("{iters:.0}/{nominal}"),
                 format!("{secs:.0}"),
@@ -296,10 +300,14 @@ fn measures(
         t.row(
             vec![
                 g[0].1.method.clone(),
-                format!("{dm:+.2} ± {dsd:.2}"),
+                with_spread(format!("{dm:+.2}"), format!("{dsd:.2}"), g.len()),
                 format!("{:.1}%", 100.0 * macs),
                 format!("{:.1}%", 100.0 * proxy),
-                format!("{:.1}% ± {:.1}", 100.0 * flow, 100.0 * flow_sd),
+                with_spread(
+                    format!("{:.1}%", 100.0 * flow),
+                    format!("{:.1}", 100.0 * flow_sd),
+                    g.len(),
+                ),
                 seeds.clone(),
             ],
             vec![
@@ -405,4 +413,13 @@ fn energy_plot(
         "Cumulative training energy per E2-Train variant".into(),
         svg,
     )))
+}
+
+/// `value ± sd` over `n` seeds; the value alone for one seed, whose spread is not a measurement.
+fn with_spread(value: String, sd: String, n: usize) -> String {
+    if n < 2 {
+        value
+    } else {
+        format!("{value} ± {sd}")
+    }
 }
