@@ -506,19 +506,33 @@ pub fn train_one(opts: &TrainOptions, reporter: &dyn Reporter) -> Result<(String
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_gpu_gets_one_job_unless_asked() {
-        let mut opts = ReproduceOptions {
-            profile: Profile::Quick,
-            only: Vec::new(),
-            device: DeviceSpec::Cuda(0),
-            jobs: None,
+    /// One job on the CPU, nothing resumed, filtered, sharded or shrunk; tests change what they
+    /// exercise with struct-update syntax.
+    fn options(profile: Profile, only: Vec<Experiment>, out: PathBuf) -> ReproduceOptions {
+        ReproduceOptions {
+            profile,
+            only,
+            device: DeviceSpec::Cpu,
+            jobs: Some(1),
             resume: false,
-            out: PathBuf::new(),
+            out,
             data_dir: None,
             filter: None,
             shard: None,
             smoke: false,
+        }
+    }
+
+    fn nowhere() -> PathBuf {
+        std::env::temp_dir().join("experiments-runner-no-such-dir")
+    }
+
+    #[test]
+    fn a_gpu_gets_one_job_unless_asked() {
+        let mut opts = ReproduceOptions {
+            device: DeviceSpec::Cuda(0),
+            jobs: None,
+            ..options(Profile::Quick, Vec::new(), PathBuf::new())
         };
         assert_eq!(opts.jobs(), 1);
         opts.jobs = Some(3);
@@ -545,16 +559,14 @@ mod tests {
     #[test]
     fn plans_shrink_smoke_runs_and_filter_by_id() {
         let opts = ReproduceOptions {
-            profile: Profile::Quick,
-            only: vec![Experiment::BaselineLenet5, Experiment::ZooGeometry],
-            device: DeviceSpec::Cpu,
-            jobs: Some(1),
             resume: true,
-            out: std::env::temp_dir().join("experiments-runner-no-such-dir"),
-            data_dir: None,
             filter: Some("seed2".into()),
-            shard: None,
             smoke: true,
+            ..options(
+                Profile::Quick,
+                vec![Experiment::BaselineLenet5, Experiment::ZooGeometry],
+                nowhere(),
+            )
         };
         let plan = plan(&opts).unwrap();
         assert!(plan.done.is_empty());
@@ -573,16 +585,8 @@ mod tests {
     #[test]
     fn shards_partition_the_run_list() {
         let opts = |shard| ReproduceOptions {
-            profile: Profile::Quick,
-            only: vec![Experiment::Iclr19Lenet5],
-            device: DeviceSpec::Cpu,
-            jobs: Some(1),
-            resume: false,
-            out: std::env::temp_dir().join("experiments-runner-no-such-dir"),
-            data_dir: None,
-            filter: None,
             shard,
-            smoke: false,
+            ..options(Profile::Quick, vec![Experiment::Iclr19Lenet5], nowhere())
         };
         let all: Vec<String> = plan(&opts(None))
             .unwrap()
@@ -608,18 +612,11 @@ mod tests {
     /// Experiments this build cannot run are listed with the reason, not run to fail.
     #[test]
     fn the_full_profile_skips_imagenet_saying_why() {
-        let plan = plan(&ReproduceOptions {
-            profile: Profile::Full,
-            only: vec![Experiment::EapAlexnet, Experiment::EapGooglenet],
-            device: DeviceSpec::Cpu,
-            jobs: Some(1),
-            resume: false,
-            out: std::env::temp_dir().join("experiments-runner-no-such-dir"),
-            data_dir: None,
-            filter: None,
-            shard: None,
-            smoke: false,
-        })
+        let plan = plan(&options(
+            Profile::Full,
+            vec![Experiment::EapAlexnet, Experiment::EapGooglenet],
+            nowhere(),
+        ))
         .unwrap();
         assert!(plan.todo.is_empty());
         let skipped: Vec<Experiment> = plan.skipped.iter().map(|(e, _)| *e).collect();
@@ -633,16 +630,8 @@ mod tests {
     fn an_unusable_device_fails_before_the_first_run() {
         let out = std::env::temp_dir().join(format!("runner-device-{}", std::process::id()));
         let opts = ReproduceOptions {
-            profile: Profile::Quick,
-            only: vec![Experiment::ZooGeometry],
             device: DeviceSpec::Cuda(0),
-            jobs: Some(1),
-            resume: false,
-            out: out.clone(),
-            data_dir: None,
-            filter: None,
-            shard: None,
-            smoke: false,
+            ..options(Profile::Quick, vec![Experiment::ZooGeometry], out.clone())
         };
         let plan = plan(&opts).unwrap();
         let err = reproduce(&opts, &plan, &crate::reporter::Silent).unwrap_err();
@@ -667,18 +656,11 @@ mod tests {
     #[test]
     fn a_run_locked_elsewhere_is_not_claimed() {
         let out = std::env::temp_dir().join(format!("runner-claim-{}", std::process::id()));
-        let run = plan(&ReproduceOptions {
-            profile: Profile::Quick,
-            only: vec![Experiment::ZooGeometry],
-            device: DeviceSpec::Cpu,
-            jobs: Some(1),
-            resume: false,
-            out: out.clone(),
-            data_dir: None,
-            filter: None,
-            shard: None,
-            smoke: false,
-        })
+        let run = plan(&options(
+            Profile::Quick,
+            vec![Experiment::ZooGeometry],
+            out.clone(),
+        ))
         .unwrap()
         .todo
         .remove(0);
