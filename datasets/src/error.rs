@@ -2,6 +2,7 @@
 //! [`Source::Dir`](crate::Source::Dir), its embedded path such as
 //! `embedded:mnist/t10k-labels-idx1-ubyte.gz` otherwise) and the offending values.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use crate::id::{DatasetId, Split};
@@ -296,6 +297,39 @@ pub enum Error {
     /// A transform with random augmentation applied without a generator.
     #[error("the transform augments at random: pass a generator or use `without_augment()`")]
     MissingRng,
+
+    /// An image folder not in the class-folder layout (feature `imagenet`).
+    #[error("{}: {problem}", dir.display())]
+    ImageFolder {
+        /// The split's folder.
+        dir: PathBuf,
+        /// What is wrong.
+        problem: FolderProblem,
+    },
+
+    /// An image file that does not decode (feature `imagenet`).
+    #[error("{}: cannot decode the image: {message}", path.display())]
+    ImageDecode {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's message.
+        message: String,
+    },
+
+    /// An image pipeline whose crop is empty or larger than its resized shorter side, or whose
+    /// normalisation is not three finite positive standard deviations.
+    #[error(
+        "invalid image pipeline: resize {resize}, crop {crop}, normalisation {normalization:?} \
+         (need 0 < crop <= resize and three channels with positive std)"
+    )]
+    InvalidImagePipeline {
+        /// The shorter side after resizing.
+        resize: u32,
+        /// The crop side.
+        crop: u32,
+        /// The normalisation.
+        normalization: crate::transform::Normalization,
+    },
 }
 
 /// Why a [`TransformConfig`](crate::TransformConfig) does not validate.
@@ -396,3 +430,35 @@ impl KnownFile {
 
 /// Result alias with the crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// What is wrong with an image folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FolderProblem {
+    /// The folder holds no class folders.
+    NoClasses,
+    /// A class folder holds no image file.
+    EmptyClass(String),
+    /// A class folder of the split that the training split does not have.
+    UnknownClass(String),
+    /// A class of the training split that the split lacks.
+    MissingClass(String),
+}
+
+impl fmt::Display for FolderProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoClasses => write!(
+                f,
+                "no class folders (expected one folder of images per class)"
+            ),
+            Self::EmptyClass(c) => {
+                write!(f, "class folder `{c}` holds no image (.jpeg, .jpg or .png)")
+            }
+            Self::UnknownClass(c) => {
+                write!(f, "class folder `{c}` is not a class of the training split")
+            }
+            Self::MissingClass(c) => write!(f, "no folder for class `{c}` of the training split"),
+        }
+    }
+}

@@ -14,6 +14,8 @@
 //!   pure functions in [`transform`].
 //! - [`idx`] and [`cifar`] are the parsers, pure functions over bytes with typed errors naming
 //!   the file.
+//! - `image_folder` (feature `imagenet`) reads ImageNet-style class folders of JPEGs and
+//!   serves them as batches decoded on worker threads with a bounded prefetch queue.
 //! - [`Manifest`] is the download manifest for `cargo xtask datasets` and the list of official
 //!   files whose raw digests the loader checks; [`checksum`] verifies bytes; [`verify_embedded`]
 //!   checks the embedded files against their `SHA256SUMS`.
@@ -54,6 +56,8 @@ mod embedded;
 pub mod error;
 mod id;
 pub mod idx;
+#[cfg(feature = "imagenet")]
+pub mod image_folder;
 mod locate;
 pub mod manifest;
 mod source;
@@ -62,11 +66,13 @@ pub mod transform;
 pub use checksum::{Checksums, md5_hex, sha256_hex, verify_md5, verify_sha256};
 pub use dataset::RawDataset;
 pub use embedded::{EmbeddedFile, SHA256SUMS, embedded_file, embedded_files, verify_embedded};
-pub use error::{Error, Result, TransformProblem};
+pub use error::{Error, FolderProblem, Result, TransformProblem};
 pub use id::{
     CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, DatasetId,
     FASHION_MNIST_CLASSES, MNIST_CLASSES, Split,
 };
+#[cfg(feature = "imagenet")]
+pub use image_folder::{FolderBatchConfig, FolderBatches, ImageFolder, ImageNetDir, ImagePipeline};
 pub use locate::{Layout, Located, locate};
 pub use manifest::{Archive, DatasetEntry, FileEntry, KnownFile, MANIFEST_TOML, Manifest};
 pub use source::Source;

@@ -13,6 +13,8 @@ use crate::idx::{inflate, parse_idx_images, parse_idx_labels};
 use crate::transform::{crop_padded, hflip, pad_to, replicate_channels, resize_bilinear};
 use crate::*;
 
+#[cfg(feature = "imagenet")]
+mod image_folder;
 mod layout;
 
 // ---------------------------------------------------------------------------------------------

@@ -80,6 +80,12 @@ impl Normalization {
         }
     }
 
+    /// ImageNet's RGB statistics as torchvision's pretrained models expect them: mean 0.485,
+    /// 0.456, 0.406 and std 0.229, 0.224, 0.225 (docs/datasets.md §7).
+    pub fn imagenet() -> Self {
+        Self::new(&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225])
+    }
+
     fn new(mean: &[f32], std: &[f32]) -> Self {
         Self {
             mean: mean.to_vec(),

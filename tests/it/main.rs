@@ -7,6 +7,7 @@ mod e2_train_network;
 mod e2_train_smoke;
 mod energy_goldens;
 mod faults;
+mod imagenet_folder;
 mod projection_end_to_end;
 mod projection_invariants;
 mod prune_restore;
