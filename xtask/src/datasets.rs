@@ -1,10 +1,13 @@
 //! `cargo xtask datasets`: download (or import) the full datasets into the cache, verifying every
 //! file against the manifest's checksums before anything is written; `--verify` re-checks the
 //! cache; `--offline` checks the embedded subsets. Writes are atomic, so the cache never holds a
-//! partial or unverified file.
+//! partial or unverified file under a dataset file's name; downloads go through the proxy the
+//! environment names and resume from their `.part` files ([`fetch`]).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+mod fetch;
 
 use anyhow::{Context, Result, bail};
 use datasets::{Checksums, DatasetEntry, DatasetId, FileEntry, Layout, Manifest};
@@ -13,9 +16,6 @@ use flate2::read::GzDecoder;
 
 use crate::flags::DatasetsArgs;
 use crate::progress::Progress;
-
-/// Upper bound on one download, far above the largest archive (CIFAR-100, ≈ 161 MB).
-const MAX_DOWNLOAD: u64 = 512 << 20;
 
 /// `cargo xtask datasets`.
 pub fn run(args: &DatasetsArgs) -> Result<()> {
@@ -126,9 +126,12 @@ fn download(entry: &DatasetEntry, cache: &Path, progress: &Progress) -> Result<(
     }
     match &entry.archive {
         Some(archive) => {
-            let bytes = fetch_any(&entry.urls(&archive.name), &archive.checksums, progress)?;
+            let part = part_path(entry, cache, &archive.name);
+            let urls = entry.urls(&archive.name);
+            let bytes = fetch_any(&urls, &archive.checksums, &part, progress)?;
             report_unpublished_sha256(&archive.name, &archive.checksums, &bytes);
-            unpack(entry, cache, &archive.prefix, &archive.name, &bytes)
+            unpack(entry, cache, &archive.prefix, &archive.name, &bytes)?;
+            remove_part(&part)
         }
         None => {
             for f in &entry.files {
@@ -142,13 +145,15 @@ fn download(entry: &DatasetEntry, cache: &Path, progress: &Progress) -> Result<(
                 {
                     continue;
                 }
-                let (urls, checks) = match &f.gz {
-                    Some(gz) => (entry.urls(&f.gz_name()), gz.clone()),
-                    None => (entry.urls(&f.name), f.raw.clone()),
+                let (name, checks) = match &f.gz {
+                    Some(gz) => (f.gz_name(), gz.clone()),
+                    None => (f.name.clone(), f.raw.clone()),
                 };
-                let bytes = fetch_any(&urls, &checks, progress)?;
+                let part = part_path(entry, cache, &name);
+                let bytes = fetch_any(&entry.urls(&name), &checks, &part, progress)?;
                 let raw = maybe_inflate(&f.name, bytes)?;
                 store(entry, cache, f, &f.name, &raw)?;
+                remove_part(&part)?;
             }
             Ok(())
         }
@@ -204,13 +209,39 @@ fn unpack(
     Ok(())
 }
 
-/// Tries each URL in order; returns the first body that passes `checks`.
-fn fetch_any(urls: &[String], checks: &Checksums, progress: &Progress) -> Result<Vec<u8>> {
+/// Where the download of `name` (a dataset file, its `.gz`, or an archive) collects its bytes
+/// until they verify: beside the cached files, under a name no dataset file has.
+fn part_path(entry: &DatasetEntry, cache: &Path, name: &str) -> PathBuf {
+    cache.join(&entry.dir).join(format!("{name}.part"))
+}
+
+fn remove_part(part: &Path) -> Result<()> {
+    match std::fs::remove_file(part) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", part.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Tries each URL in order, resuming from `part` (the mirrors serve the same bytes); returns the
+/// first body that passes `checks`. A body that fails them is deleted, so the next mirror
+/// starts afresh.
+fn fetch_any(
+    urls: &[String],
+    checks: &Checksums,
+    part: &Path,
+    progress: &Progress,
+) -> Result<Vec<u8>> {
     let mut errors = Vec::new();
     for url in urls {
-        match fetch(url, progress).and_then(|b| {
-            checks.verify(url, &b)?;
-            Ok(b)
+        let got = fetch::fetch_resumable(url, part, progress, |k| std::env::var(k).ok());
+        match got.and_then(|b| match checks.verify(url, &b) {
+            Ok(()) => Ok(b),
+            Err(e) => {
+                remove_part(part)?;
+                Err(e.into())
+            }
         }) {
             Ok(b) => return Ok(b),
             Err(e) => {
@@ -220,34 +251,6 @@ fn fetch_any(urls: &[String], checks: &Checksums, progress: &Progress) -> Result
         }
     }
     bail!("every mirror failed:\n  {}", errors.join("\n  "))
-}
-
-fn fetch(url: &str, progress: &Progress) -> Result<Vec<u8>> {
-    let response = ureq::get(url)
-        .timeout(std::time::Duration::from_secs(600))
-        .call()
-        .with_context(|| format!("GET {url}"))?;
-    let len: Option<u64> = response
-        .header("Content-Length")
-        .and_then(|v| v.parse().ok());
-    if len.is_some_and(|l| l > MAX_DOWNLOAD) {
-        bail!(
-            "{url} announces {} bytes, more than any dataset file",
-            len.unwrap_or(0)
-        );
-    }
-    let name = url.rsplit('/').next().unwrap_or(url).to_string();
-    let bar = progress.byte_bar(len.unwrap_or(0), name);
-    let mut out = Vec::with_capacity(len.unwrap_or(0) as usize);
-    let mut reader = bar.wrap_read(response.into_reader().take(MAX_DOWNLOAD + 1));
-    reader
-        .read_to_end(&mut out)
-        .with_context(|| format!("download of {url} was interrupted"))?;
-    bar.finish_and_clear();
-    if out.len() as u64 > MAX_DOWNLOAD {
-        bail!("{url} is larger than any dataset file");
-    }
-    Ok(out)
 }
 
 /// Imports files a user already has, from any folder of a [`Layout`] under `dir` (the cache's
