@@ -605,3 +605,102 @@ fn a_nan_loss_is_diverged_at_its_step() -> TestResult {
     }
     Ok(())
 }
+
+type Finished = (E2TrainOutcome, Vec<Vec<f32>>);
+
+fn values(params: &[Var]) -> Vec<Vec<f32>> {
+    params.iter().map(|v| host(v.as_tensor())).collect()
+}
+
+/// `config` trained uninterrupted from a fresh network, with a checkpoint every `every`
+/// iterations: the outcome, final parameter values and the checkpoints.
+fn with_checkpoints(config: &E2TrainConfig, every: usize) -> (Finished, Vec<Checkpoint>) {
+    let init = SeededInit::new(config.seed);
+    let net = gated(config.model, &init).expect("net");
+    let params: Vec<Var> = init.named_vars().into_iter().map(|(_, v)| v).collect();
+    let mut saved = Vec::new();
+    let mut save = |c: &Checkpoint| {
+        saved.push(c.clone());
+        Ok(())
+    };
+    let run = TrainRun {
+        net: &net,
+        params: params.clone(),
+        train: &mut Synthetic::new(8, 4, 3),
+        eval: None,
+    };
+    let checkpointing = Checkpointing {
+        every,
+        save: &mut save,
+    };
+    let observer = &mut RecordingObserver::default();
+    let out = train_resumable(run, config, observer, None, Some(checkpointing)).expect("train");
+    ((out, values(&params)), saved)
+}
+
+/// `config` continued from `checkpoint` in a network of another seed, so that every value it
+/// continues from must come from the checkpoint.
+fn resumed(config: &E2TrainConfig, checkpoint: Checkpoint) -> e2_train::Result<Finished> {
+    let init = SeededInit::new(config.seed + 100);
+    let net = gated(config.model, &init).expect("net");
+    let params: Vec<Var> = init.named_vars().into_iter().map(|(_, v)| v).collect();
+    let run = TrainRun {
+        net: &net,
+        params: params.clone(),
+        train: &mut Synthetic::new(8, 4, 3),
+        eval: None,
+    };
+    let observer = &mut RecordingObserver::default();
+    let out = train_resumable(run, config, observer, Some(checkpoint), None)?;
+    Ok((out, values(&params)))
+}
+
+#[test]
+fn a_run_resumed_from_any_checkpoint_ends_bit_for_bit_where_it_would_have() {
+    // SMD, SLU gates past their warm-up and PSG with its sign-updated weights: every piece of
+    // state a checkpoint carries (generators, both optimisers' momentum, ledger) is exercised.
+    let mut config = quick_config(ConvMode::Psg(PsgConfig::reference()), 12);
+    config.slu = Some(SluConfig {
+        target: 50.0,
+        beta: 1e-3,
+        warmup: 3,
+    });
+    config.sign_lr_scale = 0.5;
+    let (reference, checkpoints) = with_checkpoints(&config, 4);
+    let done: Vec<usize> = checkpoints.iter().map(|c| c.state.done).collect();
+    assert_eq!(done, [4, 8], "none after the last iteration");
+    assert!(reference.0.ledger.dropped() > 0);
+    for checkpoint in checkpoints {
+        let after = checkpoint.state.done;
+        let (out, values) = resumed(&config, checkpoint).expect("resume");
+        assert_eq!(out, reference.0, "outcome resumed after {after} iterations");
+        assert_eq!(
+            values, reference.1,
+            "parameters resumed after {after} iterations"
+        );
+    }
+}
+
+#[test]
+fn a_checkpoint_of_another_run_is_refused() {
+    let config = quick_config(ConvMode::quantized8(), 8);
+    let (_, checkpoints) = with_checkpoints(&config, 4);
+    let mut shorter = config.clone();
+    shorter.iterations = 4;
+    let err = resumed(&shorter, checkpoints[0].clone())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("does not continue a run of 4 iterations with SMD"),
+        "{err}"
+    );
+    let mut without_smd = config.clone();
+    without_smd.smd = None;
+    let err = resumed(&without_smd, checkpoints[0].clone())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("after 4 iterations with SMD does not continue"),
+        "{err}"
+    );
+}

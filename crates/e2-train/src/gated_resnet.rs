@@ -488,6 +488,32 @@ impl GatedResnet {
             .collect()
     }
 
+    /// The running activation scale of every quantised convolution (backbone convs, then gate
+    /// embeddings; `None` before the first training pass): state outside the variables that
+    /// evaluation reads, so a checkpoint must carry it.
+    pub fn activation_scales(&self) -> Vec<Option<f32>> {
+        self.qconvs().map(QConv::running_scale).collect()
+    }
+
+    /// Restores the values of [`GatedResnet::activation_scales`].
+    pub fn set_activation_scales(&self, scales: &[Option<f32>]) -> Result<()> {
+        let n = self.qconvs().count();
+        if scales.len() != n {
+            return Err(bad(
+                "activation scales",
+                format!("{} given for {n} quantised convolutions", scales.len()),
+            ));
+        }
+        for (conv, &s) in self.qconvs().zip(scales) {
+            conv.set_running_scale(s);
+        }
+        Ok(())
+    }
+
+    fn qconvs(&self) -> impl Iterator<Item = &QConv> {
+        self.convs.iter().flatten().chain(&self.embeds)
+    }
+
     /// Forward pass with explicit gating; `rng` supplies the gates' and stochastic depth's
     /// uniform draws. Taps see the backbone layers that actually run (a block skipped for every
     /// sample is not called).

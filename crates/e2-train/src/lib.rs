@@ -139,8 +139,8 @@ pub use sign_gradient::{
     PsgConfig, PsgOperands, Threshold, psg_conv2d, psg_linear, select_gradient,
 };
 pub use trainer::{
-    E2TrainOutcome, EvalLog, IterationLog, TrainRun, baseline_ledger, evaluate, executed_macs,
-    train,
+    Checkpoint, Checkpointing, E2TrainOutcome, EvalLog, IterationLog, TrainRun, TrainState,
+    baseline_ledger, evaluate, executed_macs, train, train_resumable,
 };
 
 #[cfg(test)]

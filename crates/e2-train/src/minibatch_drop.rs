@@ -49,6 +49,12 @@ impl MinibatchDrop {
         let u: f64 = self.rng.random();
         u < self.p
     }
+
+    /// The generator's word position: a generator from the same seed set to it continues the
+    /// same sequence (checkpoints).
+    pub fn position(&self) -> u128 {
+        self.rng.get_word_pos()
+    }
 }
 
 /// The first learning-rate decay of the paper schedule: the reference's 32,000 stretched by 4/3.

@@ -11,6 +11,10 @@
 //! `eval_every` global iterations whether or not that iteration was dropped (decision 12), and
 //! at the end, with deterministic gates and real skipping over every sample of the source.
 //!
+//! [`train_resumable`] also hands out a [`Checkpoint`] every so many iterations and continues
+//! from one: parameters, momentum buffers, the positions of the SMD and gate generators and the
+//! outcome so far, so that a resumed run ends bit for bit where an uninterrupted one does.
+//!
 //! The observer hears `on_batch_end` for executed iterations only (a dropped one has no loss);
 //! returning `Break` stops the run there with [`tensor_core::Error::Interrupted`] (the network's
 //! variables hold the model as it was after that iteration). A loss that becomes NaN or infinite
@@ -44,6 +48,83 @@ pub struct TrainRun<'a> {
     pub train: &'a mut dyn BatchSource,
     /// Held-out batches for evaluation, if any.
     pub eval: Option<&'a mut dyn BatchSource>,
+}
+
+/// Where a run stands after its first `done` iterations, as plain data: with the tensors of a
+/// [`Checkpoint`], everything [`train_resumable`] needs to continue it exactly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Iterations completed.
+    pub done: usize,
+    /// The ledger, history and evaluations of those iterations.
+    pub outcome: E2TrainOutcome,
+    /// Word position of the SMD generator (`None` without SMD).
+    #[serde(with = "position_text::optional")]
+    pub smd_position: Option<u128>,
+    /// Word position of the gate generator.
+    #[serde(with = "position_text")]
+    pub gate_position: u128,
+    /// The network's running activation scales ([`GatedResnet::activation_scales`]).
+    pub activation_scales: Vec<Option<f32>>,
+}
+
+/// Generator positions as decimal strings: JSON numbers stop at 64 bits, positions do not.
+mod position_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    pub(super) fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(D::Error::custom)
+    }
+
+    pub(super) mod optional {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub(in super::super) fn serialize<S: Serializer>(
+            v: &Option<u128>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(v) => super::serialize(v, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(in super::super) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<u128>, D::Error> {
+            #[derive(Deserialize)]
+            struct Text(#[serde(deserialize_with = "super::deserialize")] u128);
+            Ok(Option::<Text>::deserialize(d)?.map(|t| t.0))
+        }
+    }
+}
+
+/// A run between two iterations: its [`TrainState`], the values of [`TrainRun::params`] (batch-norm
+/// running statistics included, as variables) and their momentum buffers, both in the order of
+/// `params` (`None` for a variable not stepped yet).
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    /// The plain-data state.
+    pub state: TrainState,
+    /// Parameter values, in `params` order.
+    pub params: Vec<Tensor>,
+    /// Momentum buffers, in `params` order.
+    pub momentum: Vec<Option<Tensor>>,
+}
+
+/// How often [`train_resumable`] hands out a [`Checkpoint`], and to what. A checkpoint is taken
+/// after every `every`-th iteration (and evaluation due there) except the last; `save` failing
+/// stops the run with its error.
+pub struct Checkpointing<'a> {
+    /// Iterations between two checkpoints (0: none).
+    pub every: usize,
+    /// Receives each checkpoint.
+    pub save: &'a mut dyn FnMut(&Checkpoint) -> Result<()>,
 }
 
 /// One iteration of the run.
@@ -235,6 +316,18 @@ pub fn train(
     config: &E2TrainConfig,
     observer: &mut dyn Observer,
 ) -> Result<E2TrainOutcome> {
+    train_resumable(run, config, observer, None, None)
+}
+
+/// [`train`], continuing from `resume` (a checkpoint of the same configuration, network and
+/// data) when given, and handing checkpoints to `checkpointing`.
+pub fn train_resumable(
+    run: TrainRun<'_>,
+    config: &E2TrainConfig,
+    observer: &mut dyn Observer,
+    resume: Option<Checkpoint>,
+    mut checkpointing: Option<Checkpointing<'_>>,
+) -> Result<E2TrainOutcome> {
     let config = config.clone().validate()?;
     let TrainRun {
         net,
@@ -259,9 +352,18 @@ pub fn train(
         Some(_) => net.conv_weights().iter().map(|w| w.id()).collect(),
         None => HashSet::new(),
     };
-    let (sign_params, params): (Vec<Var>, Vec<Var>) = params
-        .into_iter()
-        .partition(|v| signed.contains(&v.as_tensor().id()));
+    // Where each of `params` went: (sign optimiser?, index in its optimiser).
+    let mut placement = Vec::with_capacity(params.len());
+    let (mut sign_params, mut plain_params) = (Vec::new(), Vec::new());
+    for v in params.iter().cloned() {
+        if signed.contains(&v.as_tensor().id()) {
+            placement.push((true, sign_params.len()));
+            sign_params.push(v);
+        } else {
+            placement.push((false, plain_params.len()));
+            plain_params.push(v);
+        }
+    }
     let lr_at = |i: usize| config.lr.at(config.sgd.lr, i, config.iterations);
     let optimiser = |vars, scale: f64| {
         MomentumSgd::with_config(
@@ -272,16 +374,72 @@ pub fn train(
             },
         )
     };
-    let mut sgd = optimiser(params, 1.0)?;
+    let mut sgd = optimiser(plain_params, 1.0)?;
     let mut sign_sgd = match sign_scale {
         Some(scale) if !sign_params.is_empty() => Some((optimiser(sign_params, scale)?, scale)),
         _ => None,
     };
-    let mut drop = match config.smd {
-        Some(s) => Some(MinibatchDrop::new(s, tensor_core::rng(config.seed, "smd"))?),
-        None => None,
-    };
+    let mut smd_rng = config.smd.map(|_| tensor_core::rng(config.seed, "smd"));
     let mut gate_rng = tensor_core::rng(config.seed, "gates");
+    let mut outcome = E2TrainOutcome {
+        ledger: WorkLedger::new(),
+        history: Vec::with_capacity(config.iterations),
+        evals: Vec::new(),
+    };
+    let mut start = 0;
+    if let Some(c) = resume {
+        let state = c.state;
+        if state.done >= config.iterations || state.smd_position.is_some() != smd_rng.is_some() {
+            return Err(bad(
+                "resume",
+                format!(
+                    "a checkpoint after {} iterations{} does not continue a run of {} iterations{}",
+                    state.done,
+                    if state.smd_position.is_some() {
+                        " with SMD"
+                    } else {
+                        ""
+                    },
+                    config.iterations,
+                    if smd_rng.is_some() { " with SMD" } else { "" },
+                ),
+            ));
+        }
+        if c.params.len() != params.len() || c.momentum.len() != params.len() {
+            return Err(bad(
+                "resume",
+                format!(
+                    "the checkpoint holds {} parameters and {} momentum buffers for {} variables",
+                    c.params.len(),
+                    c.momentum.len(),
+                    params.len()
+                ),
+            ));
+        }
+        for (v, t) in params.iter().zip(&c.params) {
+            v.set(t)?;
+        }
+        let mut plain = vec![None; sgd.buffers().len()];
+        let mut sign = vec![None; sign_sgd.as_ref().map_or(0, |(o, _)| o.buffers().len())];
+        for (&(is_sign, k), b) in placement.iter().zip(c.momentum) {
+            if is_sign { sign[k] = b } else { plain[k] = b }
+        }
+        sgd.set_buffers(plain)?;
+        if let Some((opt, _)) = sign_sgd.as_mut() {
+            opt.set_buffers(sign)?;
+        }
+        if let (Some(r), Some(p)) = (smd_rng.as_mut(), state.smd_position) {
+            r.set_word_pos(p);
+        }
+        gate_rng.set_word_pos(state.gate_position);
+        net.set_activation_scales(&state.activation_scales)?;
+        outcome = state.outcome;
+        start = state.done;
+    }
+    let mut drop = match (config.smd, smd_rng) {
+        (Some(s), Some(r)) => Some(MinibatchDrop::new(s, r)?),
+        _ => None,
+    };
     let gating = train_gating(&config);
     let opts = ForwardOptions {
         train: true,
@@ -297,14 +455,9 @@ pub fn train(
         epochs: config.iterations.div_ceil(per_epoch),
         batches_per_epoch: per_epoch,
     });
-    let mut outcome = E2TrainOutcome {
-        ledger: WorkLedger::new(),
-        history: Vec::with_capacity(config.iterations),
-        evals: Vec::new(),
-    };
-    for i in 0..config.iterations {
+    for i in start..config.iterations {
         let (epoch, index) = (i / per_epoch, i % per_epoch);
-        if index == 0 {
+        if index == 0 || i == start {
             observer.on_epoch_start(epoch);
         }
         let (xs, ys) = source.batch(epoch, index)?;
@@ -391,6 +544,38 @@ pub fn train(
                 samples: log.samples,
             });
             outcome.evals.push(log);
+        }
+        if let Some(c) = checkpointing.as_mut()
+            && c.every > 0
+            && (i + 1).is_multiple_of(c.every)
+            && !last
+        {
+            // Deep copies: the optimisers update parameters and buffers in place.
+            let momentum = placement
+                .iter()
+                .map(|&(is_sign, k)| {
+                    let buffer = match (is_sign, sign_sgd.as_ref()) {
+                        (true, Some((opt, _))) => &opt.buffers()[k],
+                        _ => &sgd.buffers()[k],
+                    };
+                    buffer.as_ref().map(Tensor::copy).transpose()
+                })
+                .collect::<std::result::Result<_, _>>()?;
+            let checkpoint = Checkpoint {
+                state: TrainState {
+                    done: i + 1,
+                    outcome: outcome.clone(),
+                    smd_position: drop.as_ref().map(MinibatchDrop::position),
+                    gate_position: gate_rng.get_word_pos(),
+                    activation_scales: net.activation_scales(),
+                },
+                params: params
+                    .iter()
+                    .map(|v| v.as_tensor().copy())
+                    .collect::<std::result::Result<_, _>>()?,
+                momentum,
+            };
+            (c.save)(&checkpoint)?;
         }
     }
     Ok(outcome)

@@ -1,19 +1,27 @@
 //! One E2-Train run: data, the gated ResNet, e2-train's trainer, the final validation and test
 //! evaluations, and the training energy against standard training's, priced by energy-model's
-//! training model.
+//! training model. The run leaves a checkpoint after every epoch (`last.safetensors` in its
+//! checkpoint directory) and `--resume` continues from it bit for bit.
 
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use cnn_zoo::{Arch, ResnetInit, ResnetOptions};
-use e2_train::{E2TrainConfig, GatedResnet, GatedResnetConfig, TrainRun};
+use e2_train::{
+    Checkpoint, Checkpointing, E2TrainConfig, GatedResnet, GatedResnetConfig, TrainRun, TrainState,
+};
 use energy_model::eyeriss::{Eyeriss, Preset};
 use energy_model::training::dataflow::DataflowTraining;
 use energy_model::training::{TrainingModel, savings};
-use tensor_core::{BatchSource, DType, Device, Iteration, OpsBackend, SeededInit, WorkLedger};
+use tensor_core::{
+    BatchSource, DType, Device, Iteration, OpsBackend, SeededInit, Tensor, Var, WorkLedger,
+};
 
 use super::{DataflowMeasure, E2TrainMetrics, E2TrainSpec};
+use crate::checkpoint::{self, CheckpointMeta};
 use crate::data::{Split, SplitBatches, SplitData};
+use crate::paths::git_revision;
 use crate::registry::RunEnv;
 use crate::train::TrainSpec;
 
@@ -84,11 +92,42 @@ pub fn run(spec: &E2TrainSpec, env: &RunEnv<'_>) -> Result<E2TrainMetrics> {
     let init = SeededInit::new(seed);
     let net = gated(config.model, &init, &device)
         .with_context(|| format!("{label}: cannot build the gated ResNet"))?;
-    let params = init.named_vars().into_iter().map(|(_, v)| v).collect();
+    let named = init.named_vars();
+    let params = named.iter().map(|(_, v)| v.clone()).collect();
+    let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
+    let ckpt_path = env.checkpoints.join("last.safetensors");
+    let spec_json = serde_json::to_value(spec)?;
+    let (resume, before) = if env.resume && ckpt_path.exists() {
+        let (c, before) = load_checkpoint(&ckpt_path, &spec_json, &names, &device)?;
+        (Some(c), before)
+    } else {
+        (None, Timing::default())
+    };
     let mut obs = env.reporter.observer(label);
     let started = Instant::now();
     let cpu_started = process_cpu_seconds();
-    let outcome = e2_train::train(
+    let timing = || Timing {
+        seconds: before.seconds + started.elapsed().as_secs_f64(),
+        cpu_seconds: before
+            .cpu_seconds
+            .zip(process_cpu_seconds().zip(cpu_started))
+            .map(|(b, (end, start))| b + end - start),
+    };
+    let per_epoch = train.batches_per_epoch();
+    let mut save = |c: &Checkpoint| -> e2_train::Result<()> {
+        let meta = CheckpointMeta {
+            arch: tensor_core::Network::arch(&net).to_string(),
+            dataset: spec.dataset.to_string(),
+            epoch: c.state.done / per_epoch.max(1),
+            seed,
+            git_revision: git_revision(),
+            spec: spec_json.clone(),
+            extra: checkpoint_extra(&c.state, timing()),
+        };
+        save_checkpoint(&ckpt_path, &meta, &names, c)
+            .map_err(|e| tensor_core::Error::Model(e.into()).into())
+    };
+    let outcome = e2_train::train_resumable(
         TrainRun {
             net: &net,
             params,
@@ -98,12 +137,17 @@ pub fn run(spec: &E2TrainSpec, env: &RunEnv<'_>) -> Result<E2TrainMetrics> {
         },
         &config,
         obs.as_mut(),
+        resume,
+        Some(Checkpointing {
+            every: per_epoch,
+            save: &mut save,
+        }),
     )
     .with_context(|| format!("{label}: E2-Train training failed"))?;
-    let train_seconds = started.elapsed().as_secs_f64();
-    let train_process_cpu_seconds = process_cpu_seconds()
-        .zip(cpu_started)
-        .map(|(end, start)| end - start);
+    let Timing {
+        seconds: train_seconds,
+        cpu_seconds: train_process_cpu_seconds,
+    } = timing();
     drop(obs);
     let mut evals = outcome.evals.clone();
     let iterations = config.iterations;
@@ -176,6 +220,110 @@ pub fn run(spec: &E2TrainSpec, env: &RunEnv<'_>) -> Result<E2TrainMetrics> {
         baseline_energy: base,
         dataflow: Some(dataflow),
     })
+}
+
+/// Training time spent so far, across resumes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Timing {
+    seconds: f64,
+    /// `None` where the process CPU time cannot be read.
+    cpu_seconds: Option<f64>,
+}
+
+const STATE_KEY: &str = "e2_state";
+const SECONDS_KEY: &str = "train_seconds";
+const CPU_SECONDS_KEY: &str = "train_process_cpu_seconds";
+
+fn checkpoint_extra(state: &TrainState, t: Timing) -> serde_json::Map<String, serde_json::Value> {
+    let mut extra = serde_json::Map::new();
+    // A state that does not serialise cannot be resumed from; the run itself goes on.
+    extra.insert(
+        STATE_KEY.into(),
+        serde_json::to_value(state).unwrap_or(serde_json::Value::Null),
+    );
+    extra.insert(SECONDS_KEY.into(), t.seconds.into());
+    extra.insert(CPU_SECONDS_KEY.into(), t.cpu_seconds.into());
+    extra
+}
+
+/// Writes `c` to `path` atomically: parameters under their variable names, momentum buffers as
+/// `momentum.<name>`, the plain state and the timing in the metadata.
+fn save_checkpoint(
+    path: &Path,
+    meta: &CheckpointMeta,
+    names: &[String],
+    c: &Checkpoint,
+) -> Result<()> {
+    let model: Vec<(String, Var)> = names
+        .iter()
+        .zip(&c.params)
+        .map(|(n, t)| Ok((n.clone(), Var::from_tensor(t)?)))
+        .collect::<Result<_>>()?;
+    let momentum: Vec<(String, Tensor)> = names
+        .iter()
+        .zip(&c.momentum)
+        .filter_map(|(n, b)| b.clone().map(|b| (format!("momentum.{n}"), b)))
+        .collect();
+    checkpoint::save(path, meta, &model, &momentum)
+}
+
+/// The checkpoint at `path`, which must belong to `spec`, as the trainer's [`Checkpoint`] over
+/// the variables `names`, and the training time it had taken.
+fn load_checkpoint(
+    path: &Path,
+    spec: &serde_json::Value,
+    names: &[String],
+    device: &Device,
+) -> Result<(Checkpoint, Timing)> {
+    let ckpt = checkpoint::load(path, device)?;
+    if &ckpt.meta.spec != spec {
+        bail!(
+            "{} belongs to a different run spec; remove it or drop --resume",
+            path.display()
+        );
+    }
+    let field = |key: &str| {
+        ckpt.meta
+            .extra
+            .get(key)
+            .cloned()
+            .with_context(|| format!("{} has no `{key}`", path.display()))
+    };
+    let state: TrainState = serde_json::from_value(field(STATE_KEY)?)
+        .with_context(|| format!("{} has a malformed training state", path.display()))?;
+    let timing = Timing {
+        seconds: field(SECONDS_KEY)?.as_f64().unwrap_or(0.0),
+        cpu_seconds: field(CPU_SECONDS_KEY)?.as_f64(),
+    };
+    if ckpt.model.len() != names.len() {
+        bail!(
+            "{} holds {} model tensors, the network has {} variables",
+            path.display(),
+            ckpt.model.len(),
+            names.len()
+        );
+    }
+    let params = names
+        .iter()
+        .map(|n| {
+            ckpt.model
+                .get(n)
+                .cloned()
+                .with_context(|| format!("{} has no tensor `{n}`", path.display()))
+        })
+        .collect::<Result<_>>()?;
+    let momentum = names
+        .iter()
+        .map(|n| ckpt.optimizer.get(&format!("momentum.{n}")).cloned())
+        .collect();
+    Ok((
+        Checkpoint {
+            state,
+            params,
+            momentum,
+        },
+        timing,
+    ))
 }
 
 /// Standard training's work on the run's nominal schedule.

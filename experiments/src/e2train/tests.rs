@@ -133,3 +133,67 @@ fn full_profile_runs_the_paper_presets_once() {
         }
     }
 }
+
+#[test]
+fn an_interrupted_run_resumes_from_its_epoch_checkpoint_to_the_same_metrics() {
+    use crate::data::DataDir;
+    use crate::registry::RunEnv;
+    use crate::reporter::Silent;
+
+    // The quick profile's SMD + SLU + PSG run, cut to two epochs of four batches of a ResNet-8
+    // on the embedded Fashion-MNIST (1,000 test images).
+    let quick = runs(Experiment::E2trainMnist, Profile::Quick, &ctx());
+    let run = quick.iter().find(|r| r.id == "smd-slu-psg-seed1").unwrap();
+    let RunKind::E2Train(spec) = &run.kind else {
+        panic!("unexpected run kind {:?}", run.kind);
+    };
+    let mut spec = (**spec).clone();
+    spec.dataset = DatasetId::FashionMnist;
+    spec.config.model.depth = 8;
+    spec.train_records = 64;
+    spec.val_records = 32;
+    spec.batch = 16;
+    spec.config.iterations = 8;
+    spec.config.eval_every = 0;
+    if let Some(slu) = spec.config.slu.as_mut() {
+        slu.warmup = 2;
+    }
+    let out = std::env::temp_dir().join(format!("e2-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let data = DataDir::default();
+    let env = |resume| RunEnv {
+        out: &out,
+        checkpoints: out.join("checkpoints/run"),
+        label: "e2-resume".into(),
+        resume,
+        data: &data,
+        reporter: &Silent,
+    };
+    let whole = run::run(&spec, &env(false)).unwrap();
+    // The run left its checkpoint after the first epoch (none after the last iteration), as an
+    // interrupted run in its second epoch would have.
+    let ckpt = out.join("checkpoints/run/last.safetensors");
+    let meta = crate::checkpoint::load(&ckpt, &tensor_core::Device::Cpu)
+        .unwrap()
+        .meta;
+    assert_eq!(meta.epoch, 1);
+    assert_eq!(meta.extra["e2_state"]["done"], 4);
+    let resumed = run::run(&spec, &env(true)).unwrap();
+    let comparable = |m: &E2TrainMetrics| {
+        let mut v = serde_json::to_value(m).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("train_seconds");
+        o.remove("train_process_cpu_seconds");
+        v
+    };
+    assert_eq!(comparable(&resumed), comparable(&whole));
+    assert!(resumed.train_seconds > 0.0);
+
+    // A checkpoint of another spec is refused, naming the file.
+    let mut other = spec.clone();
+    other.config.seed = 2;
+    let err = format!("{:#}", run::run(&other, &env(true)).unwrap_err());
+    assert!(err.contains("belongs to a different run spec"), "{err}");
+    assert!(err.contains("last.safetensors"), "{err}");
+    std::fs::remove_dir_all(&out).unwrap();
+}

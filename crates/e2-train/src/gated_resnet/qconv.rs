@@ -84,6 +84,21 @@ impl QConv {
         }
     }
 
+    /// The running activation scale (`None` before the first training pass).
+    pub(super) fn running_scale(&self) -> Option<f32> {
+        *self
+            .running_scale
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn set_running_scale(&self, scale: Option<f32>) {
+        *self
+            .running_scale
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = scale;
+    }
+
     /// Activation scale: the batch mean of per-sample `max|x|` in training (also folded into the
     /// running value), the running value in evaluation (the batch's before any training).
     fn scale(&self, xs: &Tensor, train: bool) -> Result<f32> {
