@@ -50,9 +50,11 @@ pub enum Experiment {
     /// Eyeriss estimates without training: AlexNet dense and with Han et al.'s densities,
     /// SqueezeNet 1.0 and GoogLeNet dense.
     EapEstimates,
-    /// Energy-aware pruning of AlexNet on ImageNet (full profile; skipped: no ImageNet loader).
+    /// Energy-aware pruning of AlexNet on ImageNet (full profile; skipped until it is wired to
+    /// the ImageNet folder loader and pretrained weights).
     EapAlexnet,
-    /// Energy-aware pruning of GoogLeNet on ImageNet (full profile; skipped: no ImageNet loader).
+    /// Energy-aware pruning of GoogLeNet on ImageNet (full profile; skipped until it is wired to
+    /// the ImageNet folder loader and pretrained weights).
     EapGooglenet,
     /// The equal-energy comparison on LeNet-5 and the full MNIST (standard profile): the
     /// projection, magnitude pruning and energy-aware pruning at relative energies 0.5 to 0.1.
@@ -157,7 +159,7 @@ impl Experiment {
                 "eyeriss AlexNet dense vs Han et al. densities, SqueezeNet, GoogLeNet (no training)"
             }
             Experiment::EapAlexnet | Experiment::EapGooglenet => {
-                "full profile only: EAP on ImageNet, skipped with the reason (no ImageNet loader yet)"
+                "full profile only: EAP on ImageNet, skipped with the reason (not wired to ImageNet yet)"
             }
             Experiment::ParetoLenet5Mnist => {
                 "standard: projection vs magnitude vs energy-aware at equal energy, LeNet-5/MNIST"
@@ -179,7 +181,8 @@ impl Experiment {
     pub fn unavailable(self, profile: Profile) -> Option<String> {
         match (self, profile) {
             (Experiment::EapAlexnet | Experiment::EapGooglenet, Profile::Full) => Some(
-                "needs ImageNet, and the datasets crate has no ImageNet loader yet (the \
+                "needs ImageNet and pretrained dense weights; the datasets crate reads ImageNet \
+                 folders, but no experiment takes --imagenet-dir or --init-from yet (the \
                  estimate-only rows are in eap-estimates)"
                     .into(),
             ),
