@@ -98,7 +98,7 @@ pub fn run(spec: &E2TrainSpec, env: &RunEnv<'_>) -> Result<E2TrainMetrics> {
     let ckpt_path = env.checkpoints.join("last.safetensors");
     let spec_json = serde_json::to_value(spec)?;
     let (resume, before) = if env.resume && ckpt_path.exists() {
-        let (c, before) = load_checkpoint(&ckpt_path, &spec_json, &names, &device)?;
+        let (c, before) = load_checkpoint(&ckpt_path, &spec_json, &named, &device)?;
         (Some(c), before)
     } else {
         (None, Timing::default())
@@ -268,11 +268,11 @@ fn save_checkpoint(
 }
 
 /// The checkpoint at `path`, which must belong to `spec`, as the trainer's [`Checkpoint`] over
-/// the variables `names`, and the training time it had taken.
+/// the named variables `vars`, and the training time it had taken.
 fn load_checkpoint(
     path: &Path,
     spec: &serde_json::Value,
-    names: &[String],
+    vars: &[(String, Var)],
     device: &Device,
 ) -> Result<(Checkpoint, Timing)> {
     let ckpt = checkpoint::load(path, device)?;
@@ -295,26 +295,16 @@ fn load_checkpoint(
         seconds: field(SECONDS_KEY)?.as_f64().unwrap_or(0.0),
         cpu_seconds: field(CPU_SECONDS_KEY)?.as_f64(),
     };
-    if ckpt.model.len() != names.len() {
-        bail!(
-            "{} holds {} model tensors, the network has {} variables",
-            path.display(),
-            ckpt.model.len(),
-            names.len()
-        );
-    }
-    let params = names
+    // The one check of a checkpoint's tensors against the network's variables (names, shapes,
+    // finite values); the trainer then takes the restored values as the run's parameters.
+    checkpoint::restore_vars(path, &ckpt, vars)?;
+    let params = vars
         .iter()
-        .map(|n| {
-            ckpt.model
-                .get(n)
-                .cloned()
-                .with_context(|| format!("{} has no tensor `{n}`", path.display()))
-        })
-        .collect::<Result<_>>()?;
-    let momentum = names
+        .map(|(_, v)| v.as_tensor().copy())
+        .collect::<std::result::Result<_, _>>()?;
+    let momentum = vars
         .iter()
-        .map(|n| ckpt.optimizer.get(&format!("momentum.{n}")).cloned())
+        .map(|(n, _)| ckpt.optimizer.get(&format!("momentum.{n}")).cloned())
         .collect();
     Ok((
         Checkpoint {
