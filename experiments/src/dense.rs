@@ -7,8 +7,7 @@ use anyhow::{Context, Result, bail};
 use tensor_core::{DType, Network, SeededInit, Var};
 
 use crate::checkpoint;
-use crate::data::DataDir;
-use crate::reporter::Reporter;
+use crate::registry::RunEnv;
 use crate::train::{self, TrainSpec};
 
 /// FNV-1a over the spec's JSON: a stable, dependency-free key for the cache directory.
@@ -41,14 +40,12 @@ pub struct Dense {
     pub test_accuracy: f64,
 }
 
-/// Trains `spec` on its data (the full dataset from `data`), or finishes an interrupted run of
-/// it, unless its checkpoint is complete.
-pub fn ensure(
-    out: &Path,
-    spec: &TrainSpec,
-    data: &DataDir,
-    reporter: &dyn Reporter,
-) -> Result<Dense> {
+/// Trains `spec` on its data (the full dataset from the run's data folder), or finishes an
+/// interrupted run of it, unless its checkpoint is complete. A spec starting from a weight file
+/// ([`TrainSpec::init_from`]) takes it from [`RunEnv::init_file`].
+pub fn ensure(env: &RunEnv<'_>, spec: &TrainSpec) -> Result<Dense> {
+    let (out, data, reporter) = (env.out, env.data, env.reporter);
+    let init_file = env.init_file(spec);
     let dir = dir(out, spec)?;
     // Held across processes too: jobs and shards needing this model train it once; the others
     // wait, then find the checkpoint complete.
@@ -59,12 +56,13 @@ pub fn ensure(
         name.as_deref().unwrap_or("dense"),
     ))?;
     let mut obs = reporter.observer(&format!("dense {} seed {}", spec.arch, spec.seed));
-    let outcome = train::train(spec, data, &dir, true, obs.as_mut()).with_context(|| {
-        format!(
-            "cannot train the dense {} for seed {}",
-            spec.arch, spec.seed
-        )
-    })?;
+    let outcome =
+        train::train_from(spec, data, init_file, &dir, true, obs.as_mut()).with_context(|| {
+            format!(
+                "cannot train the dense {} for seed {}",
+                spec.arch, spec.seed
+            )
+        })?;
     Ok(Dense {
         checkpoint: outcome.checkpoint,
         test_accuracy: outcome.final_accuracy,

@@ -1,7 +1,8 @@
-//! `cargo xtask energy`: prices a zoo model (or the layers of an MIT-tool file) with one of the
-//! energy models and renders the per-layer report as a table, JSON, CSV, SVG or the tool's own
+//! `cargo xtask energy`: prices a zoo model (or the layers of an MIT-tool file or an ONNX model)
+//! with one of the energy models and renders the per-layer report as a table, JSON, CSV, SVG or the tool's own
 //! format.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -9,6 +10,7 @@ use cnn_zoo::Arch;
 use energy_model::eyeriss::{Eyeriss, Preset};
 use energy_model::iclr19::{Evaluator, Iclr19};
 use energy_model::mit_format;
+use energy_model::onnx::{self, OnnxOptions};
 use energy_model::report::EnergyReport;
 use tensor_core::{
     Bitmap, DType, Density, Device, EnergyModel, LayerGeometry, LayerWorkload, Network, SeededInit,
@@ -25,6 +27,14 @@ pub enum Subject {
     Arch(Arch),
     /// The layers of an MIT energy-estimation-tool file.
     ToolFile(PathBuf),
+    /// The conv and FC layers of an ONNX model, with the zeros of its weights unless
+    /// `options.dense`.
+    Onnx {
+        /// The model file (tensors stored outside it are read from its folder).
+        path: PathBuf,
+        /// The input shape and whether to price dense.
+        options: OnnxOptions,
+    },
 }
 
 /// The energy model.
@@ -77,13 +87,17 @@ pub const DEFAULT_EYERISS_BATCH: usize = 16;
 
 /// The report as text in the requested format.
 pub fn render(req: &EnergyRequest) -> Result<String> {
-    let (subject, workloads) = workloads(req)?;
+    let Layers {
+        subject,
+        workloads,
+        unpriced,
+    } = workloads(req)?;
     if req.format == Format::Mit {
         let lines = mit_format::from_workloads(&workloads)
             .context("cannot express the layers in the MIT tool format")?;
         return Ok(mit_format::write(&lines));
     }
-    let report = price(req, &subject, &workloads)?;
+    let report = price(req, &subject, &workloads)?.with_unpriced(unpriced);
     Ok(match req.format {
         Format::Table => energy_report::table(&report),
         Format::Json => {
@@ -144,9 +158,35 @@ fn price(req: &EnergyRequest, subject: &str, workloads: &[LayerWorkload]) -> Res
     }
 }
 
+/// What is priced: its name, its layers and the operators without weights it also has.
+struct Layers {
+    subject: String,
+    workloads: Vec<LayerWorkload>,
+    unpriced: BTreeMap<String, usize>,
+}
+
 /// The layers to price and the name of what they come from.
-fn workloads(req: &EnergyRequest) -> Result<(String, Vec<LayerWorkload>)> {
+fn workloads(req: &EnergyRequest) -> Result<Layers> {
+    let plain = |subject: String, workloads| Layers {
+        subject,
+        workloads,
+        unpriced: BTreeMap::new(),
+    };
     let arch = match &req.subject {
+        Subject::Onnx { path, options } => {
+            if req.density_from.is_some() || req.density.is_some() {
+                bail!(
+                    "--onnx reads each layer's zeros from the model's weights (or prices them \
+                     dense with --dense); drop --density and --density-from"
+                );
+            }
+            let net = onnx::read(path, options)?;
+            return Ok(Layers {
+                subject: path.display().to_string(),
+                workloads: net.layers,
+                unpriced: net.unpriced,
+            });
+        }
         Subject::ToolFile(path) => {
             if req.density_from.is_some() || req.density.is_some() {
                 bail!("--tool-file carries its own zero counts; drop --density and --density-from");
@@ -160,7 +200,10 @@ fn workloads(req: &EnergyRequest) -> Result<(String, Vec<LayerWorkload>)> {
                 .map(|l| l.to_workload(format!("layer{}", l.index)))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .with_context(|| format!("malformed MIT tool file {}", path.display()))?;
-            return Ok((path.display().to_string(), ws));
+            if ws.is_empty() {
+                bail!("{} holds no layer lines: nothing to price", path.display());
+            }
+            return Ok(plain(path.display().to_string(), ws));
         }
         Subject::Arch(arch) => *arch,
     };
@@ -174,7 +217,7 @@ fn workloads(req: &EnergyRequest) -> Result<(String, Vec<LayerWorkload>)> {
             w.sparsity.weights = Support::Density(d);
         }
     }
-    Ok((arch.to_string(), ws))
+    Ok(plain(arch.to_string(), ws))
 }
 
 /// A zoo model with fresh parameters: only its geometry is used.

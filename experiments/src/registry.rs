@@ -410,6 +410,16 @@ impl RunSpec {
         }
     }
 
+    /// The dense model the run starts from, for the kinds that start from one (compression and
+    /// pruning); baseline and E2-Train runs train from their seeded initialisation.
+    pub fn dense_mut(&mut self) -> Option<&mut TrainSpec> {
+        match &mut self.kind {
+            RunKind::Constrained(c) => Some(&mut c.dense),
+            RunKind::Eap(e) => Some(&mut e.dense),
+            _ => None,
+        }
+    }
+
     /// The dataset whose full copy the run reads, if it reads one.
     pub fn full_data(&self) -> Option<DatasetId> {
         let (dataset, data) = match &self.kind {
@@ -444,6 +454,23 @@ pub struct RunEnv<'a> {
     pub data: &'a DataDir,
     /// Lines and observers.
     pub reporter: &'a dyn Reporter,
+    /// The weight files dense models start from, by architecture (`reproduce --init-from`); a
+    /// spec names its file by content ([`TrainSpec::init_from`]), never by path.
+    pub init_files: &'a InitFiles,
+}
+
+/// Weight files by the architecture they initialise.
+pub type InitFiles = std::collections::BTreeMap<Arch, PathBuf>;
+
+impl RunEnv<'_> {
+    /// The weight file `dense` starts from, when its spec names one.
+    pub fn init_file(&self, dense: &TrainSpec) -> Option<&Path> {
+        dense
+            .init_from
+            .as_ref()
+            .and_then(|_| self.init_files.get(&dense.arch))
+            .map(PathBuf::as_path)
+    }
 }
 
 /// The typed metrics of a record, one variant per kind of run that leaves a record; stored as

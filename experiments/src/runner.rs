@@ -17,9 +17,11 @@ use crate::data::{DataDir, DataSource};
 use crate::lock::{self, FileLock};
 use crate::paths::{check_writable_dir, git_revision, remove_stale_temp_files, write_json_atomic};
 use crate::record::{self, RunRecord};
-use crate::registry::{self, Experiment, Metrics, Profile, RunContext, RunEnv, RunKind, RunSpec};
+use crate::registry::{
+    self, Experiment, InitFiles, Metrics, Profile, RunContext, RunEnv, RunKind, RunSpec,
+};
 use crate::reporter::Reporter;
-use crate::train::{self, TrainOutcome, TrainSpec};
+use crate::train::{self, InitFrom, TrainOutcome, TrainSpec};
 
 /// What `reproduce` runs and where.
 #[derive(Clone, Debug)]
@@ -42,6 +44,9 @@ pub struct ReproduceOptions {
     pub filter: Option<String>,
     /// Only this deterministic slice of the run list (a job array's task).
     pub shard: Option<Shard>,
+    /// Dense models of these architectures start from these weight files (PyTorch state dicts)
+    /// and are used as they are, not trained: the compression and pruning runs start from them.
+    pub init_from: InitFiles,
     /// Shrink every baseline training run to [`SMOKE_RECORDS`] records and [`SMOKE_EPOCHS`]
     /// epochs (the fault-injection tests kill and resume real runs; the specs show it).
     pub smoke: bool,
@@ -174,6 +179,13 @@ pub fn plan(opts: &ReproduceOptions) -> Result<Plan> {
         done: Vec::new(),
         skipped: Vec::new(),
     };
+    // Hashed once: every spec starting from a file names it by content.
+    let inits = opts
+        .init_from
+        .iter()
+        .map(|(arch, path)| Ok((*arch, InitFrom::of(path)?)))
+        .collect::<Result<std::collections::BTreeMap<Arch, InitFrom>>>()?;
+    let mut used = std::collections::BTreeSet::new();
     let mut position = 0;
     for e in experiments {
         if let Some(why) = e.unavailable(opts.profile) {
@@ -198,12 +210,25 @@ pub fn plan(opts: &ReproduceOptions) -> Result<Plan> {
                 spec.train_limit = Some(SMOKE_RECORDS);
                 spec.epochs = spec.epochs.min(SMOKE_EPOCHS);
             }
+            if let Some(dense) = r.dense_mut()
+                && let Some(named) = inits.get(&dense.arch)
+            {
+                used.insert(dense.arch);
+                dense.init_from = Some(named.clone());
+                dense.epochs = 0;
+            }
             if opts.resume && recorded(&opts.out, &r)? {
                 plan.done.push(r);
             } else {
                 plan.todo.push(r);
             }
         }
+    }
+    if let Some(arch) = inits.keys().find(|a| !used.contains(a)) {
+        bail!(
+            "--init-from {arch}=…: no selected run starts from a dense {arch} (compression and \
+             pruning runs do; baseline and E2-Train runs train from scratch)"
+        );
     }
     Ok(plan)
 }
@@ -311,7 +336,16 @@ pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) 
                     // The lock is held for the whole run: `_lock` lives to the end of its arm.
                     let result = match claim(out, run, opts.resume) {
                         Ok(Some(_lock)) => {
-                            execute(opts.profile, run, out, opts.resume, &data, reporter)
+                            let weights = &opts.init_from;
+                            execute(
+                                opts.profile,
+                                run,
+                                out,
+                                opts.resume,
+                                &data,
+                                weights,
+                                reporter,
+                            )
                         }
                         Ok(None) => {
                             reporter.line(&format!(
@@ -380,6 +414,7 @@ fn execute(
     out: &Path,
     resume: bool,
     data: &DataDir,
+    init_files: &InitFiles,
     reporter: &dyn Reporter,
 ) -> Result<()> {
     let started = Instant::now();
@@ -393,6 +428,7 @@ fn execute(
         resume,
         data,
         reporter,
+        init_files,
     };
     let (metrics, deterministic) = match registry::execute(run, &env) {
         Ok(done) => done,
@@ -449,6 +485,9 @@ pub struct TrainOptions {
     pub out: PathBuf,
     /// Continue from the run's checkpoint.
     pub resume: bool,
+    /// Start from this PyTorch `state_dict` (safetensors or `.pth`) instead of the seeded
+    /// initialisation; the spec records its name and SHA-256.
+    pub init_from: Option<PathBuf>,
 }
 
 /// The record `cargo xtask train` leaves next to its checkpoint.
@@ -485,12 +524,22 @@ pub fn train_one(opts: &TrainOptions, reporter: &dyn Reporter) -> Result<(String
     spec.schedule = LrSchedule::new(opts.decay.clone());
     spec.seed = opts.seed;
     spec.device = opts.device;
+    if let Some(path) = &opts.init_from {
+        let named = InitFrom::of(path)?;
+        reporter.line(&format!(
+            "initial weights: {} (sha256 {})",
+            path.display(),
+            named.sha256
+        ));
+        spec.init_from = Some(named);
+    }
     let id = format!("{}-{}-seed{}", spec.arch, spec.dataset, spec.seed);
     let dir = opts.out.join("train").join(&id);
     check_writable_dir(&dir)?;
     let started = Instant::now();
     let mut obs = reporter.observer(&id);
-    let outcome = train::train(&spec, &data, &dir, opts.resume, obs.as_mut())?;
+    let init = opts.init_from.as_deref();
+    let outcome = train::train_from(&spec, &data, init, &dir, opts.resume, obs.as_mut())?;
     drop(obs);
     let record = TrainRecord {
         spec,
@@ -519,6 +568,7 @@ mod tests {
             data_dir: None,
             filter: None,
             shard: None,
+            init_from: InitFiles::new(),
             smoke: false,
         }
     }
@@ -579,6 +629,53 @@ mod tests {
             (spec.train_limit, spec.epochs),
             (Some(SMOKE_RECORDS), SMOKE_EPOCHS)
         );
+    }
+
+    /// `--init-from ARCH=FILE` starts every dense model of ARCH from the file, untrained, and
+    /// names the file in the spec by content; an architecture no selected run uses is an error.
+    #[test]
+    fn init_files_become_untrained_dense_models_of_their_architecture() {
+        let dir = std::env::temp_dir().join(format!("runner-init-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("lenet5.safetensors");
+        std::fs::write(&file, b"weights").unwrap();
+        let opts = ReproduceOptions {
+            init_from: [(Arch::Lenet5, file.clone())].into_iter().collect(),
+            ..options(
+                Profile::Quick,
+                vec![Experiment::Iclr19Lenet5, Experiment::BaselineLenet5],
+                nowhere(),
+            )
+        };
+        let mut plan = plan(&opts).unwrap();
+        let named = InitFrom::of(&file).unwrap();
+        let mut dense = 0;
+        for r in &mut plan.todo {
+            if let Some(spec) = r.dense_mut() {
+                assert_eq!((spec.init_from.as_ref(), spec.epochs), (Some(&named), 0));
+                dense += 1;
+            } else if let RunKind::Train(spec) = &r.kind {
+                assert_eq!(spec.init_from, None, "baselines train from scratch");
+            }
+        }
+        assert!(dense > 0);
+        let opts = ReproduceOptions {
+            init_from: [(Arch::Resnet20, file)].into_iter().collect(),
+            ..opts
+        };
+        let e = plan_err(&opts);
+        assert!(
+            e.contains("no selected run starts from a dense resnet20"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn plan_err(opts: &ReproduceOptions) -> String {
+        match plan(opts) {
+            Ok(_) => panic!("planned"),
+            Err(e) => format!("{e:#}"),
+        }
     }
 
     /// The shards of one command line partition its run list, round-robin, whatever is recorded.
@@ -674,6 +771,7 @@ mod tests {
             &out,
             false,
             &DataDir::default(),
+            &InitFiles::new(),
             &crate::reporter::Silent,
         )
         .unwrap();

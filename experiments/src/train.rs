@@ -53,6 +53,40 @@ pub struct TrainSpec {
     pub seed: u64,
     /// Device.
     pub device: DeviceSpec,
+    /// Starting weights read from a PyTorch `state_dict` instead of drawn from `seed` (which
+    /// still seeds shuffling and augmentation). Absent from the stored spec when `None`, so the
+    /// specs of seeded runs keep their form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<InitFrom>,
+}
+
+/// The weight file a run starts from, as its spec records it: by content (its SHA-256) and file
+/// name, never by folder, so one run has one spec on every machine (as with [`DataSource`]), and
+/// a resume with another file is refused as another spec. The file itself is handed to
+/// [`train_from`] beside the spec.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitFrom {
+    /// The file's name, without its folder.
+    pub file: String,
+    /// SHA-256 of the file's bytes, lower-case hex.
+    pub sha256: String,
+}
+
+impl InitFrom {
+    /// Names the file at `path` by its name and content.
+    pub fn of(path: &Path) -> Result<Self> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let file = path
+            .file_name()
+            .with_context(|| format!("{} names no file", path.display()))?
+            .to_string_lossy()
+            .into_owned();
+        Ok(Self {
+            file,
+            sha256: datasets::sha256_hex(&bytes),
+        })
+    }
 }
 
 impl TrainSpec {
@@ -77,13 +111,16 @@ impl TrainSpec {
             schedule: LrSchedule::new(LrDecay::Cosine),
             seed: 1,
             device: DeviceSpec::Cpu,
+            init_from: None,
         }
     }
 
     fn validate(&self) -> Result<()> {
-        if self.epochs == 0 || self.batch == 0 {
+        // Zero epochs: the model is the weight file's, evaluated once (a pretrained dense model).
+        if (self.epochs == 0 && self.init_from.is_none()) || self.batch == 0 {
             bail!(
-                "epochs and batch size must be positive (got {} and {})",
+                "epochs and batch size must be positive (got {} and {}); zero epochs need a \
+                 weight file to start from",
                 self.epochs,
                 self.batch
             );
@@ -133,6 +170,7 @@ const EVAL_BATCH: usize = 500;
 
 /// Trains `spec` on its data (the full dataset from `data`) with checkpoints in `dir`
 /// (`last.safetensors`), resuming from it when `resume` is set and it belongs to the same spec.
+/// A spec with [`TrainSpec::init_from`] needs its file: see [`train_from`].
 pub fn train(
     spec: &TrainSpec,
     data: &DataDir,
@@ -140,7 +178,44 @@ pub fn train(
     resume: bool,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome> {
+    train_from(spec, data, None, dir, resume, observer)
+}
+
+/// [`train`] with the file of [`TrainSpec::init_from`] at `init_file`: the model starts from
+/// its weights (loaded by [`cnn_zoo::load_state_dict`], so a file of another architecture fails
+/// naming a tensor) unless the run resumes from a checkpoint. The file must be the one the spec
+/// names, and a spec naming one must be given it.
+pub fn train_from(
+    spec: &TrainSpec,
+    data: &DataDir,
+    init_file: Option<&Path>,
+    dir: &Path,
+    resume: bool,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome> {
     spec.validate()?;
+    match (&spec.init_from, init_file) {
+        (None, None) => {}
+        (Some(named), Some(path)) => {
+            if InitFrom::of(path)? != *named {
+                bail!(
+                    "{} is not the weight file of this run spec ({} with sha256 {})",
+                    path.display(),
+                    named.file,
+                    named.sha256
+                );
+            }
+        }
+        (Some(named), None) => bail!(
+            "the run spec starts from the weight file {} (sha256 {}), but none was given",
+            named.file,
+            named.sha256
+        ),
+        (None, Some(path)) => bail!(
+            "a weight file {} was given, but the run spec starts from a seeded initialisation",
+            path.display()
+        ),
+    }
     let device = spec.device.to_device()?;
     tensor_core::seed_device(&device, spec.seed)?;
     let train_set = SplitData::load(spec, Split::Train, data)?;
@@ -156,17 +231,23 @@ pub fn train(
     let [c, _, _] = train_set.sample_shape();
     let net = cnn_zoo::build(spec.arch, spec.dataset.num_classes(), c, vb)
         .with_context(|| format!("cannot build {}", spec.arch))?;
+    let ckpt_path = dir.join("last.safetensors");
+    let resuming = resume && ckpt_path.exists();
+    // A resumed run takes every variable from its checkpoint.
+    if let (Some(path), false) = (init_file, resuming) {
+        cnn_zoo::load_state_dict(path, init.var_map())
+            .with_context(|| format!("cannot start {} from {}", spec.arch, path.display()))?;
+    }
     let vars = init.named_vars();
     let mut opt = MomentumSgd::with_config(
         vars.iter().map(|(_, v)| v.clone()).collect(),
         spec.optimizer,
     )?;
 
-    let ckpt_path = dir.join("last.safetensors");
     let spec_json = serde_json::to_value(spec)?;
     let mut history: Vec<EpochResult> = Vec::new();
     let mut start_epoch = 0;
-    if resume && ckpt_path.exists() {
+    if resuming {
         let ckpt = checkpoint::load(&ckpt_path, &device)?;
         if ckpt.meta.spec != spec_json {
             bail!(
@@ -305,7 +386,31 @@ pub fn train(
             .collect();
         checkpoint::save(&ckpt_path, &meta, &vars, &optim)?;
     }
-    let final_accuracy = history.last().map_or(0.0, |h| h.test_accuracy);
+    let final_accuracy = match history.last() {
+        Some(h) => h.test_accuracy,
+        // Zero epochs: the weight file's model as it is, evaluated and saved once.
+        None => {
+            let mut test_batches = SplitBatches::in_order(&test_set, EVAL_BATCH, &device);
+            let test = tensor_core::evaluate("the test split", &mut test_batches, |xs| {
+                net.forward_t(xs, false)
+            })?;
+            if !resuming {
+                let meta = CheckpointMeta {
+                    arch: spec.arch.to_string(),
+                    dataset: spec.dataset.to_string(),
+                    epoch: 0,
+                    seed: spec.seed,
+                    git_revision: git_revision(),
+                    spec: spec_json.clone(),
+                    extra: [(HISTORY_KEY.to_string(), serde_json::json!([]))]
+                        .into_iter()
+                        .collect(),
+                };
+                checkpoint::save(&ckpt_path, &meta, &vars, &[])?;
+            }
+            test.accuracy
+        }
+    };
     Ok(TrainOutcome {
         history,
         final_accuracy,

@@ -9,6 +9,9 @@ use crate::progress::Progress;
 /// `cargo xtask reproduce`.
 pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     let opts: ReproduceOptions = args.options();
+    if opts.init_from.len() != args.init_from.len() {
+        anyhow::bail!("--init-from names one architecture twice: give one file per architecture");
+    }
     let plan = runner::plan(&opts)?;
     if args.dry_run {
         for r in &plan.todo {
@@ -179,5 +182,21 @@ mod tests {
         assert_eq!(opts.profile, experiments::Profile::Full);
         assert_eq!(opts.jobs(), 3);
         assert!(Flags::try_parse_from(["cargo xtask", "reproduce", "--only", "nope"]).is_err());
+    }
+
+    #[test]
+    fn train_flags_take_a_weight_file() {
+        let Cmd::Train(args) = parse(&["train", "--init-from", "weights/lenet5.pth"]) else {
+            panic!("not train");
+        };
+        let opts = args.options();
+        assert_eq!(
+            opts.init_from.as_deref(),
+            Some(std::path::Path::new("weights/lenet5.pth"))
+        );
+        let Cmd::Train(args) = parse(&["train"]) else {
+            panic!("not train");
+        };
+        assert_eq!(args.options().init_from, None);
     }
 }

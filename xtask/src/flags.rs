@@ -215,6 +215,11 @@ pub struct TrainArgs {
     /// Continue from the run's last checkpoint if there is one.
     #[arg(long)]
     pub resume: bool,
+    /// Start from this PyTorch state dict (safetensors or `torch.save` .pth, torchvision's
+    /// parameter names) instead of the seeded initialisation; the run spec records the file's
+    /// name and SHA-256.
+    #[arg(long, value_name = "FILE")]
+    pub init_from: Option<PathBuf>,
 }
 
 /// Learning-rate schedules selectable on the command line.
@@ -255,6 +260,7 @@ impl TrainArgs {
                 .clone()
                 .unwrap_or_else(experiments::paths::default_out_dir),
             resume: self.resume,
+            init_from: self.init_from.clone(),
         }
     }
 }
@@ -309,6 +315,12 @@ pub struct ReproduceArgs {
     /// model or executing a run twice.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<experiments::runner::Shard>,
+    /// Start the dense models of ARCH from this PyTorch state dict (safetensors or `.pth`,
+    /// torchvision's parameter names) and use them as they are, untrained: the compression and
+    /// pruning runs start from them. Repeatable, one file per architecture; the run specs record
+    /// each file's name and SHA-256.
+    #[arg(long, value_name = "ARCH=FILE", value_parser = parse_init)]
+    pub init_from: Vec<(Arch, PathBuf)>,
     /// Shrink every baseline training run to 256 records and 2 epochs: for the fault-injection
     /// tests, which kill and resume real runs (the records' specs show the shrinking).
     #[arg(long, hide = true)]
@@ -331,6 +343,7 @@ impl ReproduceArgs {
             data_dir: self.data_dir.clone(),
             filter: self.filter.clone(),
             shard: self.shard,
+            init_from: self.init_from.iter().cloned().collect(),
             smoke: self.smoke,
         }
     }
@@ -340,11 +353,20 @@ impl ReproduceArgs {
 #[derive(Debug, Args)]
 pub struct EnergyArgs {
     /// Architecture whose geometry is priced (from cnn-zoo).
-    #[arg(long, value_parser = parse_arch, required_unless_present = "tool_file")]
+    #[arg(long, value_parser = parse_arch, required_unless_present_any = ["tool_file", "onnx"])]
     pub arch: Option<Arch>,
     /// Price the layers of an MIT energy-estimation-tool file instead of a zoo model.
-    #[arg(long, value_name = "FILE", conflicts_with = "arch")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["arch", "onnx"])]
     pub tool_file: Option<PathBuf>,
+    /// Price the conv and FC layers of an ONNX model, each with the zeros of its weights.
+    #[arg(long, value_name = "MODEL", conflicts_with = "arch")]
+    pub onnx: Option<PathBuf>,
+    /// ONNX: the input of one sample as C,H,W, for a model whose input size is symbolic.
+    #[arg(long, value_name = "C,H,W", requires = "onnx", value_parser = parse_chw)]
+    pub input_shape: Option<[usize; 3]>,
+    /// ONNX: price every weight as nonzero (also reads a model exported without its weights).
+    #[arg(long, requires = "onnx")]
+    pub dense: bool,
     /// Energy model.
     #[arg(long, value_enum, default_value_t = EnergyModelArg::Iclr19)]
     pub model: EnergyModelArg,
@@ -392,10 +414,23 @@ pub enum EnergyPreset {
 impl EnergyArgs {
     /// The library's request for these flags.
     pub fn request(&self) -> anyhow::Result<EnergyRequest> {
-        let subject = match (&self.tool_file, self.arch) {
-            (Some(path), _) => Subject::ToolFile(path.clone()),
-            (None, Some(arch)) => Subject::Arch(arch),
-            (None, None) => anyhow::bail!("give --arch ARCH or --tool-file FILE"),
+        // clap's `requires` does not hold a set-true flag back, so both are checked here.
+        if self.onnx.is_none() && (self.dense || self.input_shape.is_some()) {
+            anyhow::bail!("--dense and --input-shape apply to --onnx MODEL only");
+        }
+        let subject = match (&self.tool_file, &self.onnx, self.arch) {
+            (Some(path), _, _) => Subject::ToolFile(path.clone()),
+            (None, Some(path), _) => Subject::Onnx {
+                path: path.clone(),
+                options: energy_model::onnx::OnnxOptions {
+                    input: self.input_shape,
+                    dense: self.dense,
+                },
+            },
+            (None, None, Some(arch)) => Subject::Arch(arch),
+            (None, None, None) => {
+                anyhow::bail!("give --arch ARCH, --tool-file FILE or --onnx MODEL")
+            }
         };
         Ok(EnergyRequest {
             subject,
@@ -435,6 +470,22 @@ pub enum EnergyFormat {
     Svg,
     /// The MIT estimation tool's layer format (geometry, zero counts, widths; no energies).
     Mit,
+}
+
+fn parse_init(s: &str) -> Result<(Arch, PathBuf), String> {
+    let (arch, file) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not ARCH=FILE"))?;
+    Ok((parse_arch(arch)?, PathBuf::from(file)))
+}
+
+fn parse_chw(s: &str) -> Result<[usize; 3], String> {
+    let dims: Vec<usize> = s
+        .split(',')
+        .map(|d| d.trim().parse::<usize>().ok().filter(|&d| d > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("`{s}` is not three positive sizes C,H,W"))?;
+    <[usize; 3]>::try_from(dims).map_err(|_| format!("`{s}` is not three sizes C,H,W"))
 }
 
 fn parse_arch(s: &str) -> Result<Arch, String> {

@@ -7,6 +7,7 @@
 //! the same name that cites its paper and documents names, layout and initialisation. [`Arch`]
 //! names the models as typed data and [`build`] constructs any of them behind a
 //! `Box<dyn Network>`; [`summary`] renders a per-layer table and [`Totals`] sums weights and MACs.
+//! [`load_state_dict`] starts any model from a PyTorch `state_dict` (safetensors or `.pth`).
 //!
 //! Invariants every model keeps:
 //!
@@ -58,6 +59,7 @@ mod pool;
 pub mod resnet;
 pub mod squeezenet;
 mod summary;
+mod weights;
 
 pub use alexnet::{Alexnet, AlexnetCaffe, alexnet, alexnet_caffe};
 pub use arch::{Arch, build, build_with};
@@ -67,6 +69,7 @@ pub use mobilenet_v2::{MobilenetV2, mobilenet_v2};
 pub use resnet::{Resnet, ResnetInit, ResnetOptions, resnet, resnet_with};
 pub use squeezenet::{Squeezenet, squeezenet1_0};
 pub use summary::{Totals, summary};
+pub use weights::load_state_dict;
 
 #[cfg(test)]
 mod tests;

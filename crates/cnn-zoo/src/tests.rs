@@ -1,8 +1,10 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use expect_test::{Expect, expect};
-use tensor_core::tensor::Optimizer;
 use tensor_core::tensor::nn::{self, Init};
+use tensor_core::tensor::{Optimizer, candle};
 use tensor_core::{
     DType, Device, Error, LayerId, LayerKind, Network, OpsBackend, Result, SeededInit, Taps, Tensor,
 };
@@ -1085,5 +1087,234 @@ fn fast_and_candle_backends_agree() -> Result<()> {
             close(name, a, b)?;
         }
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weights in from PyTorch state dicts: small files written here, torchvision's in tests/it.
+// ---------------------------------------------------------------------------------------------
+
+/// A model of `arch` with parameters drawn from `seed` and its store.
+fn seeded(arch: Arch, classes: usize, seed: u64) -> Result<(Box<dyn Network>, SeededInit)> {
+    let init = SeededInit::new(seed);
+    let vb = init.var_builder(DType::F32, &Device::Cpu);
+    let net = build(arch, classes, arch.input_shape()[0], vb)?;
+    Ok((net, init))
+}
+
+/// Every variable of a store as a state dict, in `dtype`.
+fn state_dict(init: &SeededInit, dtype: DType) -> Result<HashMap<String, Tensor>> {
+    init.named_vars()
+        .into_iter()
+        .map(|(name, var)| Ok((name, var.as_tensor().to_dtype(dtype)?)))
+        .collect()
+}
+
+/// A scratch directory of one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("cnn-zoo-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        Self(dir)
+    }
+
+    /// Writes `tensors` as safetensors to `<name>.safetensors`.
+    fn weights(&self, name: &str, tensors: &HashMap<String, Tensor>) -> Result<PathBuf> {
+        let path = self.0.join(format!("{name}.safetensors"));
+        candle::safetensors::save(tensors, &path)?;
+        Ok(path)
+    }
+
+    fn bytes(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn values(init: &SeededInit) -> Result<Vec<(String, Vec<f32>)>> {
+    init.named_vars()
+        .into_iter()
+        .map(|(name, var)| Ok((name, var.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
+        .collect()
+}
+
+/// A ResNet-8 state dict (batch-norm running statistics and PyTorch's `num_batches_tracked`
+/// counters included) loads into a model drawn from another seed, which then computes the
+/// source's evaluation-mode logits; an f64 file converts.
+#[test]
+fn state_dict_round_trips_with_running_stats() -> Result<()> {
+    let (source, source_init) = seeded(Arch::Resnet8, 10, 1)?;
+    // Running statistics away from their initial 0 and 1, so loading them shows in the logits.
+    for (name, var) in source_init.named_vars() {
+        if name.ends_with("running_mean") || name.ends_with("running_var") {
+            var.set(&(var.as_tensor().affine(0.5, 0.25)?))?;
+        }
+    }
+    let scratch = Scratch::new("round-trip");
+    let xs = batch(Arch::Resnet8, 2, 7)?;
+    let expected = source
+        .forward_t(&xs, false)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    for dtype in [DType::F32, DType::F64] {
+        let mut tensors = state_dict(&source_init, dtype)?;
+        tensors.insert(
+            "bn1.num_batches_tracked".into(),
+            Tensor::new(3i64, &Device::Cpu)?,
+        );
+        let path = scratch.weights(&format!("resnet8-{dtype:?}"), &tensors)?;
+        let (target, target_init) = seeded(Arch::Resnet8, 10, 2)?;
+        load_state_dict(&path, target_init.var_map())?;
+        assert_eq!(values(&target_init)?, values(&source_init)?);
+        let got = target
+            .forward_t(&xs, false)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        assert_eq!(got, expected, "{dtype:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn state_dict_mismatches_name_the_tensor_and_leave_the_model_alone() -> Result<()> {
+    let (_, source) = seeded(Arch::Lenet5, 10, 1)?;
+    let good = state_dict(&source, DType::F32)?;
+    let (_, target) = seeded(Arch::Lenet5, 10, 2)?;
+    let before = values(&target)?;
+    let scratch = Scratch::new("mismatches");
+    let fails = |name: &str, tensors: &HashMap<String, Tensor>| -> Result<(PathBuf, Error)> {
+        let path = scratch.weights(name, tensors)?;
+        let err = load_state_dict(&path, target.var_map())
+            .err()
+            .unwrap_or_else(|| panic!("{name} loaded"));
+        Ok((path, err))
+    };
+
+    let mut missing = good.clone();
+    missing.remove("features.3.weight");
+    let (path, err) = fails("missing", &missing)?;
+    assert!(
+        matches!(&err, Error::MissingTensor { file, tensor } if *file == path && tensor == "features.3.weight"),
+        "{err}"
+    );
+
+    let (_, five) = seeded(Arch::Lenet5, 5, 1)?;
+    let (path, err) = fails("five-classes", &state_dict(&five, DType::F32)?)?;
+    let Error::TensorShape {
+        file,
+        tensor,
+        expected,
+        got,
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (file, tensor.as_str(), &expected[..], &got[..]),
+        (&path, "classifier.4.bias", &[10][..], &[5][..])
+    );
+    let message = err.to_string();
+    for part in [
+        "five-classes.safetensors",
+        "classifier.4.bias",
+        "[10]",
+        "[5]",
+    ] {
+        assert!(message.contains(part), "{message}");
+    }
+
+    let mut extra = good.clone();
+    extra.insert(
+        "features.6.weight".into(),
+        Tensor::zeros(3, DType::F32, &Device::Cpu)?,
+    );
+    extra.insert(
+        "features.0.num_batches_tracked".into(),
+        Tensor::new(0i64, &Device::Cpu)?,
+    );
+    let (_, err) = fails("extra", &extra)?;
+    assert!(
+        matches!(&err, Error::UnexpectedTensor { tensor, .. } if tensor == "features.6.weight"),
+        "{err}"
+    );
+
+    // One NaN deep inside a tensor sorted after others: values are checked before any copy.
+    let mut nan = good.clone();
+    let w = &nan["features.3.weight"];
+    let poisoned = w.flatten_all()?.to_vec1::<f32>()?;
+    let poisoned: Vec<f32> = poisoned
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| if i == 17 { f32::NAN } else { v })
+        .collect();
+    let poisoned = Tensor::from_vec(poisoned, w.dims(), &Device::Cpu)?;
+    nan.insert("features.3.weight".into(), poisoned);
+    let (_, err) = fails("nan", &nan)?;
+    assert!(
+        matches!(&err, Error::NonFinite { what } if what.contains("`features.3.weight`")),
+        "{err}"
+    );
+    let mut inf = good.clone();
+    inf.insert(
+        "classifier.0.bias".into(),
+        Tensor::full(f32::INFINITY, 120, &Device::Cpu)?.to_dtype(DType::F16)?,
+    );
+    let (_, err) = fails("inf", &inf)?;
+    assert!(
+        matches!(&err, Error::NonFinite { what } if what.contains("`classifier.0.bias`")),
+        "{err}"
+    );
+
+    assert_eq!(values(&target)?, before, "a failed load changed the model");
+    load_state_dict(&scratch.weights("good", &good)?, target.var_map())?;
+    assert_eq!(values(&target)?, values(&source)?);
+    Ok(())
+}
+
+#[test]
+fn unreadable_weight_files_are_errors_naming_the_file() -> Result<()> {
+    let (_, target) = seeded(Arch::Lenet5, 10, 2)?;
+    let scratch = Scratch::new("unreadable");
+    let cases: [(&str, &[u8], &str); 3] = [
+        (
+            "garbage.bin",
+            b"not a tensor file at all",
+            "neither safetensors",
+        ),
+        // A pickle protocol marker: torch.save before PyTorch 1.6.
+        ("legacy.pth", b"\x80\x02\x8a\x0alz\xfc", "legacy"),
+        (
+            "empty.safetensors",
+            b"\x02\x00\x00\x00\x00\x00\x00\x00{}",
+            "no tensors",
+        ),
+    ];
+    for (name, bytes, says) in cases {
+        let path = scratch.bytes(name, bytes);
+        let err = load_state_dict(&path, target.var_map()).err();
+        let Some(err @ Error::WeightFile { file, .. }) = &err else {
+            panic!("{name}: {err:?}")
+        };
+        assert_eq!(file, &path);
+        let message = err.to_string();
+        assert!(
+            message.contains(name) && message.contains(says),
+            "{message}"
+        );
+    }
+    let missing = scratch.0.join("no-such-file.safetensors");
+    assert!(matches!(
+        load_state_dict(&missing, target.var_map()),
+        Err(Error::WeightFile { .. })
+    ));
     Ok(())
 }

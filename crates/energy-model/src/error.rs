@@ -133,6 +133,32 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+
+    /// An ONNX model that cannot be read or priced (docs/energy-models.md E): `at` names the
+    /// node, initializer or input.
+    #[error("ONNX model {file}: {at}: {reason}")]
+    Onnx {
+        /// The model file.
+        file: String,
+        /// Where in the model (`node `/features/Conv` (Conv)`, `graph input `x``, `file`).
+        at: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// An ONNX operator the importer does not know: it is neither priced nor skipped.
+    #[error(
+        "ONNX model {file}: {node}: operator {op_type} is not supported (neither a layer the \
+         energy models price nor a known operator without weights)"
+    )]
+    OnnxOperator {
+        /// The model file.
+        file: String,
+        /// The node (name or index).
+        node: String,
+        /// The operator, with its domain when not the default one.
+        op_type: String,
+    },
 }
 
 impl From<Error> for tensor_core::Error {

@@ -21,6 +21,8 @@
 //!   [`training::dataflow`] prices the same ledger with the Eyeriss model, data movement
 //!   included: each training GEMM as the convolution it is, plus the weight-update traffic.
 //! - [`mit_format`]: reads and writes the per-layer text format of the MIT estimation tool.
+//! - `onnx` (feature `onnx`, on by default): reads an ONNX model's conv and FC layers, with
+//!   the zeros of its weights, into the workloads the models price.
 //! - [`report`]: a priced network joined with its geometry as plain data, naming model, preset,
 //!   batch and unit (rendering is the caller's).
 //! - [`reference`](mod@reference): the published numbers the models reproduce (A.7 goldens, Fig. 10 of ISCA'16,
@@ -70,6 +72,8 @@ pub mod eyeriss;
 pub mod hardware;
 pub mod iclr19;
 pub mod mit_format;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod overlap;
 pub mod reference;
 pub mod report;

@@ -57,6 +57,11 @@ pub struct EnergyReport {
     pub layers: Vec<LayerRow>,
     /// ICLR'19 model only: `E_dense` and `Σ E_X`, for the normalised floor.
     pub normalization: Option<Normalization>,
+    /// Operators of the priced model that carry no weights and that neither model prices
+    /// (activations, pooling, additions of an imported ONNX graph), by type with their counts;
+    /// empty for a zoo model, whose layer list is its conv and FC layers.
+    #[serde(default)]
+    pub unpriced: std::collections::BTreeMap<String, usize>,
 }
 
 impl EnergyReport {
@@ -104,12 +109,19 @@ impl EnergyReport {
             batch,
             layers,
             normalization: None,
+            unpriced: Default::default(),
         })
     }
 
     /// Attaches the ICLR'19 normalisation (dense energy and floor).
     pub fn with_normalization(mut self, normalization: Normalization) -> Self {
         self.normalization = Some(normalization);
+        self
+    }
+
+    /// The same report listing the operators it does not price.
+    pub fn with_unpriced(mut self, unpriced: std::collections::BTreeMap<String, usize>) -> Self {
+        self.unpriced = unpriced;
         self
     }
 

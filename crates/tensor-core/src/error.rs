@@ -1,6 +1,8 @@
 //! The one structured error type of the workspace's shared vocabulary, and [`Step`], the place in
 //! a training run that the stop and divergence errors name.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::geometry::LayerId;
@@ -100,6 +102,56 @@ pub enum Error {
     /// signature; downcast the source to the implementing crate's error for its typed payload.
     #[error(transparent)]
     Model(Box<dyn std::error::Error + Send + Sync + 'static>),
+
+    /// A weight file (a PyTorch `state_dict` as safetensors or `.pth`) that cannot be read.
+    #[error("cannot read weights from {}: {reason}", .file.display())]
+    WeightFile {
+        /// The file.
+        file: PathBuf,
+        /// What went wrong, naming the tensor where one is to blame.
+        reason: String,
+    },
+
+    /// A weight file lacks a tensor the model has.
+    #[error(
+        "{} has no tensor `{tensor}`, which the model needs (weights of another architecture?)",
+        .file.display()
+    )]
+    MissingTensor {
+        /// The file.
+        file: PathBuf,
+        /// The model's name for the tensor.
+        tensor: String,
+    },
+
+    /// A weight file holds a tensor the model does not have.
+    #[error(
+        "{} holds tensor `{tensor}`, which the model does not have (weights of another \
+         architecture?)",
+        .file.display()
+    )]
+    UnexpectedTensor {
+        /// The file.
+        file: PathBuf,
+        /// The file's name for the tensor.
+        tensor: String,
+    },
+
+    /// A tensor of a weight file whose shape differs from the model's.
+    #[error(
+        "{}: tensor `{tensor}` has shape {got:?}, the model expects {expected:?}",
+        .file.display()
+    )]
+    TensorShape {
+        /// The file.
+        file: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// The model's shape.
+        expected: Vec<usize>,
+        /// The file's shape.
+        got: Vec<usize>,
+    },
 
     /// A string that should name something (a device, a preset) did not.
     #[error("cannot parse {what} from {input:?}: expected {expected}")]

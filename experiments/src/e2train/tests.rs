@@ -161,6 +161,7 @@ fn an_interrupted_run_resumes_from_its_epoch_checkpoint_to_the_same_metrics() {
     let out = std::env::temp_dir().join(format!("e2-resume-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let data = DataDir::default();
+    let weights = crate::registry::InitFiles::new();
     let env = |resume| RunEnv {
         out: &out,
         checkpoints: out.join("checkpoints/run"),
@@ -168,6 +169,7 @@ fn an_interrupted_run_resumes_from_its_epoch_checkpoint_to_the_same_metrics() {
         resume,
         data: &data,
         reporter: &Silent,
+        init_files: &weights,
     };
     let whole = run::run(&spec, &env(false)).unwrap();
     // The run left its checkpoint after the first epoch (none after the last iteration), as an

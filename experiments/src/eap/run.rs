@@ -134,7 +134,7 @@ fn ratio(a: &[f64], b: &[f64]) -> f64 {
 /// Runs `spec`, writing the pruned model under the run's checkpoint directory.
 pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
     let label = &env.label;
-    let dense = dense::ensure(env.out, &spec.dense, env.data, env.reporter)?;
+    let dense = dense::ensure(env, &spec.dense)?;
     let device = spec.dense.device.to_device()?;
     tensor_core::seed_device(&device, spec.dense.seed)?;
     let calibration_images = match &spec.method {

@@ -20,7 +20,7 @@ const EVAL_BATCH: usize = 500;
 /// Runs `spec`, writing its checkpoint under the run's checkpoint directory.
 pub fn run(spec: &ConstrainedSpec, env: &RunEnv<'_>) -> Result<ConstrainedMetrics> {
     let label = &env.label;
-    let dense = dense::ensure(env.out, &spec.dense, env.data, env.reporter)?;
+    let dense = dense::ensure(env, &spec.dense)?;
     let device = spec.dense.device.to_device()?;
     tensor_core::seed_device(&device, spec.dense.seed)?;
     let splits = HeldOutSplits::load(&spec.dense, spec.val_records, env.data)?;

@@ -116,13 +116,31 @@ pub fn table(report: &EnergyReport) -> String {
             n.floor()
         );
     }
+    if !report.unpriced.is_empty() {
+        let _ = writeln!(
+            out,
+            "not priced (operators without weights, zero energy in the model): {}",
+            unpriced(report)
+        );
+    }
     out
+}
+
+/// `Add ×10, Clip ×35, ...`
+fn unpriced(report: &EnergyReport) -> String {
+    report
+        .unpriced
+        .iter()
+        .map(|(op, n)| format!("{op} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// JSON: `subject`, `model`, `unit`, `batch`, one object per layer (`name`, `kind`, `macs`
 /// (dense, one sample), `weights`, `weights_nonzero`, `effective_macs`, `compute`, `data` with
 /// `by_level`, `by_type` and the full `table`, `total`), `totals`, `total` and, for the ICLR'19
-/// model, `dense_total` and `normalized_floor`.
+/// model, `dense_total` and `normalized_floor`; `unpriced_operators` (type → count) when the
+/// model has operators without weights that are not priced.
 pub fn json(report: &EnergyReport) -> serde_json::Value {
     let data = |e: &LayerEnergy| {
         let by_level: serde_json::Map<String, serde_json::Value> = Level::ALL
@@ -191,6 +209,12 @@ pub fn json(report: &EnergyReport) -> serde_json::Value {
     if let (Some(n), Some(obj)) = (report.normalization, v.as_object_mut()) {
         obj.insert("dense_total".into(), n.dense.into());
         obj.insert("normalized_floor".into(), n.floor().into());
+    }
+    if let (false, Some(obj)) = (report.unpriced.is_empty(), v.as_object_mut()) {
+        obj.insert(
+            "unpriced_operators".into(),
+            serde_json::json!(report.unpriced),
+        );
     }
     v
 }

@@ -324,3 +324,232 @@ fn resume_refuses_a_checkpoint_with_nan_weights() {
     assert!(err.contains("last.safetensors"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A model of `arch` (10 classes, 1 channel) drawn from `seed`, its variables written to `path`
+/// as a state dict.
+fn lenet5_weights(arch: Arch, seed: u64, path: &Path) -> Result<Box<dyn tensor_core::Network>> {
+    let init = SeededInit::new(seed);
+    let vb = init.var_builder(DType::F32, &tensor_core::Device::Cpu);
+    let net = cnn_zoo::build(arch, 10, 1, vb)?;
+    let tensors: std::collections::HashMap<String, Tensor> = init
+        .named_vars()
+        .into_iter()
+        .map(|(name, var)| (name, var.as_tensor().clone()))
+        .collect();
+    std::fs::create_dir_all(path.parent().context("no parent")?)?;
+    tensor_core::tensor::candle::safetensors::save(&tensors, path)?;
+    Ok(net)
+}
+
+/// The spec of `small_spec` starting from the file at `path`.
+fn spec_from(path: &Path) -> TrainSpec {
+    let mut spec = small_spec(64, 1);
+    spec.init_from = Some(InitFrom::of(path).unwrap());
+    spec
+}
+
+/// Seeded specs are stored as before (no `init_from` key), and one with a file reads back.
+#[test]
+fn init_from_is_absent_from_seeded_specs() {
+    let spec = TrainSpec::recipe(Arch::Lenet5, DatasetId::Mnist);
+    let json = serde_json::to_value(&spec).unwrap();
+    assert!(json.get("init_from").is_none(), "{json}");
+    let mut from = spec.clone();
+    from.init_from = Some(InitFrom {
+        file: "lenet5.safetensors".into(),
+        sha256: "ab".repeat(32),
+    });
+    let json = serde_json::to_value(&from).unwrap();
+    assert_eq!(json["init_from"]["file"], "lenet5.safetensors");
+    assert_eq!(serde_json::from_value::<TrainSpec>(json).unwrap(), from);
+}
+
+/// The first training loss is the loaded model's loss on the first batch: training starts from
+/// the file's weights, not from the seed's.
+#[test]
+fn init_from_starts_training_from_the_files_weights() {
+    let dir = scratch("init-from");
+    let file = dir.join("weights").join("lenet5-seed99.safetensors");
+    let loaded = lenet5_weights(Arch::Lenet5, 99, &file).unwrap();
+    let spec = spec_from(&file);
+    let first_loss = |spec: &TrainSpec, init: Option<&Path>, out: &str| -> f64 {
+        let mut obs = tensor_core::RecordingObserver {
+            stop_after_batches: Some(1),
+            ..Default::default()
+        };
+        let err = train_from(
+            spec,
+            &DataDir::default(),
+            init,
+            &dir.join(out),
+            false,
+            &mut obs,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err.downcast_ref::<tensor_core::Error>(),
+                Some(tensor_core::Error::Interrupted { .. })
+            ),
+            "{err:#}"
+        );
+        obs.events
+            .iter()
+            .find_map(|e| match e {
+                tensor_core::Event::BatchEnd(stats) => Some(stats.loss),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let from_file = first_loss(&spec, Some(&file), "from-file");
+
+    // The trainer's first batch, through the loaded model.
+    let train_set = SplitData::load(&spec, Split::Train, &DataDir::default()).unwrap();
+    let mut shuffle = tensor_core::rng(spec.seed, "shuffle/0");
+    let mut augment = tensor_core::rng(spec.seed, "augment/0");
+    let order = tensor_core::seed::permutation(train_set.len(), &mut shuffle);
+    let (xs, ys) = train_set
+        .batch(
+            &order[..spec.batch],
+            Some(&mut augment),
+            &tensor_core::Device::Cpu,
+        )
+        .unwrap();
+    let expected = nn::loss::cross_entropy(&loaded.forward_t(&xs, true).unwrap(), &ys)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap() as f64;
+    assert_eq!(from_file, expected);
+
+    let mut seeded = spec.clone();
+    seeded.init_from = None;
+    assert_ne!(first_loss(&seeded, None, "seeded"), from_file);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Weights of another architecture fail before training, naming a tensor; a file that is not
+/// the spec's, or none, is refused, and so is a resume with another file.
+#[test]
+fn init_from_refuses_other_weights() {
+    let dir = scratch("init-from-refused");
+    let caffe = dir.join("lenet5-caffe.safetensors");
+    lenet5_weights(Arch::Lenet5Caffe, 1, &caffe).unwrap();
+    let quiet = &mut tensor_core::NoopObserver;
+    let data = DataDir::default();
+    let err = train_from(
+        &spec_from(&caffe),
+        &data,
+        Some(&caffe),
+        &dir.join("a"),
+        false,
+        quiet,
+    )
+    .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("lenet5-caffe.safetensors") && message.contains("`classifier.0.bias`"),
+        "{message}"
+    );
+    assert!(
+        matches!(
+            err.downcast_ref::<tensor_core::Error>(),
+            Some(tensor_core::Error::MissingTensor { tensor, .. }) if tensor == "classifier.0.bias"
+        ),
+        "{message}"
+    );
+    assert!(!dir.join("a").join("last.safetensors").exists());
+
+    let (one, two) = (dir.join("one.safetensors"), dir.join("two.safetensors"));
+    lenet5_weights(Arch::Lenet5, 1, &one).unwrap();
+    lenet5_weights(Arch::Lenet5, 2, &two).unwrap();
+    let spec = spec_from(&one);
+    let err = train_from(&spec, &data, Some(&two), &dir.join("b"), false, quiet).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("is not the weight file of this run spec"),
+        "{err:#}"
+    );
+    let err = train_from(&spec, &data, None, &dir.join("b"), false, quiet).unwrap_err();
+    assert!(format!("{err:#}").contains("none was given"), "{err:#}");
+
+    let out = train_from(&spec, &data, Some(&one), &dir.join("b"), false, quiet).unwrap();
+    assert!(out.checkpoint.exists());
+    let err = train_from(
+        &spec_from(&two),
+        &data,
+        Some(&two),
+        &dir.join("b"),
+        true,
+        quiet,
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("belongs to a different run spec"),
+        "{err:#}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Zero epochs with a weight file: the model is the file's, evaluated once and saved as the
+/// run's checkpoint (how `reproduce --init-from` hands a pretrained dense model to the
+/// compression runs); zero epochs without a file is refused.
+#[test]
+fn zero_epochs_from_a_file_is_the_files_model_evaluated() {
+    let dir = scratch("init-zero");
+    let file = dir.join("weights").join("lenet5-seed5.safetensors");
+    let net = lenet5_weights(Arch::Lenet5, 5, &file).unwrap();
+    let mut spec = spec_from(&file);
+    spec.epochs = 0;
+    let mut obs = tensor_core::NoopObserver;
+    let out = train_from(
+        &spec,
+        &DataDir::default(),
+        Some(&file),
+        &dir.join("run"),
+        false,
+        &mut obs,
+    )
+    .unwrap();
+    assert!(out.history.is_empty());
+    let test_set = SplitData::load(&spec, Split::Test, &DataDir::default()).unwrap();
+    let mut batches = SplitBatches::in_order(&test_set, EVAL_BATCH, &tensor_core::Device::Cpu);
+    let direct =
+        tensor_core::evaluate("test", &mut batches, |xs| net.forward_t(xs, false)).unwrap();
+    assert_eq!(out.final_accuracy, direct.accuracy);
+    let saved = model_tensors(&out.checkpoint);
+    let ckpt_of_file: Vec<(String, Vec<f32>)> = {
+        let t = tensor_core::tensor::candle::safetensors::load(&file, &tensor_core::Device::Cpu)
+            .unwrap();
+        let mut v: Vec<_> = t
+            .iter()
+            .map(|(k, t)| {
+                (
+                    k.clone(),
+                    t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    assert_eq!(saved, ckpt_of_file);
+    // Resuming the finished run evaluates the same model again.
+    let again = train_from(
+        &spec,
+        &DataDir::default(),
+        Some(&file),
+        &dir.join("run"),
+        true,
+        &mut obs,
+    )
+    .unwrap();
+    assert_eq!(again.final_accuracy, out.final_accuracy);
+
+    let mut seeded = small_spec(64, 1);
+    seeded.epochs = 0;
+    let e = train_quietly(&seeded, &dir.join("seeded"), false).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("zero epochs need a weight file"),
+        "{e:#}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
