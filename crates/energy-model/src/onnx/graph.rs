@@ -71,6 +71,8 @@ const SAME_SHAPE: &[&str] = &[
     "Identity",
     "BatchNormalization",
     "InstanceNormalization",
+    "LayerNormalization",
+    "GroupNormalization",
     "LRN",
     "Cast",
 ];
@@ -260,8 +262,14 @@ impl<'g> Walker<'g, '_> {
                 .ok_or_else(|| self.fail(&at, "has no input"))?;
             self.value(&at, name)
         };
+        if let Some(value) = self.fold_ints(node, &at)? {
+            *self.unpriced.entry(node.op_type.clone()).or_default() += 1;
+            self.set(node, value);
+            return Ok(());
+        }
         match op {
             "Conv" => return self.conv(node, &at),
+            "Split" => return self.split(node, &at),
             "Gemm" | "MatMul" => return self.fc(node, &at),
             "Constant" => {
                 let value = self.constant(node, &at)?;
@@ -315,6 +323,21 @@ impl<'g> Walker<'g, '_> {
                 "Reshape" => self.reshape(node, &at)?,
                 "Concat" => self.concat(node, &at)?,
                 "Squeeze" | "Unsqueeze" => self.squeeze(node, &at)?,
+                "Slice" => self.slice(node, &at)?,
+                "Gather" => {
+                    let [d, i] =
+                        [0, 1].map(|k| node.input.get(k).map(String::as_str).unwrap_or_default());
+                    let (data, indices) = (&self.value(&at, d)?.shape, &self.value(&at, i)?.shape);
+                    let axis = normalise_axis(attr_int(node, "axis").unwrap_or(0), data.len())
+                        .map_err(|r| self.fail(&at, r))?;
+                    let mut shape = data[..axis].to_vec();
+                    shape.extend_from_slice(indices);
+                    shape.extend_from_slice(&data[axis + 1..]);
+                    Value {
+                        shape,
+                        ..Value::default()
+                    }
+                }
                 "Transpose" => {
                     let s = first()?.shape.clone();
                     let perm: Vec<i64> = match attr(node, "perm") {
@@ -560,6 +583,9 @@ impl<'g> Walker<'g, '_> {
         }
         // Gemm with transB keeps PyTorch's [out, in]; MatMul and plain Gemm hold [in, out].
         let trans_b = node.op_type == "Gemm" && attr_int(node, "transB").unwrap_or(0) != 0;
+        if node.op_type == "MatMul" && (3..=4).contains(&av.shape.len()) {
+            return self.pointwise(node, at, &av.shape, &bs, flags);
+        }
         let (&[n, k], &[b0, b1]) = (av.shape.as_slice(), bs.as_slice()) else {
             return Err(self.fail(
                 at,
@@ -602,6 +628,184 @@ impl<'g> Walker<'g, '_> {
             },
         );
         Ok(())
+    }
+
+    /// A `MatMul` of a `[1, h, w, k]` (or `[1, t, k]`) activation by a `[k, d]` weight: the same
+    /// weights at every position, i.e. a 1×1 convolution over a `k × h × w` input (ConvNeXt's
+    /// and transformers' channel MLPs).
+    fn pointwise(
+        &mut self,
+        node: &'g NodeProto,
+        at: &str,
+        xs: &[usize],
+        ws: &[usize],
+        flags: Option<Vec<bool>>,
+    ) -> Result<()> {
+        let (&k, positions) = xs.split_last().unwrap_or((&0, &[]));
+        let (&[k_w, out], [_, h, rest @ ..]) = (ws, positions) else {
+            return Err(self.fail(
+                at,
+                format!("input {xs:?} and weight {ws:?} are not a product over positions"),
+            ));
+        };
+        if k_w != k {
+            return Err(self.fail(at, format!("input {xs:?} does not match weight {ws:?}")));
+        }
+        let w = rest.first().copied().unwrap_or(1);
+        let geometry = LayerGeometry::conv([k, *h, w], out, ConvParams::square(1))
+            .map_err(|e| self.fail(at, e.to_string()))?;
+        let bitmap = flags
+            .map(|f| Bitmap::from_bools(&geometry.weight_shape(), &transpose(&f, k, out)))
+            .transpose()
+            .map_err(|e| self.fail(at, e.to_string()))?;
+        let name = node.input.get(1).map(String::as_str).unwrap_or_default();
+        self.push(name, node, geometry, bitmap);
+        let mut shape = xs.to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = out;
+        }
+        self.set(
+            node,
+            Value {
+                shape,
+                ..Value::default()
+            },
+        );
+        Ok(())
+    }
+
+    /// `Split` along an axis, into sizes given as an input, an attribute, or equal parts.
+    fn split(&mut self, node: &'g NodeProto, at: &str) -> Result<()> {
+        let name = node.input.first().map(String::as_str).unwrap_or_default();
+        let s = self.value(at, name)?.shape.clone();
+        let axis = normalise_axis(attr_int(node, "axis").unwrap_or(0), s.len())
+            .map_err(|r| self.fail(at, r))?;
+        let parts = node.output.len();
+        let sizes: Vec<i64> = match (attr(node, "split"), node.input.get(1)) {
+            (Some(a), _) => a.ints.clone(),
+            (None, Some(input)) if !input.is_empty() => self.ints_of(at, input)?,
+            _ if parts > 0 => {
+                let chunk = s[axis].div_ceil(parts);
+                (0..parts)
+                    .map(|i| s[axis].saturating_sub(i.saturating_mul(chunk)).min(chunk) as i64)
+                    .collect()
+            }
+            _ => return Err(self.fail(at, "has no output")),
+        };
+        let total = sizes.iter().try_fold(0i64, |t, &v| t.checked_add(v));
+        if sizes.len() != parts || sizes.iter().any(|&v| v < 0) || total != Some(s[axis] as i64) {
+            return Err(self.fail(
+                at,
+                format!("sizes {sizes:?} do not split dimension {axis} of {s:?} into {parts}"),
+            ));
+        }
+        for (out, size) in node.output.iter().zip(sizes) {
+            let mut shape = s.clone();
+            shape[axis] = size as usize;
+            self.values.insert(
+                out,
+                Value {
+                    shape,
+                    ..Value::default()
+                },
+            );
+        }
+        *self.unpriced.entry(node.op_type.clone()).or_default() += 1;
+        Ok(())
+    }
+
+    /// Integer arithmetic on constants, as exporters write it to compute shapes (`Shape`, then
+    /// `Gather`, `Concat`, `Unsqueeze`, ... into a `Reshape`), folded here with the batch of 1.
+    /// `None` when the node is not such a computation.
+    fn fold_ints(&self, node: &NodeProto, at: &str) -> Result<Option<Value<'g>>> {
+        let op = node.op_type.as_str();
+        if op == "Shape" {
+            let name = node.input.first().map(String::as_str).unwrap_or_default();
+            let dims: Vec<i64> = self
+                .value(at, name)?
+                .shape
+                .iter()
+                .map(|&d| d as i64)
+                .collect();
+            let rank = dims.len() as i64;
+            let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+            let start = clamp(attr_int(node, "start").unwrap_or(0));
+            let end = clamp(attr_int(node, "end").unwrap_or(rank));
+            let dims = dims[start..end.max(start)].to_vec();
+            return Ok(Some(ints_value(dims)));
+        }
+        if !matches!(
+            op,
+            "Gather" | "Concat" | "Unsqueeze" | "Squeeze" | "Cast" | "Add" | "Sub" | "Mul" | "Div"
+        ) {
+            return Ok(None);
+        }
+        let mut args = Vec::new();
+        for name in node.input.iter().filter(|n| !n.is_empty()) {
+            let v = self.value(at, name)?;
+            let values = match &v.constant {
+                Some(Constant::Ints(i)) => i.clone(),
+                Some(Constant::Tensor(t)) if matches!(t.data_type, 6 | 7) => {
+                    tensor::ints(t, self.cx.external_dir)
+                        .map_err(|r| self.fail(at, format!("`{name}`: {r}")))?
+                }
+                _ => return Ok(None),
+            };
+            // Shape arithmetic is on scalars and short vectors only.
+            if v.shape.len() > 1 {
+                return Ok(None);
+            }
+            args.push(values);
+        }
+        let bad = || self.fail(at, "integer operands that do not combine");
+        let values = match (op, args.as_slice()) {
+            ("Gather", [data, indices]) => indices
+                .iter()
+                .map(|&i| {
+                    let i = if i < 0 { i + data.len() as i64 } else { i };
+                    usize::try_from(i).ok().and_then(|i| data.get(i).copied())
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(bad)?,
+            ("Concat", parts) => parts.concat(),
+            ("Unsqueeze" | "Squeeze" | "Cast", [x, ..]) => x.clone(),
+            ("Add" | "Sub" | "Mul" | "Div", [a, b]) => {
+                let n = a.len().max(b.len());
+                if !(a.len() == n || a.len() == 1) || !(b.len() == n || b.len() == 1) {
+                    return Err(bad());
+                }
+                (0..n)
+                    .map(|i| {
+                        let (x, y) = (a[i.min(a.len() - 1)], b[i.min(b.len() - 1)]);
+                        match op {
+                            "Add" => x.checked_add(y),
+                            "Sub" => x.checked_sub(y),
+                            "Mul" => x.checked_mul(y),
+                            _ => x.checked_div(y),
+                        }
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(bad)?
+            }
+            _ => return Err(bad()),
+        };
+        // Scalars stay scalars: a gather by a scalar index, arithmetic on scalars, a squeezed
+        // one-element vector; everything else here is a 1-D vector.
+        let rank = |i: usize| {
+            let name = node.input.get(i).map(String::as_str).unwrap_or_default();
+            self.values.get(name).map_or(1, |v| v.shape.len())
+        };
+        let scalar = match op {
+            "Gather" => rank(1) == 0,
+            "Squeeze" => values.len() == 1,
+            "Add" | "Sub" | "Mul" | "Div" | "Cast" => (0..args.len()).all(|i| rank(i) == 0),
+            _ => false,
+        };
+        let mut value = ints_value(values);
+        if scalar {
+            value.shape.clear();
+        }
+        Ok(Some(value))
     }
 
     fn broadcast(&self, node: &NodeProto, at: &str) -> Result<Value<'g>> {
@@ -766,6 +970,56 @@ impl<'g> Walker<'g, '_> {
         })
     }
 
+    /// `Slice` of an activation: starts, ends, axes and steps as constant inputs (opset 10 and
+    /// later) or attributes (before), clamped as ONNX clamps them.
+    fn slice(&self, node: &NodeProto, at: &str) -> Result<Value<'g>> {
+        let name = node.input.first().map(String::as_str).unwrap_or_default();
+        let mut shape = self.value(at, name)?.shape.clone();
+        let operand = |i: usize, key: &str| -> Result<Option<Vec<i64>>> {
+            match (node.input.get(i), attr(node, key)) {
+                (Some(n), _) if !n.is_empty() => self.ints_of(at, n).map(Some),
+                (_, Some(a)) => Ok(Some(a.ints.clone())),
+                _ => Ok(None),
+            }
+        };
+        let starts = operand(1, "starts")?.ok_or_else(|| self.fail(at, "has no starts"))?;
+        let ends = operand(2, "ends")?.ok_or_else(|| self.fail(at, "has no ends"))?;
+        let axes = operand(3, "axes")?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+        let steps = operand(4, "steps")?.unwrap_or_else(|| vec![1; starts.len()]);
+        if [ends.len(), axes.len(), steps.len()]
+            .iter()
+            .any(|&n| n != starts.len())
+        {
+            return Err(self.fail(at, "starts, ends, axes and steps differ in length"));
+        }
+        for (((&start, &end), &axis), &step) in starts.iter().zip(&ends).zip(&axes).zip(&steps) {
+            let axis = normalise_axis(axis, shape.len()).map_err(|r| self.fail(at, r))?;
+            let dim = shape[axis] as i64;
+            if step == 0 {
+                return Err(self.fail(at, "a step of 0"));
+            }
+            let clamp = |v: i64, lo: i64, hi: i64| {
+                (if v < 0 { v.saturating_add(dim) } else { v }).clamp(lo, hi)
+            };
+            let len = if step > 0 {
+                let (b, e) = (clamp(start, 0, dim), clamp(end, 0, dim));
+                (e - b).max(0).div_euclid(step) + i64::from((e - b).max(0) % step != 0)
+            } else {
+                let (b, e) = (clamp(start, 0, dim - 1), clamp(end, -1, dim - 1));
+                let span = (b - e).max(0);
+                let back = step
+                    .checked_neg()
+                    .ok_or_else(|| self.fail(at, format!("step {step} overflows")))?;
+                span / back + i64::from(span % back != 0)
+            };
+            shape[axis] = len as usize;
+        }
+        Ok(Value {
+            shape,
+            ..Value::default()
+        })
+    }
+
     fn concat(&self, node: &NodeProto, at: &str) -> Result<Value<'g>> {
         let shapes = node
             .input
@@ -854,6 +1108,15 @@ impl<'g> Walker<'g, '_> {
             shape,
             constant: None,
         })
+    }
+}
+
+/// A 1-D integer constant.
+fn ints_value<'g>(values: Vec<i64>) -> Value<'g> {
+    Value {
+        shape: vec![values.len()],
+        unflattened: None,
+        constant: Some(Constant::Ints(values)),
     }
 }
 

@@ -379,3 +379,97 @@ proptest::proptest! {
         }
     }
 }
+
+/// What exporters write around channel shuffles, chunks and channel MLPs: `Split`, `Slice`,
+/// `Gather`, shape arithmetic from `Shape` into `Reshape`, and a `MatMul` applied at every
+/// position (priced as a 1×1 conv over those positions).
+#[test]
+fn splits_slices_shape_arithmetic_and_positionwise_matmuls() {
+    let g = GraphProto {
+        input: vec![input("x", &[Some(1), Some(4), Some(6), Some(6)])],
+        initializer: vec![
+            floats("a.weight", &[3, 2, 1, 1], |_| 1.0),
+            floats("b.weight", &[5, 2, 1, 1], |_| 1.0),
+            floats("mlp.weight", &[7, 5], |i| if i < 5 { 0.0 } else { 1.0 }),
+            int64s("sizes", &[2, 2]),
+            int64s("starts", &[1]),
+            int64s("ends", &[i64::MAX]),
+            int64s("axes", &[2]),
+            int64s("steps", &[2]),
+            int64s("one", &[1]),
+            int64s("minus_one", &[-1]),
+            TensorProto {
+                name: "zero".into(),
+                data_type: 7,
+                int64_data: vec![0],
+                ..Default::default()
+            },
+        ],
+        node: vec![
+            NodeProto {
+                input: vec!["x".into(), "sizes".into()],
+                output: vec!["s0".into(), "s1".into()],
+                name: "/split".into(),
+                op_type: "Split".into(),
+                attribute: vec![int("axis", 1)],
+                ..Default::default()
+            },
+            node("Conv", &["s0", "a.weight"], "a", vec![]),
+            // every other row from row 1: 6 → 3
+            node(
+                "Slice",
+                &["s1", "starts", "ends", "axes", "steps"],
+                "sl",
+                vec![],
+            ),
+            node("Conv", &["sl", "b.weight"], "b", vec![]),
+            // [1, 5, 3, 6] → shape → gather(0) and -1 → reshape to [1, 90]
+            node("Shape", &["b"], "shape", vec![]),
+            node("Gather", &["shape", "zero"], "n", vec![int("axis", 0)]),
+            node("Unsqueeze", &["n", "zero"], "n1", vec![]),
+            node(
+                "Concat",
+                &["n1", "minus_one"],
+                "target",
+                vec![int("axis", 0)],
+            ),
+            node("Reshape", &["b", "target"], "flat", vec![]),
+            // a channel-last [1, 6, 6, 7] view of x (twice, less the last channel) into the MLP
+            node("Transpose", &["x"], "xt", vec![ints("perm", &[0, 2, 3, 1])]),
+            node("Concat", &["xt", "xt"], "x8", vec![int("axis", 3)]),
+            node(
+                "Slice",
+                &["x8", "zero", "minus_one", "minus_one"],
+                "x7",
+                vec![],
+            ),
+            node("MatMul", &["x7", "mlp.weight"], "y", vec![]),
+        ],
+        ..Default::default()
+    };
+    let net = parse(&model(g), "m.onnx", None, &OnnxOptions::default()).unwrap_or_else(|e| {
+        panic!("{e}");
+    });
+    let geometry: Vec<LayerGeometry> = net.layers.iter().map(|l| l.geometry).collect();
+    let one = tensor_core::ConvParams::square(1);
+    assert_eq!(
+        geometry,
+        [
+            LayerGeometry::conv([2, 6, 6], 3, one).unwrap(),
+            LayerGeometry::conv([2, 3, 6], 5, one).unwrap(),
+            // x7 is [1, 6, 6, 7]: the [7, 5] weight at 36 positions
+            LayerGeometry::conv([7, 6, 6], 5, one).unwrap(),
+        ]
+    );
+    // MatMul's [in, out] weight, transposed: input channel 0 carries no weight.
+    match &net.layers[2].sparsity.weights {
+        Support::Bitmap(b) => {
+            assert_eq!(b.count_ones(), 30);
+            assert!((0..5).all(|o| !b.get(o * 7)));
+        }
+        other => panic!("{other:?}"),
+    }
+    for op in ["Split", "Slice", "Shape", "Gather", "Reshape", "Transpose"] {
+        assert!(net.unpriced.contains_key(op), "{op}: {:?}", net.unpriced);
+    }
+}
