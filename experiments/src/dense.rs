@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use tensor_core::{DType, Network, SeededInit, Var};
+use tensor_core::{DType, Device, Network, SeededInit, Var};
 
 use crate::checkpoint;
 use crate::registry::RunEnv;
@@ -56,8 +56,8 @@ pub fn ensure(env: &RunEnv<'_>, spec: &TrainSpec) -> Result<Dense> {
         name.as_deref().unwrap_or("dense"),
     ))?;
     let mut obs = reporter.observer(&format!("dense {} seed {}", spec.arch, spec.seed));
-    let outcome =
-        train::train_from(spec, data, init_file, &dir, true, obs.as_mut()).with_context(|| {
+    let outcome = train::train_from(spec, data, init_file, env.device, &dir, true, obs.as_mut())
+        .with_context(|| {
             format!(
                 "cannot train the dense {} for seed {}",
                 spec.arch, spec.seed
@@ -85,8 +85,8 @@ impl Loaded {
 }
 
 /// Builds `spec`'s architecture and restores the weights of `path` into it.
-pub fn load(spec: &TrainSpec, in_channels: usize, path: &Path) -> Result<Loaded> {
-    load_classes(spec, in_channels, path, spec.dataset.num_classes())
+pub fn load(spec: &TrainSpec, in_channels: usize, path: &Path, device: &Device) -> Result<Loaded> {
+    load_classes(spec, in_channels, path, spec.dataset.num_classes(), device)
 }
 
 /// As [`load`] with the output layer narrowed to the first `classes` classes: its weight and
@@ -96,15 +96,15 @@ pub fn load_classes(
     in_channels: usize,
     path: &Path,
     classes: usize,
+    device: &Device,
 ) -> Result<Loaded> {
     let all = spec.dataset.num_classes();
     if classes == 0 || classes > all {
         bail!("{classes} target classes: {} has {all}", spec.dataset);
     }
-    let device = spec.device.to_device()?;
-    let mut ckpt = checkpoint::load(path, &device)?;
+    let mut ckpt = checkpoint::load(path, device)?;
     let init = SeededInit::new(spec.seed);
-    let vb = init.var_builder(DType::F32, &device);
+    let vb = init.var_builder(DType::F32, device);
     let net = cnn_zoo::build(spec.arch, classes, in_channels, vb)
         .with_context(|| format!("cannot build {}", spec.arch))?;
     if classes < all {
@@ -156,7 +156,7 @@ mod tests {
         checkpoint::save(&path, &meta, &init.named_vars(), &[])?;
         let xs = Tensor::randn(0f32, 1.0, (4, 1, 28, 28), &Device::Cpu)?;
         let all = net.forward_t(&xs, false)?;
-        let two = load_classes(&spec, 1, &path, 2)?;
+        let two = load_classes(&spec, 1, &path, 2, &Device::Cpu)?;
         let narrowed = two.net.forward_t(&xs, false)?;
         assert_eq!(narrowed.dims(), &[4, 2]);
         let diff = (narrowed - all.narrow(1, 0, 2)?)?
@@ -165,8 +165,8 @@ mod tests {
             .to_scalar::<f32>()?;
         assert_eq!(diff, 0.0);
         // Every class is the plain load; more classes than the dataset has is an error.
-        assert_eq!(load(&spec, 1, &path)?.net.layers().len(), 4);
-        assert!(load_classes(&spec, 1, &path, 11).is_err());
+        assert_eq!(load(&spec, 1, &path, &Device::Cpu)?.net.layers().len(), 4);
+        assert!(load_classes(&spec, 1, &path, 11, &Device::Cpu).is_err());
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use cnn_zoo::Arch;
 use datasets::DatasetId;
 use serde::{Deserialize, Serialize};
-use tensor_core::DeviceSpec;
+use tensor_core::{Device, DeviceKind, DeviceSpec};
 
 use crate::data::{DataDir, DataSource};
 use crate::record::RunRecord;
@@ -347,7 +347,9 @@ fn by_name<T: Copy>(all: &[T], name: fn(T) -> &'static str, s: &str) -> Option<T
 #[derive(Clone, Debug)]
 pub struct RunContext {
     /// Device for training runs.
-    pub device: DeviceSpec,
+    /// The kind of device the training runs use: what their specs record. Which GPU a run
+    /// executes on is its job's ([`RunEnv::device`]), not part of its spec.
+    pub device: DeviceKind,
     /// Directory with full datasets, if given (the download cache otherwise). Where the data
     /// lies is no part of a spec, so the registry's runs do not depend on it.
     pub data_dir: Option<PathBuf>,
@@ -457,12 +459,28 @@ pub struct RunEnv<'a> {
     /// The weight files dense models start from, by architecture (`reproduce --init-from`); a
     /// spec names its file by content ([`TrainSpec::init_from`]), never by path.
     pub init_files: &'a InitFiles,
+    /// The device this run's job executes on (one of `reproduce --device`).
+    pub device: DeviceSpec,
 }
 
 /// Weight files by the architecture they initialise.
 pub type InitFiles = std::collections::BTreeMap<Arch, PathBuf>;
 
 impl RunEnv<'_> {
+    /// Opens the job's device for a spec of device kind `kind`.
+    pub fn open(&self, kind: DeviceKind) -> Result<Device> {
+        if self.device.kind() != kind {
+            bail!(
+                "{}: the spec runs on {kind}, this job's device is {}",
+                self.label,
+                self.device
+            );
+        }
+        self.device
+            .to_device()
+            .with_context(|| format!("cannot use the device {}", self.device))
+    }
+
     /// The weight file `dense` starts from, when its spec names one.
     pub fn init_file(&self, dense: &TrainSpec) -> Option<&Path> {
         dense
@@ -599,7 +617,7 @@ fn typed<M>(
 
 /// Executes one run: its metrics, and whether it is bit-for-bit reproducible from its seed.
 pub fn execute(run: &RunSpec, env: &RunEnv<'_>) -> Result<(Metrics, bool)> {
-    let cpu = |d: DeviceSpec| d == DeviceSpec::Cpu;
+    let cpu = |d: DeviceKind| d == DeviceKind::Cpu;
     Ok(match &run.kind {
         RunKind::Geometry { arch } => (Metrics::Geometry(zoo_geometry::run(*arch)?), true),
         RunKind::EnergyValidation { check } => {
@@ -607,7 +625,15 @@ pub fn execute(run: &RunSpec, env: &RunEnv<'_>) -> Result<(Metrics, bool)> {
         }
         RunKind::Train(spec) => {
             let mut obs = env.reporter.observer(&env.label);
-            let outcome = train::train(spec, env.data, &env.checkpoints, env.resume, obs.as_mut())?;
+            let outcome = train::train_from(
+                spec,
+                env.data,
+                None,
+                env.device,
+                &env.checkpoints,
+                env.resume,
+                obs.as_mut(),
+            )?;
             let deterministic = cpu(spec.device) && !spec.arch.uses_dropout();
             (Metrics::Train(outcome), deterministic)
         }

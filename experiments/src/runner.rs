@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use cnn_zoo::Arch;
 use datasets::DatasetId;
 use serde::Serialize;
-use tensor_core::{DeviceSpec, LrDecay, LrSchedule};
+use tensor_core::{DeviceKind, DeviceSpec, LrDecay, LrSchedule};
 
 use crate::data::{DataDir, DataSource};
 use crate::lock::{self, FileLock};
@@ -30,8 +30,9 @@ pub struct ReproduceOptions {
     pub profile: Profile,
     /// Only these experiments (every experiment when empty).
     pub only: Vec<Experiment>,
-    /// Device of the training runs.
-    pub device: DeviceSpec,
+    /// Devices of the training runs, all of one kind (`cpu`, or GPUs): job `j` runs on device
+    /// `j mod n`. Run specs record the kind only, so a run has one spec on any of them.
+    pub devices: Vec<DeviceSpec>,
     /// Runs executed in parallel (one per core when `None`).
     pub jobs: Option<usize>,
     /// Skip recorded runs and continue interrupted ones from their checkpoints.
@@ -65,11 +66,40 @@ impl ReproduceOptions {
     /// Parallel jobs: as asked, else one per core on the CPU and one on a GPU (jobs sharing one
     /// GPU would contend for it); at least one.
     pub fn jobs(&self) -> usize {
-        let default = || match self.device {
-            DeviceSpec::Cpu => cores(),
-            DeviceSpec::Cuda(_) => 1,
+        let default = || match self.kind() {
+            DeviceKind::Cpu => cores(),
+            DeviceKind::Cuda => self.devices.len(),
         };
         self.jobs.unwrap_or_else(default).max(1)
+    }
+
+    /// The kind of the devices (the CPU when none are given).
+    pub fn kind(&self) -> DeviceKind {
+        self.devices.first().map_or(DeviceKind::Cpu, |d| d.kind())
+    }
+
+    /// The device job `job` runs on.
+    pub fn device_of_job(&self, job: usize) -> DeviceSpec {
+        match self.devices.len() {
+            0 => DeviceSpec::Cpu,
+            n => self.devices[job % n],
+        }
+    }
+
+    /// Devices given twice or of two kinds are an error.
+    fn check_devices(&self) -> Result<()> {
+        for (i, d) in self.devices.iter().enumerate() {
+            if d.kind() != self.kind() {
+                bail!(
+                    "--device mixes {} and {d}: give devices of one kind",
+                    self.devices[0]
+                );
+            }
+            if self.devices[..i].contains(d) {
+                bail!("--device names {d} twice");
+            }
+        }
+        Ok(())
     }
 
     /// Threads of each job's pool: its share of the cores, at least one.
@@ -168,6 +198,7 @@ pub struct Plan {
 /// Expands the registry for `opts`. A resume reads the existing records: a damaged or foreign
 /// one is an error naming it, never silently kept or overwritten.
 pub fn plan(opts: &ReproduceOptions) -> Result<Plan> {
+    opts.check_devices()?;
     let ctx = context(opts);
     let experiments: Vec<Experiment> = if opts.only.is_empty() {
         Experiment::ALL.to_vec()
@@ -235,7 +266,7 @@ pub fn plan(opts: &ReproduceOptions) -> Result<Plan> {
 
 fn context(opts: &ReproduceOptions) -> RunContext {
     RunContext {
-        device: opts.device,
+        device: opts.kind(),
         data_dir: opts.data_dir.clone(),
     }
 }
@@ -268,9 +299,10 @@ pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) 
     // A device this build or machine cannot open fails the invocation once, before any run,
     // rather than every run in turn.
     if !plan.todo.is_empty() {
-        opts.device
-            .to_device()
-            .with_context(|| format!("cannot use the device {}", opts.device))?;
+        for d in &opts.devices {
+            d.to_device()
+                .with_context(|| format!("cannot use the device {d}"))?;
+        }
     }
     // Fail before any training if results could not be written; after a kill, clear the
     // temporary files the killed process left (records and checkpoints themselves are whole).
@@ -316,8 +348,10 @@ pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) 
     let jobs = opts.jobs().clamp(1, plan.todo.len().max(1));
     let threads = opts.threads_per_job();
     std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| {
+        for job in 0..jobs {
+            let (queue, failures, stopped, data) = (&queue, &failures, &stopped, &data);
+            let device = opts.device_of_job(job);
+            s.spawn(move || {
                 // Each job's parallel loops (convolutions, GEMMs) run in a pool of its own. A
                 // thread outside rayon's pool hands every loop to the shared workers and sleeps
                 // until they finish: two e2train runs sharing the global pool took 130 ms per
@@ -336,16 +370,15 @@ pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) 
                     // The lock is held for the whole run: `_lock` lives to the end of its arm.
                     let result = match claim(out, run, opts.resume) {
                         Ok(Some(_lock)) => {
-                            let weights = &opts.init_from;
-                            execute(
-                                opts.profile,
-                                run,
+                            let job = Job {
                                 out,
-                                opts.resume,
-                                &data,
-                                weights,
+                                resume: opts.resume,
+                                data,
+                                init_files: &opts.init_from,
+                                device,
                                 reporter,
-                            )
+                            };
+                            execute(opts.profile, run, &job)
                         }
                         Ok(None) => {
                             reporter.line(&format!(
@@ -408,15 +441,25 @@ fn claim(out: &Path, run: &RunSpec, resume: bool) -> Result<Option<FileLock>> {
     Ok(Some(lock))
 }
 
-fn execute(
-    profile: Profile,
-    run: &RunSpec,
-    out: &Path,
+/// What a job hands every run it executes.
+struct Job<'a> {
+    out: &'a Path,
     resume: bool,
-    data: &DataDir,
-    init_files: &InitFiles,
-    reporter: &dyn Reporter,
-) -> Result<()> {
+    data: &'a DataDir,
+    init_files: &'a InitFiles,
+    device: DeviceSpec,
+    reporter: &'a dyn Reporter,
+}
+
+fn execute(profile: Profile, run: &RunSpec, job: &Job<'_>) -> Result<()> {
+    let Job {
+        out,
+        resume,
+        data,
+        init_files,
+        device,
+        reporter,
+    } = *job;
     let started = Instant::now();
     let env = RunEnv {
         out,
@@ -429,6 +472,7 @@ fn execute(
         data,
         reporter,
         init_files,
+        device,
     };
     let (metrics, deterministic) = match registry::execute(run, &env) {
         Ok(done) => done,
@@ -523,7 +567,7 @@ pub fn train_one(opts: &TrainOptions, reporter: &dyn Reporter) -> Result<(String
     }
     spec.schedule = LrSchedule::new(opts.decay.clone());
     spec.seed = opts.seed;
-    spec.device = opts.device;
+    spec.device = opts.device.kind();
     if let Some(path) = &opts.init_from {
         let named = InitFrom::of(path)?;
         reporter.line(&format!(
@@ -539,7 +583,15 @@ pub fn train_one(opts: &TrainOptions, reporter: &dyn Reporter) -> Result<(String
     let started = Instant::now();
     let mut obs = reporter.observer(&id);
     let init = opts.init_from.as_deref();
-    let outcome = train::train_from(&spec, &data, init, &dir, opts.resume, obs.as_mut())?;
+    let outcome = train::train_from(
+        &spec,
+        &data,
+        init,
+        opts.device,
+        &dir,
+        opts.resume,
+        obs.as_mut(),
+    )?;
     drop(obs);
     let record = TrainRecord {
         spec,
@@ -561,7 +613,7 @@ mod tests {
         ReproduceOptions {
             profile,
             only,
-            device: DeviceSpec::Cpu,
+            devices: vec![DeviceSpec::Cpu],
             jobs: Some(1),
             resume: false,
             out,
@@ -578,18 +630,55 @@ mod tests {
     }
 
     #[test]
-    fn a_gpu_gets_one_job_unless_asked() {
+    fn each_gpu_gets_one_job_unless_asked() {
         let mut opts = ReproduceOptions {
-            device: DeviceSpec::Cuda(0),
+            devices: vec![DeviceSpec::Cuda(0)],
             jobs: None,
             ..options(Profile::Quick, Vec::new(), PathBuf::new())
         };
         assert_eq!(opts.jobs(), 1);
         opts.jobs = Some(3);
         assert_eq!(opts.jobs(), 3);
-        opts.device = DeviceSpec::Cpu;
+        opts.devices = vec![DeviceSpec::Cuda(1), DeviceSpec::Cuda(0)];
         opts.jobs = None;
+        assert_eq!(opts.jobs(), 2);
+        let of_jobs: Vec<DeviceSpec> = (0..4).map(|j| opts.device_of_job(j)).collect();
+        assert_eq!(
+            of_jobs,
+            [1, 0, 1, 0].map(DeviceSpec::Cuda),
+            "round-robin over the devices given"
+        );
+        opts.devices = vec![DeviceSpec::Cpu];
         assert_eq!(opts.jobs(), cores());
+    }
+
+    /// Specs record the device kind only: the runs of `--device cuda:0` and `--device
+    /// cuda:1,cuda:0` are the same specs, and mixed or repeated devices are refused.
+    #[test]
+    fn specs_do_not_depend_on_which_gpu() {
+        let specs = |devices: Vec<DeviceSpec>| -> Vec<RunSpec> {
+            let opts = ReproduceOptions {
+                devices,
+                ..options(Profile::Quick, vec![Experiment::BaselineLenet5], nowhere())
+            };
+            plan(&opts).unwrap().todo
+        };
+        let one = specs(vec![DeviceSpec::Cuda(0)]);
+        assert_eq!(one, specs(vec![DeviceSpec::Cuda(1), DeviceSpec::Cuda(0)]));
+        let RunKind::Train(t) = &one[0].kind else {
+            panic!("not a training run")
+        };
+        assert_eq!(serde_json::to_value(t).unwrap()["device"], "cuda");
+        for bad in [
+            vec![DeviceSpec::Cpu, DeviceSpec::Cuda(0)],
+            vec![DeviceSpec::Cuda(1), DeviceSpec::Cuda(1)],
+        ] {
+            let opts = ReproduceOptions {
+                devices: bad,
+                ..options(Profile::Quick, vec![Experiment::BaselineLenet5], nowhere())
+            };
+            assert!(plan(&opts).is_err());
+        }
     }
 
     #[test]
@@ -727,7 +816,7 @@ mod tests {
     fn an_unusable_device_fails_before_the_first_run() {
         let out = std::env::temp_dir().join(format!("runner-device-{}", std::process::id()));
         let opts = ReproduceOptions {
-            device: DeviceSpec::Cuda(0),
+            devices: vec![DeviceSpec::Cuda(0)],
             ..options(Profile::Quick, vec![Experiment::ZooGeometry], out.clone())
         };
         let plan = plan(&opts).unwrap();
@@ -765,16 +854,15 @@ mod tests {
         assert!(claim(&out, &run, false).unwrap().is_none());
         drop(elsewhere);
         assert!(claim(&out, &run, true).unwrap().is_some());
-        execute(
-            Profile::Quick,
-            &run,
-            &out,
-            false,
-            &DataDir::default(),
-            &InitFiles::new(),
-            &crate::reporter::Silent,
-        )
-        .unwrap();
+        let job = Job {
+            out: &out,
+            resume: false,
+            data: &DataDir::default(),
+            init_files: &InitFiles::new(),
+            device: DeviceSpec::Cpu,
+            reporter: &crate::reporter::Silent,
+        };
+        execute(Profile::Quick, &run, &job).unwrap();
         assert!(claim(&out, &run, true).unwrap().is_none());
         assert!(claim(&out, &run, false).unwrap().is_some());
         std::fs::remove_dir_all(&out).unwrap();

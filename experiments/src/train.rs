@@ -18,8 +18,8 @@ use datasets::DatasetId;
 use serde::{Deserialize, Serialize};
 use tensor_core::tensor::nn;
 use tensor_core::{
-    BatchStats, DType, DeviceSpec, EvalStats, LrDecay, LrSchedule, MomentumSgd, Observer, RunStart,
-    SeededInit, SgdConfig, Step, Tensor,
+    BatchStats, DType, DeviceKind, DeviceSpec, EvalStats, LrDecay, LrSchedule, MomentumSgd,
+    Observer, RunStart, SeededInit, SgdConfig, Step, Tensor,
 };
 
 use crate::checkpoint::{self, CheckpointMeta};
@@ -51,8 +51,8 @@ pub struct TrainSpec {
     pub schedule: LrSchedule,
     /// Seed of initialisation, shuffling and augmentation.
     pub seed: u64,
-    /// Device.
-    pub device: DeviceSpec,
+    /// The kind of device (`cpu` or `cuda`); which GPU is the caller's (`train_from`).
+    pub device: DeviceKind,
     /// Starting weights read from a PyTorch `state_dict` instead of drawn from `seed` (which
     /// still seeds shuffling and augmentation). Absent from the stored spec when `None`, so the
     /// specs of seeded runs keep their form.
@@ -110,7 +110,7 @@ impl TrainSpec {
             },
             schedule: LrSchedule::new(LrDecay::Cosine),
             seed: 1,
-            device: DeviceSpec::Cpu,
+            device: DeviceKind::Cpu,
             init_from: None,
         }
     }
@@ -178,7 +178,7 @@ pub fn train(
     resume: bool,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome> {
-    train_from(spec, data, None, dir, resume, observer)
+    train_from(spec, data, None, spec.device.first(), dir, resume, observer)
 }
 
 /// [`train`] with the file of [`TrainSpec::init_from`] at `init_file`: the model starts from
@@ -189,6 +189,7 @@ pub fn train_from(
     spec: &TrainSpec,
     data: &DataDir,
     init_file: Option<&Path>,
+    device: DeviceSpec,
     dir: &Path,
     resume: bool,
     observer: &mut dyn Observer,
@@ -216,7 +217,12 @@ pub fn train_from(
             path.display()
         ),
     }
-    let device = spec.device.to_device()?;
+    if device.kind() != spec.device {
+        bail!("the run spec trains on {}, not on {device}", spec.device);
+    }
+    let device = device
+        .to_device()
+        .with_context(|| format!("cannot use the device {device}"))?;
     tensor_core::seed_device(&device, spec.seed)?;
     let train_set = SplitData::load(spec, Split::Train, data)?;
     let test_set = SplitData::load(spec, Split::Test, data)?;

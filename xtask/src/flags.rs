@@ -286,9 +286,15 @@ pub struct ReproduceArgs {
     /// Run only these experiments (default: every experiment of the profile).
     #[arg(long, value_parser = experiment_parser(), num_args = 1..)]
     pub only: Vec<Experiment>,
-    /// Device: `cpu` or `cuda:N`.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
+    /// Device: `cpu`, `cuda:N`, or several GPUs `cuda:0,cuda:1` (the runs are spread over
+    /// them, one job per GPU by default; specs record only `cuda`).
+    #[arg(
+        long,
+        default_value = "cpu",
+        value_delimiter = ',',
+        value_name = "DEVICE"
+    )]
+    pub device: Vec<DeviceSpec>,
     /// Independent runs to execute in parallel (default: the number of CPU cores on the CPU,
     /// one on a GPU).
     #[arg(long)]
@@ -333,7 +339,7 @@ impl ReproduceArgs {
         ReproduceOptions {
             profile: self.profile,
             only: self.only.clone(),
-            device: self.device,
+            devices: self.device.clone(),
             jobs: self.jobs,
             resume: self.resume,
             out: self

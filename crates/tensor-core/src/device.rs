@@ -18,6 +18,47 @@ pub enum DeviceSpec {
     Cuda(usize),
 }
 
+/// The kind of device, without which one: what a run spec records, so that the same run has one
+/// spec on whichever GPU of a machine (or of a cluster) it executes. Serialised `cpu` or `cuda`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    /// The host CPU.
+    #[default]
+    Cpu,
+    /// Any CUDA device.
+    Cuda,
+}
+
+impl DeviceKind {
+    /// The first device of this kind (`cpu`, `cuda:0`).
+    pub fn first(self) -> DeviceSpec {
+        match self {
+            DeviceKind::Cpu => DeviceSpec::Cpu,
+            DeviceKind::Cuda => DeviceSpec::Cuda(0),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Cuda => "cuda",
+        })
+    }
+}
+
+impl DeviceSpec {
+    /// Its kind.
+    pub fn kind(self) -> DeviceKind {
+        match self {
+            DeviceSpec::Cpu => DeviceKind::Cpu,
+            DeviceSpec::Cuda(_) => DeviceKind::Cuda,
+        }
+    }
+}
+
 #[cfg(feature = "candle")]
 impl DeviceSpec {
     /// Opens the device. A CUDA device in a build without the `cuda` feature is

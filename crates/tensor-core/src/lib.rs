@@ -73,7 +73,7 @@ pub mod testing;
 #[cfg(feature = "candle")]
 pub mod train;
 
-pub use device::DeviceSpec;
+pub use device::{DeviceKind, DeviceSpec};
 pub use energy::{
     EnergyModel, EnergyUnit, LayerEnergy, LayerWorkload, Level, NetworkEnergy, Operand,
     TrainingEnergy, TrainingEnergyModel, WeightCostModel, WeightCosts,

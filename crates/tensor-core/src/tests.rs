@@ -210,6 +210,17 @@ fn device_spec_parses() {
     assert!("gpu".parse::<DeviceSpec>().is_err());
     assert!("cuda:x".parse::<DeviceSpec>().is_err());
     assert_eq!(DeviceSpec::Cuda(2).to_string(), "cuda:2");
+    // Specs record the kind alone: any GPU is `cuda`; a CPU spec keeps its `cpu` form.
+    assert_eq!(DeviceSpec::Cuda(2).kind(), crate::DeviceKind::Cuda);
+    assert_eq!(
+        serde_json::to_string(&crate::DeviceKind::Cuda).unwrap(),
+        "\"cuda\""
+    );
+    assert_eq!(
+        serde_json::to_string(&DeviceSpec::Cpu.kind()).unwrap(),
+        serde_json::to_string(&DeviceSpec::Cpu).unwrap()
+    );
+    assert_eq!(crate::DeviceKind::Cuda.first(), DeviceSpec::Cuda(0));
     if !cfg!(feature = "cuda") {
         assert!(matches!(
             DeviceSpec::Cuda(0).to_device(),

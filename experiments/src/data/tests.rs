@@ -1,13 +1,13 @@
 use std::path::Path;
 
-use tensor_core::DeviceSpec;
+use tensor_core::DeviceKind;
 
 use super::*;
 use crate::registry::{Experiment, Profile, RunContext};
 
 fn ctx(data_dir: Option<&str>) -> RunContext {
     RunContext {
-        device: DeviceSpec::Cpu,
+        device: DeviceKind::Cpu,
         data_dir: data_dir.map(PathBuf::from),
     }
 }

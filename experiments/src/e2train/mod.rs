@@ -10,7 +10,7 @@ use e2_train::{
     ConvMode, E2TrainConfig, EvalLog, SkipExecution, SluConfig, StochasticDepthConfig, Threshold,
 };
 use serde::{Deserialize, Serialize};
-use tensor_core::{DeviceSpec, LrDecay, LrSchedule, TrainingEnergy};
+use tensor_core::{DeviceKind, LrDecay, LrSchedule, TrainingEnergy};
 
 use crate::data::DataSource;
 use crate::deviation::Deviation;
@@ -135,7 +135,7 @@ pub struct E2TrainSpec {
     #[serde(deserialize_with = "legacy::config")]
     pub config: E2TrainConfig,
     /// Device.
-    pub device: DeviceSpec,
+    pub device: DeviceKind,
     /// Where the run departs from the paper's settings (docs/e2-train.md §5).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deviations: Vec<Deviation>,

@@ -42,7 +42,7 @@ pub fn run(spec: &E2TrainSpec, env: &RunEnv<'_>) -> Result<E2TrainMetrics> {
             spec.dataset.num_classes()
         );
     }
-    let device = spec.device.to_device()?;
+    let device = env.open(spec.device)?;
     tensor_core::seed_device(&device, config.seed)?;
     let mut recipe = TrainSpec::recipe(zoo_arch(config.model.depth)?, spec.dataset);
     recipe.data = spec.data;

@@ -3,7 +3,7 @@ use crate::registry::RunKind;
 
 fn ctx() -> RunContext {
     RunContext {
-        device: DeviceSpec::Cpu,
+        device: DeviceKind::Cpu,
         data_dir: None,
     }
 }
@@ -170,6 +170,7 @@ fn an_interrupted_run_resumes_from_its_epoch_checkpoint_to_the_same_metrics() {
         data: &data,
         reporter: &Silent,
         init_files: &weights,
+        device: tensor_core::DeviceSpec::Cpu,
     };
     let whole = run::run(&spec, &env(false)).unwrap();
     // The run left its checkpoint after the first epoch (none after the last iteration), as an

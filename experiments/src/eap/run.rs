@@ -135,7 +135,7 @@ fn ratio(a: &[f64], b: &[f64]) -> f64 {
 pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
     let label = &env.label;
     let dense = dense::ensure(env, &spec.dense)?;
-    let device = spec.dense.device.to_device()?;
+    let device = env.open(spec.dense.device)?;
     tensor_core::seed_device(&device, spec.dense.seed)?;
     let calibration_images = match &spec.method {
         EapMethod::EnergyAware(c) | EapMethod::ToEnergy { config: c, .. } => c.calibration_images,
@@ -148,7 +148,7 @@ pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
     let classes = spec
         .classes
         .unwrap_or_else(|| spec.dense.dataset.num_classes());
-    let load = || dense::load_classes(&spec.dense, channels, &dense.checkpoint, classes);
+    let load = || dense::load_classes(&spec.dense, channels, &dense.checkpoint, classes, &device);
 
     let start = load()?;
     let before = measure(&model, start.net.as_ref(), &data)?;

@@ -4,7 +4,7 @@ use cnn_zoo::Arch;
 
 fn ctx() -> RunContext {
     RunContext {
-        device: tensor_core::DeviceSpec::Cpu,
+        device: tensor_core::DeviceKind::Cpu,
         data_dir: None,
     }
 }

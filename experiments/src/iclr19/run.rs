@@ -21,7 +21,7 @@ const EVAL_BATCH: usize = 500;
 pub fn run(spec: &ConstrainedSpec, env: &RunEnv<'_>) -> Result<ConstrainedMetrics> {
     let label = &env.label;
     let dense = dense::ensure(env, &spec.dense)?;
-    let device = spec.dense.device.to_device()?;
+    let device = env.open(spec.dense.device)?;
     tensor_core::seed_device(&device, spec.dense.seed)?;
     let splits = HeldOutSplits::load(&spec.dense, spec.val_records, env.data)?;
     let seed = spec.dense.seed;
@@ -33,8 +33,8 @@ pub fn run(spec: &ConstrainedSpec, env: &RunEnv<'_>) -> Result<ConstrainedMetric
     let mut test = batches(&splits.test, &splits.test_idx, EVAL_BATCH, false)?;
     let [c, _, _] = splits.train.sample_shape();
 
-    let student = dense::load(&spec.dense, c, &dense.checkpoint)?;
-    let teacher = dense::load(&spec.dense, c, &dense.checkpoint)?;
+    let student = dense::load(&spec.dense, c, &dense.checkpoint, &device)?;
+    let teacher = dense::load(&spec.dense, c, &dense.checkpoint, &device)?;
     let model = Iclr19::paper().with_evaluator(Evaluator::Exact);
     let mut obs = env.reporter.observer(label);
     let trained = sparse_proj::train_constrained(

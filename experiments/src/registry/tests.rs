@@ -2,7 +2,7 @@ use super::*;
 
 fn ctx() -> RunContext {
     RunContext {
-        device: DeviceSpec::Cpu,
+        device: DeviceKind::Cpu,
         data_dir: None,
     }
 }

@@ -381,6 +381,7 @@ fn init_from_starts_training_from_the_files_weights() {
             spec,
             &DataDir::default(),
             init,
+            tensor_core::DeviceSpec::Cpu,
             &dir.join(out),
             false,
             &mut obs,
@@ -440,6 +441,7 @@ fn init_from_refuses_other_weights() {
         &spec_from(&caffe),
         &data,
         Some(&caffe),
+        tensor_core::DeviceSpec::Cpu,
         &dir.join("a"),
         false,
         quiet,
@@ -463,20 +465,48 @@ fn init_from_refuses_other_weights() {
     lenet5_weights(Arch::Lenet5, 1, &one).unwrap();
     lenet5_weights(Arch::Lenet5, 2, &two).unwrap();
     let spec = spec_from(&one);
-    let err = train_from(&spec, &data, Some(&two), &dir.join("b"), false, quiet).unwrap_err();
+    let err = train_from(
+        &spec,
+        &data,
+        Some(&two),
+        tensor_core::DeviceSpec::Cpu,
+        &dir.join("b"),
+        false,
+        quiet,
+    )
+    .unwrap_err();
     assert!(
         format!("{err:#}").contains("is not the weight file of this run spec"),
         "{err:#}"
     );
-    let err = train_from(&spec, &data, None, &dir.join("b"), false, quiet).unwrap_err();
+    let err = train_from(
+        &spec,
+        &data,
+        None,
+        tensor_core::DeviceSpec::Cpu,
+        &dir.join("b"),
+        false,
+        quiet,
+    )
+    .unwrap_err();
     assert!(format!("{err:#}").contains("none was given"), "{err:#}");
 
-    let out = train_from(&spec, &data, Some(&one), &dir.join("b"), false, quiet).unwrap();
+    let out = train_from(
+        &spec,
+        &data,
+        Some(&one),
+        tensor_core::DeviceSpec::Cpu,
+        &dir.join("b"),
+        false,
+        quiet,
+    )
+    .unwrap();
     assert!(out.checkpoint.exists());
     let err = train_from(
         &spec_from(&two),
         &data,
         Some(&two),
+        tensor_core::DeviceSpec::Cpu,
         &dir.join("b"),
         true,
         quiet,
@@ -504,6 +534,7 @@ fn zero_epochs_from_a_file_is_the_files_model_evaluated() {
         &spec,
         &DataDir::default(),
         Some(&file),
+        tensor_core::DeviceSpec::Cpu,
         &dir.join("run"),
         false,
         &mut obs,
@@ -537,6 +568,7 @@ fn zero_epochs_from_a_file_is_the_files_model_evaluated() {
         &spec,
         &DataDir::default(),
         Some(&file),
+        tensor_core::DeviceSpec::Cpu,
         &dir.join("run"),
         true,
         &mut obs,
