@@ -181,9 +181,9 @@ impl Experiment {
     pub fn unavailable(self, profile: Profile) -> Option<String> {
         match (self, profile) {
             (Experiment::EapAlexnet | Experiment::EapGooglenet, Profile::Full) => Some(
-                "needs ImageNet and pretrained dense weights; the datasets crate reads ImageNet \
-                 folders, but no experiment takes --imagenet-dir or --init-from yet (the \
-                 estimate-only rows are in eap-estimates)"
+                "needs ImageNet: the datasets crate reads ImageNet folders and --init-from \
+                 takes torchvision's AlexNet weights, but pruning reads in-memory splits only \
+                 and takes no --imagenet-dir yet (the estimate-only rows are in eap-estimates)"
                     .into(),
             ),
             _ => None,
