@@ -54,7 +54,7 @@ fn imagenet_experiments_are_skipped_with_the_reason_in_the_full_profile() {
         assert!(e.unavailable(Profile::Quick).is_none());
         let why = e.unavailable(Profile::Full).unwrap();
         assert!(
-            why.contains("needs ImageNet and pretrained dense weights"),
+            why.contains("needs ImageNet") && why.contains("--imagenet-dir"),
             "{why}"
         );
     }
