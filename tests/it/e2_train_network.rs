@@ -177,6 +177,8 @@ struct Synthetic {
     images: Tensor,
     labels: Tensor,
     batch: usize,
+    /// Batches served so far.
+    pulled: usize,
 }
 
 impl Synthetic {
@@ -194,6 +196,7 @@ impl Synthetic {
             images,
             labels: Tensor::new(labels.as_slice(), &cpu()).expect("labels"),
             batch,
+            pulled: 0,
         }
     }
 }
@@ -204,6 +207,7 @@ impl BatchSource for Synthetic {
     }
     fn batch(&mut self, _epoch: usize, index: usize) -> tensor_core::Result<(Tensor, Tensor)> {
         let s = index * self.batch;
+        self.pulled += 1;
         Ok((
             self.images.narrow(0, s, self.batch)?,
             self.labels.narrow(0, s, self.batch)?,
@@ -257,9 +261,12 @@ fn fully_dropped_run_does_nothing() {
         .iter()
         .map(|(_, v)| host(v.as_tensor()))
         .collect();
-    let (out, after) = run(&config, &mut Synthetic::new(8, 4, 1));
+    let mut data = Synthetic::new(8, 4, 1);
+    let (out, after) = run(&config, &mut data);
     drop(net);
     assert_eq!(out.ledger.dropped(), 4);
+    // A dropped iteration costs its draw only: no batch is prepared for it.
+    assert_eq!(data.pulled, 0);
     assert_eq!(executed_macs(&out.ledger), 0.0);
     assert_eq!(before, after);
     assert_eq!(

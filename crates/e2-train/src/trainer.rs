@@ -2,10 +2,10 @@
 //! depth) and predictive sign gradients combined as configured, recording every iteration's work
 //! in a [`WorkLedger`] and reporting through an [`Observer`].
 //!
-//! Per iteration `i` (the global index): pull batch `i` from the source (also when it is then
-//! dropped, so the data order moves on as in the reference); set the learning rate of index `i`;
-//! if SMD drops it, record `Dropped` and touch nothing else (decision 3: true skip, parameters
-//! and momentum untouched). Otherwise run the gated forward pass (every block, no gates, during
+//! Per iteration `i` (the global index): set the learning rate of index `i`; if SMD drops it,
+//! record `Dropped` and touch nothing else, not even its batch (decision 3: true skip, parameters
+//! and momentum untouched; the data order moves on as in the reference, because the source
+//! serves batch `i` by its index). Otherwise pull batch `i` from the source and run the gated forward pass (every block, no gates, during
 //! the SLU warm-up: decision 16), the loss `CE + reg·β·Σ m` with SLU after it, one backward pass (PSG convs rewrite their own weight gradients
 //! inside it), one momentum-SGD step, and record each layer's work. Evaluations run every
 //! `eval_every` global iterations whether or not that iteration was dropped (decision 12), and
@@ -460,7 +460,6 @@ pub fn train_resumable(
         if index == 0 || i == start {
             observer.on_epoch_start(epoch);
         }
-        let (xs, ys) = source.batch(epoch, index)?;
         let lr = lr_at(i);
         sgd.set_learning_rate(lr);
         if let Some((opt, scale)) = sign_sgd.as_mut() {
@@ -476,6 +475,9 @@ pub fn train_resumable(
                 executed_percentage: None,
             });
         } else {
+            // A dropped iteration costs only its draw: its batch is never prepared (sources
+            // serve any (epoch, index) on its own, so the next batch does not change).
+            let (xs, ys) = source.batch(epoch, index)?;
             let b = check_batch(net, &xs, &ys)?;
             let warming = config.slu.is_some_and(|s| i < s.warmup);
             let opts = if warming {

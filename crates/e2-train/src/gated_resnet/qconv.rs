@@ -128,6 +128,9 @@ impl QConv {
         let xq = grid.quantize(xs)?;
         let wq = quantize_weights(&self.weight, weight_bits)?;
         match mode {
+            // Evaluation is never differentiated: the forward value of the PSG op is this
+            // product, and the predictor's MSB operand would only serve its backward pass.
+            ConvMode::Psg(_) if !train => Ok(fast_conv(&xq.detach(), &wq.detach(), p)?),
             ConvMode::Psg(c) => {
                 let xm = grid.msb(xs, c.msb_act_bits)?;
                 let operands = PsgOperands { xq, xm, wq };
@@ -153,4 +156,36 @@ impl QConv {
 /// forward and backward on the CPU.
 fn fast_conv(xs: &Tensor, w: &Tensor, params: ConvParams) -> tensor_core::Result<Tensor> {
     tensor_core::ops::conv2d(xs, w, None, params, tensor_core::ops::OpsBackend::Fast)
+}
+
+#[cfg(test)]
+mod tests {
+    use tensor_core::ConvParams;
+    use tensor_core::tensor::Var;
+    use tensor_core::testing::{host, random};
+
+    use super::QConv;
+    use crate::gated_resnet::ConvMode;
+    use crate::sign_gradient::PsgConfig;
+
+    #[test]
+    fn psg_evaluation_is_the_training_forward_value_without_a_graph() -> crate::Result<()> {
+        let w = Var::from_tensor(&random(&[4, 3, 3, 3], 3, 0.5)).expect("w");
+        let conv = QConv::new(
+            tensor_core::LayerId(0),
+            w.as_tensor().clone(),
+            ConvParams::square(3).padding(1),
+            true,
+        );
+        let xs = random(&[2, 3, 6, 6], 4, 1.0);
+        let mode = ConvMode::Psg(PsgConfig::reference());
+        // The first training pass sets the running scale to this batch's, so both passes
+        // quantise alike.
+        let trained = conv.forward(&xs, true, &mode)?;
+        let evaluated = conv.forward(&xs, false, &mode)?;
+        assert_eq!(host(&trained), host(&evaluated));
+        assert!(trained.track_op());
+        assert!(!evaluated.track_op());
+        Ok(())
+    }
 }
