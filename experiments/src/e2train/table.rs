@@ -59,6 +59,7 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
             "PSG fallback ρ",
             "iterations run",
             "training time (s)",
+            "MACs executed / time taken, vs baseline",
             "seeds",
         ],
         &[
@@ -75,9 +76,12 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
             "executed_iterations_mean",
             "iterations",
             "train_seconds_mean",
+            "executed_macs_fraction_mean",
+            "train_seconds_fraction",
             "seeds",
         ],
     );
+    let base_secs_mean = mean_sd(&base_secs).0;
     let mut summary: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
     for v in variant_ids() {
         let g = group_of(v);
@@ -108,6 +112,15 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
         )
         .0;
         let secs = mean_sd(&g.iter().map(|p| p.1.train_seconds).collect::<Vec<_>>()).0;
+        // What the schedule executed against what the clock saw, both relative to the
+        // baseline: a saving that is real work skipped shows in both.
+        let work = mean_sd(
+            &g.iter()
+                .map(|p| p.1.training_macs / p.1.baseline_macs)
+                .collect::<Vec<_>>(),
+        )
+        .0;
+        let time = (!base_secs.is_empty()).then(|| secs / base_secs_mean);
         let (dm, _) = mean_sd(&delta);
         summary.insert(v, (sm, dm, secs));
         let (em, esd) = mean_sd(&energy);
@@ -134,6 +147,11 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
                 rho_md,
                 format!("{iters:.0}/{nominal}"),
                 format!("{secs:.0}"),
+                format!(
+                    "{:.0}% / {}",
+                    100.0 * work,
+                    time.map_or("—".into(), |t| format!("{:.0}%", 100.0 * t))
+                ),
                 seeds.clone(),
             ],
             vec![
@@ -150,6 +168,8 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
                 format!("{iters:.1}"),
                 nominal.to_string(),
                 format!("{secs:.2}"),
+                format!("{work:.4}"),
+                time.map_or(String::new(), |t| format!("{t:.4}")),
                 seeds,
             ],
         );
@@ -164,7 +184,9 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
          schedule, priced by the same function. Blocks executed is the mean share of (gated \
          block, sample) pairs that ran in training. Accuracy differences are per seed against \
          that seed's baseline; training time is the measured wall-clock of the training \
-         loop.{}\n",
+         loop, and the next column sets the share of the baseline's MACs a variant executed \
+         beside the share of the baseline's mean training time it took (wall-clock on a \
+         machine other jobs may have shared, so only a coarse check of the saving).{}\n",
         first.1.arch,
         first.1.dataset.to_uppercase(),
         first.1.iterations,
