@@ -13,7 +13,8 @@
 //! - [`WorkLedger`]: what a training run executed, for pricing training energy;
 //! - the training vocabulary: [`LrSchedule`], [`Observer`] events, the [`Step`] that
 //!   [`Error::Diverged`] and [`Error::Interrupted`] name, and with the `candle` feature
-//!   [`BatchSource`] and the one [`evaluate`];
+//!   [`BatchSource`] (served a batch ahead on a worker thread by [`prefetch::with_prefetch`])
+//!   and the one [`evaluate`];
 //! - with the `candle` feature (default): [`tensor`] (candle re-exported, so only this crate names
 //!   its version), the [`Network`] trait with [`LayerInfo`] and [`Taps`], [`ResidualNetwork`]
 //!   (stem, blocks and head driven one block at a time), [`Mask`],
@@ -60,6 +61,8 @@ pub mod observe;
 pub mod ops;
 #[cfg(feature = "candle")]
 pub mod optim;
+#[cfg(feature = "candle")]
+pub mod prefetch;
 #[cfg(feature = "proptest")]
 pub mod proptest;
 pub mod schedule;

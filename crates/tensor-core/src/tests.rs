@@ -345,6 +345,70 @@ fn permutation_is_a_permutation() {
     assert_eq!(p, (0..100).collect::<Vec<_>>());
 }
 
+/// Batch `(e, i)` is the one value `100·e + i`; batch 3 of epoch 1 is an error.
+struct Numbered;
+
+impl BatchSource for Numbered {
+    fn batches_per_epoch(&self) -> usize {
+        5
+    }
+    fn batch(&mut self, epoch: usize, index: usize) -> Result<(Tensor, Tensor)> {
+        if (epoch, index) == (1, 3) {
+            return Err(Error::EmptyEvaluation {
+                what: format!("batch {epoch}/{index}"),
+            });
+        }
+        let x = (100 * epoch + index) as f32;
+        Ok((
+            Tensor::new(&[x], &Device::Cpu)?,
+            Tensor::new(&[index as u32], &Device::Cpu)?,
+        ))
+    }
+}
+
+/// What `source` serves for `keys`, in order: the value, or the error's text.
+fn served(source: &mut dyn BatchSource, keys: &[(usize, usize)]) -> Vec<String> {
+    keys.iter()
+        .map(|&(e, i)| match source.batch(e, i) {
+            Ok((x, y)) => format!("{:?} {:?}", x.to_vec1::<f32>(), y.to_vec1::<u32>()),
+            Err(err) => err.to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn prefetching_serves_the_sources_batches_in_any_order() {
+    // In order, across an epoch boundary and into the erroneous batch; then skips, repeats
+    // and going back.
+    let keys = [
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (0, 3),
+        (0, 4),
+        (1, 0),
+        (1, 2),
+        (1, 3),
+        (1, 4),
+        (1, 4),
+        (0, 1),
+        (2, 0),
+    ];
+    let plain = served(&mut Numbered, &keys);
+    let ahead = prefetch::with_prefetch(&mut Numbered, |p| {
+        assert_eq!(p.batches_per_epoch(), 5);
+        served(p, &keys)
+    });
+    assert_eq!(plain, ahead);
+    assert!(ahead[7].contains("batch 1/3"), "{}", ahead[7]);
+}
+
+#[test]
+fn a_prefetch_that_is_never_used_ends_cleanly() {
+    let n = prefetch::with_prefetch(&mut Numbered, |_| 7);
+    assert_eq!(n, 7);
+}
+
 // The strategies live behind the `proptest` feature; a workspace test run enables it
 // through integration-tests.
 #[cfg(feature = "proptest")]
@@ -352,6 +416,17 @@ mod properties {
     use ::proptest::prelude::*;
 
     ::proptest::proptest! {
+        #[test]
+        fn prefetching_changes_no_batch(
+            keys in ::proptest::collection::vec((0usize..3, 0usize..5), 1..40),
+        ) {
+            let plain = super::served(&mut super::Numbered, &keys);
+            let ahead = crate::prefetch::with_prefetch(&mut super::Numbered, |p| {
+                super::served(p, &keys)
+            });
+            prop_assert_eq!(plain, ahead);
+        }
+
         #[test]
         fn conv_geometry_invariants(g in crate::proptest::conv_geometry(8, 12)) {
                         prop_assert_eq!(g.macs(), g.weights() * g.out_positions());

@@ -127,22 +127,24 @@ pub fn run(spec: &E2TrainSpec, env: &RunEnv<'_>) -> Result<E2TrainMetrics> {
         save_checkpoint(&ckpt_path, &meta, &names, c)
             .map_err(|e| tensor_core::Error::Model(e.into()).into())
     };
-    let outcome = e2_train::train_resumable(
-        TrainRun {
-            net: &net,
-            params,
-            train: &mut train,
-            // Periodic evaluation only when asked for, so the timing is training's.
-            eval: (config.eval_every > 0).then_some(&mut val as &mut dyn BatchSource),
-        },
-        &config,
-        obs.as_mut(),
-        resume,
-        Some(Checkpointing {
-            every: per_epoch,
-            save: &mut save,
-        }),
-    )
+    let outcome = ahead(&mut train, &device, |train| {
+        e2_train::train_resumable(
+            TrainRun {
+                net: &net,
+                params,
+                train,
+                // Periodic evaluation only when asked for, so the timing is training's.
+                eval: (config.eval_every > 0).then_some(&mut val as &mut dyn BatchSource),
+            },
+            &config,
+            obs.as_mut(),
+            resume,
+            Some(Checkpointing {
+                every: per_epoch,
+                save: &mut save,
+            }),
+        )
+    })
     .with_context(|| format!("{label}: E2-Train training failed"))?;
     let Timing {
         seconds: train_seconds,
@@ -155,8 +157,10 @@ pub fn run(spec: &E2TrainSpec, env: &RunEnv<'_>) -> Result<E2TrainMetrics> {
         evals.push(e2_train::evaluate(&net, &config, &mut val, iterations)?);
     }
     let val_accuracy = evals.last().map_or(0.0, |e| e.accuracy);
-    let test_log = e2_train::evaluate(&net, &config, &mut test, iterations)
-        .with_context(|| format!("{label}: test evaluation failed"))?;
+    let test_log = ahead(&mut test, &device, |test| {
+        e2_train::evaluate(&net, &config, test, iterations)
+    })
+    .with_context(|| format!("{label}: test evaluation failed"))?;
 
     let model = TrainingModel::bit_product_proxy();
     let report = model.price(&outcome.ledger)?;
@@ -350,6 +354,22 @@ fn dataflow(
         energy: run.energy,
         baseline_energy: baseline.energy,
     })
+}
+
+/// Runs `f` on `source`, served a batch ahead ([`tensor_core::prefetch`]) on a GPU, where
+/// preparing a batch on the host and copying it over then overlaps the device's work on the
+/// previous one. On the CPU the trainer's kernels use every core, and preparing a batch costs
+/// little next to a step, so batches are prepared where they are used.
+fn ahead<R>(
+    source: &mut SplitBatches<'_>,
+    device: &Device,
+    f: impl FnOnce(&mut dyn BatchSource) -> R,
+) -> R {
+    if device.is_cpu() {
+        f(source)
+    } else {
+        tensor_core::prefetch::with_prefetch(source, |p| f(p))
+    }
 }
 
 /// E2-Train's gated network of `m` around cnn-zoo's CIFAR ResNet with the reference's

@@ -1,0 +1,145 @@
+//! A [`BatchSource`] served one batch ahead on a worker thread ([`with_prefetch`]), so that the
+//! next batch is prepared (decoded, augmented, copied to the device) while the current one
+//! trains.
+//!
+//! The wrapper changes no result: a source returns the same batch for the same
+//! `(epoch, index)` whoever asks and in whatever order, so the worker computing batch `i + 1`
+//! early gives what the trainer would have computed itself. A request for another batch than the
+//! one prepared (a trainer that skips an iteration, an evaluation that restarts) waits for the
+//! prepared one, drops it and asks for the one wanted; nothing depends on the guess being right.
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread;
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use crate::train::BatchSource;
+
+/// Which batch, as `(epoch, index)`.
+type Key = (usize, usize);
+
+/// A batch, or the error the source returned for it.
+type Served = (Key, Result<(Tensor, Tensor)>);
+
+/// The trainer's side of a prefetching source: a [`BatchSource`] that asks the worker for each
+/// batch and, once it has it, for the batch after it.
+pub struct Prefetched {
+    per_epoch: usize,
+    requests: Sender<Key>,
+    batches: Receiver<Served>,
+    /// The batch the worker was last asked for and has not handed over yet.
+    pending: Option<Key>,
+}
+
+impl Prefetched {
+    /// The batch after `key` in a run's order: the next index, or the first of the next epoch.
+    fn after(&self, (epoch, index): Key) -> Key {
+        if index + 1 < self.per_epoch {
+            (epoch, index + 1)
+        } else {
+            (epoch + 1, 0)
+        }
+    }
+
+    fn ask(&mut self, key: Key) -> Result<()> {
+        self.requests.send(key).map_err(|_| stopped())?;
+        self.pending = Some(key);
+        Ok(())
+    }
+
+    fn receive(&mut self) -> Result<Served> {
+        self.pending = None;
+        self.batches.recv().map_err(|_| stopped())
+    }
+}
+
+/// The error of a worker that is gone: it only stops early by panicking.
+fn stopped() -> Error {
+    Error::Model("the batch-prefetch worker stopped (it panicked)".into())
+}
+
+impl BatchSource for Prefetched {
+    fn batches_per_epoch(&self) -> usize {
+        self.per_epoch
+    }
+
+    fn batch(&mut self, epoch: usize, index: usize) -> Result<(Tensor, Tensor)> {
+        let want = (epoch, index);
+        let mut ready = None;
+        if self.pending.is_some() {
+            let (key, served) = self.receive()?;
+            if key == want {
+                ready = Some(served);
+            }
+        }
+        let served = match ready {
+            Some(served) => served,
+            None => {
+                self.ask(want)?;
+                self.receive()?.1
+            }
+        };
+        // Ask for the next batch before handing this one over, so that it is prepared while
+        // this one trains.
+        if self.per_epoch > 0 {
+            self.ask(self.after(want))?;
+        }
+        served
+    }
+}
+
+/// Runs `f` with `source` served through a [`Prefetched`] whose worker thread prepares the next
+/// batch while the current one is in use; the worker ends when `f` returns. Batches are the
+/// source's own, bit for bit (the source's contract: one batch per `(epoch, index)`).
+///
+/// ```
+/// use tensor_core::{BatchSource, Device, Tensor, prefetch::with_prefetch};
+///
+/// struct Counting;
+/// impl BatchSource for Counting {
+///     fn batches_per_epoch(&self) -> usize { 3 }
+///     fn batch(&mut self, epoch: usize, index: usize) -> tensor_core::Result<(Tensor, Tensor)> {
+///         let x = (10 * epoch + index) as f32;
+///         Ok((Tensor::new(&[x], &Device::Cpu)?, Tensor::new(&[0u32], &Device::Cpu)?))
+///     }
+/// }
+///
+/// let mut source = Counting;
+/// let seen = with_prefetch(&mut source, |batches| -> tensor_core::Result<Vec<f32>> {
+///     let mut seen = Vec::new();
+///     for (e, i) in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2)] {
+///         seen.push(batches.batch(e, i)?.0.to_vec1::<f32>()?[0]);
+///     }
+///     Ok(seen)
+/// })?;
+/// assert_eq!(seen, [0.0, 1.0, 2.0, 10.0, 12.0]);
+/// # Ok::<(), tensor_core::Error>(())
+/// ```
+pub fn with_prefetch<S, R>(source: &mut S, f: impl FnOnce(&mut Prefetched) -> R) -> R
+where
+    S: BatchSource + Send + ?Sized,
+{
+    let per_epoch = source.batches_per_epoch();
+    let (requests, asked) = channel::<Key>();
+    let (served, batches) = channel::<Served>();
+    thread::scope(|scope| {
+        scope.spawn(move || {
+            // Ends when the trainer's side is dropped (its sender closes) or stops listening.
+            for (epoch, index) in asked {
+                let batch = source.batch(epoch, index);
+                if served.send(((epoch, index), batch)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut prefetched = Prefetched {
+            per_epoch,
+            requests,
+            batches,
+            pending: None,
+        };
+        f(&mut prefetched)
+        // `prefetched` drops here, closing the request channel, so the scope can join the
+        // worker (after at most the one batch it was preparing).
+    })
+}
