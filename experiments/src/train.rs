@@ -311,32 +311,41 @@ pub fn train_from(
         let mut shuffle = tensor_core::rng(spec.seed, &format!("shuffle/{epoch}"));
         let mut augment = tensor_core::rng(spec.seed, &format!("augment/{epoch}"));
         let order = tensor_core::seed::permutation(n, &mut shuffle);
-        let mut loss_sum = 0.0;
-        for (b, idx) in order.chunks(spec.batch).enumerate() {
-            let iter = epoch * per_epoch + b;
-            let at = || Step::new("training", epoch, b);
-            let lr = spec.schedule.at(spec.optimizer.lr, iter, total_iters);
-            tensor_core::tensor::Optimizer::set_learning_rate(&mut opt, lr);
-            let (xs, ys) = train_set.batch(idx, Some(&mut augment), &device)?;
-            let logits = net.forward_t(&xs, true)?;
-            let loss = nn::loss::cross_entropy(&logits, &ys)?;
-            let loss_v = tensor_core::finite_loss(loss.to_scalar::<f32>()? as f64, at)
-                .map_err(|e| stopped(e, iter, &ckpt_path))?;
-            let grads = loss.backward()?;
-            opt.step_grads(&grads)?;
-            loss_sum += loss_v;
-            let stats = BatchStats {
-                epoch,
-                batch: b,
-                loss: loss_v,
-                lr,
-                samples: idx.len(),
-            };
-            if let ControlFlow::Break(()) = observer.on_batch_end(&stats) {
-                let interrupted = tensor_core::Error::Interrupted { at: at() };
-                return Err(stopped(interrupted, iter, &ckpt_path));
+        // Batches are prepared one ahead on a worker thread, in order, so the epoch's one
+        // augmentation stream draws exactly as it would here.
+        let batches = order.chunks(spec.batch).map(|idx| {
+            let batch = train_set.batch(idx, Some(&mut augment), &device);
+            (idx.len(), batch)
+        });
+        let loss_sum = tensor_core::prefetch::in_order(batches, |batches| -> Result<f64> {
+            let mut loss_sum = 0.0;
+            for (b, (samples, batch)) in batches.enumerate() {
+                let iter = epoch * per_epoch + b;
+                let at = || Step::new("training", epoch, b);
+                let lr = spec.schedule.at(spec.optimizer.lr, iter, total_iters);
+                tensor_core::tensor::Optimizer::set_learning_rate(&mut opt, lr);
+                let (xs, ys) = batch?;
+                let logits = net.forward_t(&xs, true)?;
+                let loss = nn::loss::cross_entropy(&logits, &ys)?;
+                let loss_v = tensor_core::finite_loss(loss.to_scalar::<f32>()? as f64, at)
+                    .map_err(|e| stopped(e, iter, &ckpt_path))?;
+                let grads = loss.backward()?;
+                opt.step_grads(&grads)?;
+                loss_sum += loss_v;
+                let stats = BatchStats {
+                    epoch,
+                    batch: b,
+                    loss: loss_v,
+                    lr,
+                    samples,
+                };
+                if let ControlFlow::Break(()) = observer.on_batch_end(&stats) {
+                    let interrupted = tensor_core::Error::Interrupted { at: at() };
+                    return Err(stopped(interrupted, iter, &ckpt_path));
+                }
             }
-        }
+            Ok(loss_sum)
+        })?;
         let mut test_batches = SplitBatches::in_order(&test_set, EVAL_BATCH, &device);
         let test = tensor_core::evaluate("the test split", &mut test_batches, |xs| {
             net.forward_t(xs, false)

@@ -1,6 +1,7 @@
-//! A [`BatchSource`] served one batch ahead on a worker thread ([`with_prefetch`]), so that the
-//! next batch is prepared (decoded, augmented, copied to the device) while the current one
-//! trains.
+//! Batches prepared one ahead on a worker thread, so that the next batch is prepared (decoded,
+//! augmented, copied to the device) while the current one trains: a [`BatchSource`] served
+//! ahead ([`with_prefetch`]), or any sequence of batches produced in order ([`in_order`], for a
+//! loop whose augmentation draws from one stream per epoch).
 //!
 //! The wrapper changes no result: a source returns the same batch for the same
 //! `(epoch, index)` whoever asks and in whatever order, so the worker computing batch `i + 1`
@@ -8,7 +9,8 @@
 //! one prepared (a trainer that skips an iteration, an evaluation that restarts) waits for the
 //! prepared one, drops it and asks for the one wanted; nothing depends on the guess being right.
 
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
 use std::thread;
 
 use crate::error::{Error, Result};
@@ -141,5 +143,81 @@ where
         f(&mut prefetched)
         // `prefetched` drops here, closing the request channel, so the scope can join the
         // worker (after at most the one batch it was preparing).
+    })
+}
+
+/// What the [`in_order`] worker hands over: an item, the end, or the panic that stopped it.
+enum Produced<T> {
+    Item(T),
+    End,
+    Panicked(Box<dyn std::any::Any + Send + 'static>),
+}
+
+/// The items of [`in_order`], as the worker produces them.
+pub struct InOrder<T> {
+    produced: Receiver<Produced<T>>,
+    ended: bool,
+}
+
+impl<T> Iterator for InOrder<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        if self.ended {
+            return None;
+        }
+        match self.produced.recv() {
+            Ok(Produced::Item(item)) => Some(item),
+            Ok(Produced::End) | Err(_) => {
+                self.ended = true;
+                None
+            }
+            // The panic surfaces on the caller's thread, as it would have without a worker,
+            // rather than ending the sequence early as if it were complete.
+            Ok(Produced::Panicked(payload)) => panic::resume_unwind(payload),
+        }
+    }
+}
+
+/// Runs `f` over `items`, each produced on a worker thread while `f` works on the one before:
+/// the worker is one item ahead (a rendezvous channel) and stops when `f` returns. The items and
+/// their order are those of `items`, however fast either side is, so an iterator that draws
+/// from one random stream (a per-epoch augmentation generator) gives the same numbers as when
+/// iterated in place.
+///
+/// ```
+/// use tensor_core::prefetch::in_order;
+///
+/// let squares: Vec<u64> = in_order((1..=4u64).map(|i| i * i), |items| items.collect());
+/// assert_eq!(squares, [1, 4, 9, 16]);
+/// ```
+pub fn in_order<I, R>(items: I, f: impl FnOnce(&mut InOrder<I::Item>) -> R) -> R
+where
+    I: Iterator + Send,
+    I::Item: Send,
+{
+    let (hand_over, produced) = sync_channel::<Produced<I::Item>>(0);
+    thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut items = items;
+            loop {
+                // A panic in `items` is handed over, not left to end the sequence silently.
+                let next = match panic::catch_unwind(AssertUnwindSafe(|| items.next())) {
+                    Ok(Some(item)) => Produced::Item(item),
+                    Ok(None) => Produced::End,
+                    Err(payload) => Produced::Panicked(payload),
+                };
+                let last = !matches!(next, Produced::Item(_));
+                // The receiver is gone once `f` returned: stop producing.
+                if hand_over.send(next).is_err() || last {
+                    break;
+                }
+            }
+        });
+        let mut items = InOrder {
+            produced,
+            ended: false,
+        };
+        f(&mut items)
     })
 }

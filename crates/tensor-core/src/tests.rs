@@ -409,6 +409,28 @@ fn a_prefetch_that_is_never_used_ends_cleanly() {
     assert_eq!(n, 7);
 }
 
+#[test]
+fn in_order_keeps_a_random_streams_sequence() {
+    use rand::Rng as _;
+    let draws = |rng: &mut Rng| -> Vec<u32> { (0..50).map(|_| rng.random()).collect() };
+    let plain = draws(&mut crate::rng(5, "augment/0"));
+    let mut stream = crate::rng(5, "augment/0");
+    let ahead: Vec<u32> = prefetch::in_order((0..50).map(|_| stream.random::<u32>()), |items| {
+        items.collect()
+    });
+    assert_eq!(plain, ahead);
+    // A consumer that stops early ends the worker too.
+    let first: Vec<u32> = prefetch::in_order(0..u32::MAX, |items| items.take(3).collect());
+    assert_eq!(first, [0, 1, 2]);
+}
+
+#[test]
+#[should_panic(expected = "item 3 cannot be made")]
+fn in_order_hands_a_producers_panic_to_the_consumer() {
+    let items = (0..10).inspect(|&i| assert!(i != 3, "item {i} cannot be made"));
+    let _: Vec<i32> = prefetch::in_order(items, |items| items.collect());
+}
+
 // The strategies live behind the `proptest` feature; a workspace test run enables it
 // through integration-tests.
 #[cfg(feature = "proptest")]

@@ -358,8 +358,9 @@ fn dataflow(
 
 /// Runs `f` on `source`, served a batch ahead ([`tensor_core::prefetch`]) on a GPU, where
 /// preparing a batch on the host and copying it over then overlaps the device's work on the
-/// previous one. On the CPU the trainer's kernels use every core, and preparing a batch costs
-/// little next to a step, so batches are prepared where they are used.
+/// previous one. On the CPU the worker would take cycles from the trainer's kernels to prepare,
+/// among others, the batches SMD then drops; there a batch is prepared when it is used, so a
+/// dropped one costs only its draw.
 fn ahead<R>(
     source: &mut SplitBatches<'_>,
     device: &Device,
