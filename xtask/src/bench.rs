@@ -7,6 +7,9 @@
 //! machine is shared: a slow phase then hits all of them. Each worker prints the timing lines
 //! of `bench_torch.py` (`RESULT key=value ...`, median of its iterations); the report takes the
 //! median over rounds of those medians and writes `target/bench/ratios.{md,json}`.
+//!
+//! `--device cuda:N` adds a contender: our training step and evaluation on that GPU (the
+//! LeNet-5 and ResNet-20 suites), next to the same on the CPU, as the GPU smoke's time per step.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +48,8 @@ enum Contender {
     Torch,
     Fast,
     Candle,
+    /// The fast ops' models on the `--device` GPU (candle's CUDA ops do the work there).
+    Gpu,
 }
 
 impl Contender {
@@ -53,6 +58,7 @@ impl Contender {
             Contender::Torch => "torch",
             Contender::Fast => "fast",
             Contender::Candle => "candle",
+            Contender::Gpu => "gpu",
         }
     }
 }
@@ -77,6 +83,9 @@ struct Row {
     fast_vs_torch: Option<f64>,
     /// Throughput ratio fast / stock candle (> 1: the fast ops are faster).
     fast_vs_candle: Option<f64>,
+    /// Throughput ratio GPU / fast CPU ops (> 1: the GPU is faster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu_vs_fast: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,6 +107,9 @@ pub fn peer_script(name: &str) -> PathBuf {
 struct Report {
     machine: String,
     torch: Option<String>,
+    /// The GPU of the `gpu` contender.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<String>,
     rows: Vec<Row>,
     memory: Vec<Memory>,
 }
@@ -133,6 +145,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if !args.no_candle {
         contenders.push(Contender::Candle);
     }
+    if let Some(d) = args.device {
+        if d.kind() != tensor_core::DeviceKind::Cuda {
+            bail!("--device {d}: the extra contender is a GPU (cuda:N); the CPU is always timed");
+        }
+        // Fail once, before any timing, when this binary has no CUDA or the GPU does not open.
+        d.to_device()
+            .with_context(|| format!("cannot use the device {d}"))?;
+        contenders.push(Contender::Gpu);
+    }
     let mut samples: BTreeMap<(RowKey, Contender), Vec<f64>> = BTreeMap::new();
     let mut torch_version = None;
     let started = Instant::now();
@@ -140,6 +161,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         for round in 0..args.rounds {
             for &suite in &suites {
                 for &who in &contenders {
+                    // The conv suite times the CPU kernels against candle's CPU ops.
+                    if who == Contender::Gpu && suite == Suite::Conv {
+                        continue;
+                    }
                     let t0 = Instant::now();
                     let (stdout, stderr) = match who {
                         Contender::Torch => {
@@ -151,7 +176,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                             cmd.args(["--warmup", &args.warmup.to_string()]);
                             run_child(cmd, threads)?
                         }
-                        Contender::Fast | Contender::Candle => {
+                        Contender::Fast | Contender::Candle | Contender::Gpu => {
                             let mut cmd = Command::new(&exe);
                             if who == Contender::Fast {
                                 // The fast ops parallelise through rayon; what is left to candle
@@ -160,7 +185,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                                 cmd.env("CANDLE_NUM_THREADS", "1");
                             }
                             cmd.args(["bench-worker", "--suite", suite.name()]);
-                            cmd.args(["--backend", who.name()]);
+                            let backend = match who {
+                                Contender::Candle => OpsBackend::Candle,
+                                _ => OpsBackend::Fast,
+                            };
+                            cmd.args(["--backend", backend.name()]);
+                            if let (Contender::Gpu, Some(d)) = (who, args.device) {
+                                cmd.args(["--device", &d.to_string()]);
+                            }
                             cmd.args(["--iters", &worker_iters(args, suite, who).to_string()]);
                             cmd.args(["--warmup", &args.warmup.to_string()]);
                             run_child(cmd, threads)?
@@ -224,6 +256,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let report = Report {
         machine: machine_description(),
         torch: torch_version,
+        device: args.device.map(|d| d.to_string()),
         rows,
         memory,
     };
@@ -318,6 +351,7 @@ fn summarise(samples: BTreeMap<(RowKey, Contender), Vec<f64>>) -> Vec<Row> {
             rounds: BTreeMap::new(),
             fast_vs_torch: None,
             fast_vs_candle: None,
+            gpu_vs_fast: None,
         });
         row.median_ms.insert(who, median(&ms));
         row.rounds.insert(who, ms.len());
@@ -328,6 +362,7 @@ fn summarise(samples: BTreeMap<(RowKey, Contender), Vec<f64>>) -> Vec<Row> {
             if let Some(fast) = get(Contender::Fast) {
                 row.fast_vs_torch = get(Contender::Torch).map(|t| t / fast);
                 row.fast_vs_candle = get(Contender::Candle).map(|c| c / fast);
+                row.gpu_vs_fast = get(Contender::Gpu).map(|g| fast / g);
             }
             row
         })
@@ -364,6 +399,7 @@ fn render(report: &Report) -> String {
         "| threads | workload | case | PyTorch ms | fast ms | candle ms | fast / PyTorch | fast / candle |\n",
     );
     s.push_str("|---|---|---|---:|---:|---:|---:|---:|\n");
+    let gpu = report.rows.iter().any(|r| r.gpu_vs_fast.is_some());
     for row in &report.rows {
         let get = |c| row.median_ms.get(&c).copied();
         s.push_str(&format!(
@@ -377,6 +413,26 @@ fn render(report: &Report) -> String {
             ratio(row.fast_vs_torch),
             ratio(row.fast_vs_candle),
         ));
+    }
+    if gpu {
+        s.push_str(&format!(
+            "\nOn the GPU ({}): our training step and evaluation, against the fast ops on this \
+             CPU at each thread count (> 1: the GPU is faster).\n\n\
+             | threads | workload | case | CPU ms | GPU ms | GPU / CPU |\n|---|---|---|---:|---:|---:|\n",
+            report.device.as_deref().unwrap_or("?")
+        ));
+        for row in report.rows.iter().filter(|r| r.gpu_vs_fast.is_some()) {
+            let get = |c| row.median_ms.get(&c).copied();
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                row.key.threads,
+                row.key.workload,
+                row.key.case,
+                fmt(get(Contender::Fast)),
+                fmt(get(Contender::Gpu)),
+                ratio(row.gpu_vs_fast),
+            ));
+        }
     }
     for m in &report.memory {
         s.push_str(&format!(
@@ -401,6 +457,15 @@ fn render(report: &Report) -> String {
 
 pub fn worker(args: &BenchWorkerArgs) -> Result<()> {
     let fw = args.backend.name();
+    if matches!(args.suite, Suite::Conv | Suite::Memory)
+        && args.device.kind() != tensor_core::DeviceKind::Cpu
+    {
+        bail!(
+            "the {} suite times the CPU only (--device {})",
+            args.suite.name(),
+            args.device
+        );
+    }
     match args.suite {
         Suite::Lenet => bench_model(Arch::Lenet5Caffe, "lenet5", 64, args),
         Suite::Resnet => bench_model(Arch::Resnet20, "resnet20", 128, args),
@@ -441,9 +506,9 @@ struct Bench {
 }
 
 impl Bench {
-    fn new(arch: Arch, batch: usize, backend: OpsBackend) -> Result<Self> {
+    fn new(arch: Arch, batch: usize, backend: OpsBackend, device: &Device) -> Result<Self> {
         let init = SeededInit::new(0);
-        let vb = init.var_builder(DType::F32, &Device::Cpu);
+        let vb = init.var_builder(DType::F32, device);
         let [c, h, w] = arch.input_shape();
         let net = cnn_zoo::build_with(arch, 10, c, vb, backend)?;
         let vars: Vec<Var> = init.named_vars().into_iter().map(|(_, v)| v).collect();
@@ -453,9 +518,9 @@ impl Bench {
             weight_decay: 0.0,
         };
         let opt = MomentumSgd::with_config(vars, config)?;
-        let xs = randn(0, "bench/x", &[batch, c, h, w])?;
+        let xs = randn(0, "bench/x", &[batch, c, h, w])?.to_device(device)?;
         let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
-        let ys = Tensor::from_vec(labels, batch, &Device::Cpu)?;
+        let ys = Tensor::from_vec(labels, batch, device)?;
         Ok(Self { net, opt, xs, ys })
     }
 
@@ -479,7 +544,11 @@ impl Bench {
 
 fn bench_model(arch: Arch, name: &str, batch: usize, args: &BenchWorkerArgs) -> Result<()> {
     let fw = args.backend.name();
-    let mut bench = Bench::new(arch, batch, args.backend)?;
+    let device = args
+        .device
+        .to_device()
+        .with_context(|| format!("cannot use the device {}", args.device))?;
+    let mut bench = Bench::new(arch, batch, args.backend, &device)?;
     let report = |case: &str, t: [f64; 3]| {
         println!(
             "RESULT fw={fw} model={name} case={case} batch={batch} median_ms={:.2} min_ms={:.2} \
@@ -552,7 +621,7 @@ fn vm_kb() -> (u64, u64) {
 
 /// ResNet-20 batch 128 training steps, printing memory after steps 1, 10, 50, ..., `iters`.
 fn memory(args: &BenchWorkerArgs) -> Result<()> {
-    let mut bench = Bench::new(Arch::Resnet20, 128, args.backend)?;
+    let mut bench = Bench::new(Arch::Resnet20, 128, args.backend, &Device::Cpu)?;
     for step in 1..=args.iters {
         bench.train_step()?;
         if [1, 2, 10, 50].contains(&step) || step == args.iters {

@@ -91,6 +91,10 @@ pub struct BenchArgs {
     /// ResNet-20 training steps of the memory check per thread count (0 skips it).
     #[arg(long, default_value_t = 100)]
     pub memory_steps: usize,
+    /// Also time the LeNet-5 and ResNet-20 steps on this GPU (`cuda:N`, a CUDA build), next to
+    /// the fast ops on the CPU.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<DeviceSpec>,
 }
 
 /// `cargo xtask bench-worker`.
@@ -108,6 +112,9 @@ pub struct BenchWorkerArgs {
     /// Untimed warm-up iterations.
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
+    /// Device of the LeNet-5 and ResNet-20 suites: `cpu` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
 }
 
 /// Benchmark suites, named as `bench_torch.py`'s modes.

@@ -257,6 +257,26 @@ fn unwritable_output_fails_before_training() {
     let _ = fs::remove_dir_all(root);
 }
 
+/// `bench --device` on a build without CUDA, or naming the CPU, fails once before any timing
+/// (the xtask tests are built without the `cuda` feature, whatever the machine has).
+#[test]
+fn bench_on_a_device_this_build_cannot_use_fails_before_timing() {
+    let out = xtask(&["bench", "--suite", "lenet", "--device", "cuda:0"]);
+    assert_fails_cleanly(&out, &["cannot use the device cuda:0", "no CUDA support"]);
+    let out = xtask(&["bench", "--suite", "lenet", "--device", "cpu"]);
+    assert_fails_cleanly(&out, &["--device cpu", "GPU"]);
+    let out = xtask(&[
+        "bench-worker",
+        "--suite",
+        "conv",
+        "--backend",
+        "fast",
+        "--device",
+        "cuda:0",
+    ]);
+    assert_fails_cleanly(&out, &["conv suite times the CPU only"]);
+}
+
 /// A data directory whose MNIST training images are truncated, or whose labels are corrupt:
 /// the error names the file and what is wrong with it, and no checkpoint or record is written.
 #[test]

@@ -26,18 +26,26 @@ fn ratios_are_throughput_ratios() {
     let mut samples = BTreeMap::new();
     samples.insert((key.clone(), Contender::Torch), vec![600.0, 500.0, 700.0]);
     samples.insert((key.clone(), Contender::Fast), vec![300.0]);
-    samples.insert((key, Contender::Candle), vec![3000.0, 3000.0]);
+    samples.insert((key.clone(), Contender::Candle), vec![3000.0, 3000.0]);
+    samples.insert((key, Contender::Gpu), vec![20.0, 30.0, 25.0]);
     let rows = summarise(samples);
     assert_eq!(rows.len(), 1);
     assert!((rows[0].fast_vs_torch.unwrap() - 2.0).abs() < 1e-12);
     assert!((rows[0].fast_vs_candle.unwrap() - 10.0).abs() < 1e-12);
+    assert!((rows[0].gpu_vs_fast.unwrap() - 12.0).abs() < 1e-12);
+    let text = render(&Report {
+        machine: "m".into(),
+        torch: None,
+        device: Some("cuda:0".into()),
+        rows,
+        memory: vec![],
+    });
     assert!(
-        render(&Report {
-            machine: "m".into(),
-            torch: None,
-            rows,
-            memory: vec![],
-        })
-        .contains("| 1 | resnet20 | train_step | 600.0 | 300.0 | 3000.0 | 2.00x | 10.00x |")
+        text.contains("| 1 | resnet20 | train_step | 600.0 | 300.0 | 3000.0 | 2.00x | 10.00x |")
+    );
+    assert!(text.contains("On the GPU (cuda:0)"), "{text}");
+    assert!(
+        text.contains("| 1 | resnet20 | train_step | 300.0 | 25.0 | 12.00x |"),
+        "{text}"
     );
 }
