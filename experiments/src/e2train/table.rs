@@ -17,6 +17,10 @@ use crate::verdict::Spread;
 const TARGET_SAVING: f64 = 0.75;
 const TARGET_DROP_POINTS: f64 = 2.0;
 
+/// How far a variant's share of the baseline's training time may stray from its share of the
+/// baseline's MACs before the section lists it.
+const STRAY_SHARE: f64 = 0.10;
+
 /// `gated-resnet20` → `ResNet-20`.
 fn resnet_name(arch: &str) -> String {
     arch.rsplit_once("resnet")
@@ -82,6 +86,8 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
         ],
     );
     let base_secs_mean = mean_sd(&base_secs).0;
+    // Variants whose time share strays from their work share: `(label, work, time)`.
+    let mut strays: Vec<(String, f64, f64)> = Vec::new();
     let mut summary: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
     for v in variant_ids() {
         let g = group_of(v);
@@ -121,6 +127,11 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
         )
         .0;
         let time = (!base_secs.is_empty()).then(|| secs / base_secs_mean);
+        if let Some(time) = time
+            && (time - work).abs() > STRAY_SHARE
+        {
+            strays.push((g[0].1.method.clone(), work, time));
+        }
         let (dm, _) = mean_sd(&delta);
         summary.insert(v, (sm, dm, secs));
         let (em, esd) = mean_sd(&energy);
@@ -221,6 +232,23 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
              wall-clock of the training loop on this machine, measured, not modelled).",
             g.2,
             mean_sd(&base_secs).0
+        ));
+    }
+    if !strays.is_empty() {
+        let list: Vec<String> = strays
+            .iter()
+            .map(|(v, work, time)| {
+                format!(
+                    "{v} ({:.0}% of the MACs, {:.0}% of the time)",
+                    100.0 * work,
+                    100.0 * time
+                )
+            })
+            .collect();
+        outro.push(format!(
+            "- Time taken differs from the work executed by more than {:.0} points for: {}.",
+            100.0 * STRAY_SHARE,
+            list.join("; ")
         ));
     }
     s.outro = format!("{}\n", outro.join("\n"));
