@@ -115,26 +115,26 @@ impl ReproduceOptions {
     }
 }
 
-/// The thread configuration parallel runs need, as environment variables, leaving out those the
-/// user set. Parallel runs keep every core busy already. candle's elementwise thread pool
-/// serialises its calls behind one lock and spin-waits for its workers, so two runs sharing it
-/// spent a quarter of their CPU time spinning: with more than one job it gets no extra threads
-/// (`CANDLE_NUM_THREADS=1`; candle sizes that pool once, at its first tensor operation).
-/// candle's GEMMs split their work for `RAYON_NUM_THREADS` threads (all cores when unset, read
-/// on every call), so that is a job's share of the cores, the size of its own pool. Both are
+/// The thread configuration of training, as environment variables, leaving out those the user
+/// set. candle's elementwise thread pool spin-waits for its workers between calls, and those
+/// spinning threads take the cores from the kernels' own rayon pool: one E2-Train job of the
+/// quick profile (`slu-seed1`, two cores) spent 78% of its CPU samples spinning; with the pool
+/// at one thread it trained in 106 s and 119 s against 122 s and 130 s at two threads (two
+/// alternating pairs on a machine other jobs shared; user CPU 1 min 45 s against 3 min 18 s in
+/// the first), with the same records. So the pool never gets extra threads
+/// (`CANDLE_NUM_THREADS=1`; candle sizes it once, at its first tensor operation). candle's GEMMs
+/// split their work for `RAYON_NUM_THREADS` threads (all cores when unset, read on every call),
+/// so with several jobs that is a job's share of the cores, the size of its own pool. Both are
 /// read by candle from the process environment, which only the process's creator can set
 /// safely: the binary starts itself again with them.
 pub fn thread_env(jobs: usize, threads_per_job: usize) -> Vec<(&'static str, String)> {
-    if jobs <= 1 {
-        return Vec::new();
+    let mut env = vec![("CANDLE_NUM_THREADS", "1".to_string())];
+    if jobs > 1 {
+        env.push(("RAYON_NUM_THREADS", threads_per_job.to_string()));
     }
-    [
-        ("CANDLE_NUM_THREADS", "1".to_string()),
-        ("RAYON_NUM_THREADS", threads_per_job.to_string()),
-    ]
-    .into_iter()
-    .filter(|(k, _)| std::env::var_os(k).is_none())
-    .collect()
+    env.into_iter()
+        .filter(|(k, _)| std::env::var_os(k).is_none())
+        .collect()
 }
 
 /// Shard `index` of `count` (`K/N` on the command line, 1 ≤ K ≤ N): the runs at positions
@@ -682,8 +682,15 @@ mod tests {
     }
 
     #[test]
-    fn one_job_needs_no_thread_configuration() {
-        assert!(thread_env(1, 4).is_empty());
+    fn candles_pool_gets_no_extra_threads_and_jobs_share_the_cores() {
+        let one = thread_env(1, 4);
+        assert!(
+            one.iter().all(|(k, _)| *k == "CANDLE_NUM_THREADS"),
+            "{one:?}"
+        );
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            assert_eq!(one, [("CANDLE_NUM_THREADS", "1".to_string())]);
+        }
         let env = thread_env(2, 3);
         for (k, v) in [("CANDLE_NUM_THREADS", "1"), ("RAYON_NUM_THREADS", "3")] {
             // A variable the user set is left as it is.

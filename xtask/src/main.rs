@@ -18,10 +18,16 @@ use clap::Parser;
 fn main() -> Result<()> {
     keep_freed_memory();
     let flags = flags::Flags::parse();
-    if let flags::Cmd::Reproduce(args) = &flags.cmd
-        && !args.dry_run
-    {
-        relaunch::with_thread_env(&args.options().thread_env())?;
+    // Training commands start themselves again with candle's thread configuration when it is
+    // not set (experiments::runner::thread_env says why).
+    match &flags.cmd {
+        flags::Cmd::Reproduce(args) if !args.dry_run => {
+            relaunch::with_thread_env(&args.options().thread_env())?;
+        }
+        flags::Cmd::Train(_) => {
+            relaunch::with_thread_env(&experiments::runner::thread_env(1, 1))?;
+        }
+        _ => {}
     }
     // A first Ctrl-C asks running loops to stop at the next batch (checkpoints and records stay
     // whole); a second one exits at once.

@@ -3,7 +3,7 @@
 //! candle reads `CANDLE_NUM_THREADS` (once, sizing its elementwise pool) and `RAYON_NUM_THREADS`
 //! (on every GEMM, sizing its split) from the process environment itself, so the only way to
 //! configure it is the environment. Changing a running process's environment is unsound once
-//! other threads may read it, so when `reproduce` runs several jobs and the variables are not
+//! other threads may read it, so when `reproduce` or `train` starts and the variables are not
 //! set, the command starts itself again, once, with them set through `Command::env`, and exits
 //! with the child's status. The child finds them set and runs.
 
