@@ -5,9 +5,10 @@
 //! Per iteration `i` (the global index): set the learning rate of index `i`; if SMD drops it,
 //! record `Dropped` and touch nothing else, not even its batch (decision 3: true skip, parameters
 //! and momentum untouched; the data order moves on as in the reference, because the source
-//! serves batch `i` by its index). Otherwise pull batch `i` from the source and run the gated forward pass (every block, no gates, during
-//! the SLU warm-up: decision 16), the loss `CE + reg·β·Σ m` with SLU after it, one backward pass (PSG convs rewrite their own weight gradients
-//! inside it), one momentum-SGD step, and record each layer's work. Evaluations run every
+//! serves batch `i` by its index). Otherwise pull batch `i` from the source and run the gated
+//! forward pass (every block, no gates, during the SLU warm-up: decision 16), the loss
+//! `CE + reg·β·Σ m` with SLU after it, one backward pass (PSG convs rewrite their own weight
+//! gradients inside it), one momentum-SGD step, and record each layer's work. Evaluations run every
 //! `eval_every` global iterations whether or not that iteration was dropped (decision 12), and
 //! at the end, with deterministic gates and real skipping over every sample of the source.
 //!
