@@ -383,6 +383,17 @@ fn machine_description() -> String {
     format!("{cpu}, {cores} cores available, {}", std::env::consts::ARCH)
 }
 
+/// A markdown table row: the row's key, then `cells`.
+fn md_row(key: &RowKey, cells: &[String]) -> String {
+    format!(
+        "| {} | {} | {} | {} |\n",
+        key.threads,
+        key.workload,
+        key.case,
+        cells.join(" | ")
+    )
+}
+
 fn render(report: &Report) -> String {
     let fmt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1}"));
     let ratio = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}x"));
@@ -402,16 +413,15 @@ fn render(report: &Report) -> String {
     let gpu = report.rows.iter().any(|r| r.gpu_vs_fast.is_some());
     for row in &report.rows {
         let get = |c| row.median_ms.get(&c).copied();
-        s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            row.key.threads,
-            row.key.workload,
-            row.key.case,
-            fmt(get(Contender::Torch)),
-            fmt(get(Contender::Fast)),
-            fmt(get(Contender::Candle)),
-            ratio(row.fast_vs_torch),
-            ratio(row.fast_vs_candle),
+        s.push_str(&md_row(
+            &row.key,
+            &[
+                fmt(get(Contender::Torch)),
+                fmt(get(Contender::Fast)),
+                fmt(get(Contender::Candle)),
+                ratio(row.fast_vs_torch),
+                ratio(row.fast_vs_candle),
+            ],
         ));
     }
     if gpu {
@@ -423,14 +433,13 @@ fn render(report: &Report) -> String {
         ));
         for row in report.rows.iter().filter(|r| r.gpu_vs_fast.is_some()) {
             let get = |c| row.median_ms.get(&c).copied();
-            s.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} |\n",
-                row.key.threads,
-                row.key.workload,
-                row.key.case,
-                fmt(get(Contender::Fast)),
-                fmt(get(Contender::Gpu)),
-                ratio(row.gpu_vs_fast),
+            s.push_str(&md_row(
+                &row.key,
+                &[
+                    fmt(get(Contender::Fast)),
+                    fmt(get(Contender::Gpu)),
+                    ratio(row.gpu_vs_fast),
+                ],
             ));
         }
     }
