@@ -313,18 +313,18 @@ pub fn train_from(
         let order = tensor_core::seed::permutation(n, &mut shuffle);
         // Batches are prepared one ahead on a worker thread, in order, so the epoch's one
         // augmentation stream draws exactly as it would here.
-        let batches = order.chunks(spec.batch).map(|idx| {
-            let batch = train_set.batch(idx, Some(&mut augment), &device);
-            (idx.len(), batch)
-        });
+        let batches = order
+            .chunks(spec.batch)
+            .map(|idx| train_set.batch(idx, Some(&mut augment), &device));
         let loss_sum = tensor_core::prefetch::in_order(batches, |batches| -> Result<f64> {
             let mut loss_sum = 0.0;
-            for (b, (samples, batch)) in batches.enumerate() {
+            for (b, batch) in batches.enumerate() {
                 let iter = epoch * per_epoch + b;
                 let at = || Step::new("training", epoch, b);
                 let lr = spec.schedule.at(spec.optimizer.lr, iter, total_iters);
                 tensor_core::tensor::Optimizer::set_learning_rate(&mut opt, lr);
                 let (xs, ys) = batch?;
+                let samples = ys.dim(0)?;
                 let logits = net.forward_t(&xs, true)?;
                 let loss = nn::loss::cross_entropy(&logits, &ys)?;
                 let loss_v = tensor_core::finite_loss(loss.to_scalar::<f32>()? as f64, at)

@@ -29,8 +29,8 @@ pub struct Prefetched {
     per_epoch: usize,
     requests: Sender<Key>,
     batches: Receiver<Served>,
-    /// The batch the worker was last asked for and has not handed over yet.
-    pending: Option<Key>,
+    /// Whether the worker was asked for a batch it has not handed over yet.
+    pending: bool,
 }
 
 impl Prefetched {
@@ -45,12 +45,12 @@ impl Prefetched {
 
     fn ask(&mut self, key: Key) -> Result<()> {
         self.requests.send(key).map_err(|_| stopped())?;
-        self.pending = Some(key);
+        self.pending = true;
         Ok(())
     }
 
     fn receive(&mut self) -> Result<Served> {
-        self.pending = None;
+        self.pending = false;
         self.batches.recv().map_err(|_| stopped())
     }
 }
@@ -68,7 +68,7 @@ impl BatchSource for Prefetched {
     fn batch(&mut self, epoch: usize, index: usize) -> Result<(Tensor, Tensor)> {
         let want = (epoch, index);
         let mut ready = None;
-        if self.pending.is_some() {
+        if self.pending {
             let (key, served) = self.receive()?;
             if key == want {
                 ready = Some(served);
@@ -138,7 +138,7 @@ where
             per_epoch,
             requests,
             batches,
-            pending: None,
+            pending: false,
         };
         f(&mut prefetched)
         // `prefetched` drops here, closing the request channel, so the scope can join the
