@@ -315,7 +315,7 @@ pub(crate) struct Candidate {
 }
 
 /// Remove (magnitude, ratio ρ), restore, and fit every filter in closed form (spec §2 steps
-/// 2–4), in parallel over filters with results in filter order.
+/// 2–4), in parallel over filters with results (and the first error) in filter order.
 pub(crate) fn candidate(
     data: &LocalData,
     layer: &LayerInfo,
@@ -355,6 +355,10 @@ pub(crate) fn candidate(
                     cond: e.cond,
                 })
         })
+        // Every filter is solved before the first failure is taken, so a layer with several
+        // singular filters always names the lowest one, whatever order the threads ran in.
+        .collect::<Vec<Result<_>>>()
+        .into_iter()
         .collect::<Result<Vec<_>>>()?;
     let mut weights = Vec::with_capacity(w0.len());
     let mut restored = 0u64;
