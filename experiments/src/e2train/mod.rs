@@ -153,14 +153,31 @@ impl E2TrainSpec {
     }
 }
 
-/// One row of an E2-Train experiment: a run id without the `-seedN` suffix and its method.
+/// One row of an E2-Train experiment: a run id without the `-seedN` suffix, its method, and
+/// whether its gated blocks run only on the samples whose gate is on instead of the method's
+/// default.
+#[derive(Clone, Copy)]
 struct Variant {
     id: &'static str,
     method: E2Method,
+    gather: bool,
 }
 
 const fn variant(id: &'static str, method: E2Method) -> Variant {
-    Variant { id, method }
+    Variant {
+        id,
+        method,
+        gather: false,
+    }
+}
+
+/// A gated row of the method that skips the gated-off samples for real.
+const fn gathered(id: &'static str, method: E2Method) -> Variant {
+    Variant {
+        id,
+        method,
+        gather: true,
+    }
 }
 
 /// Every row in table order: the comparison of the paper (standard training, stochastic depth,
@@ -180,14 +197,23 @@ static ROWS: [Variant; 6] = [
 /// The rows of the paper's comparison (the full profile's).
 const PAPER_ROWS: usize = 5;
 
-/// The standard profile's rows: standard training, SMD, the lighter setting SMD + SLU, and all
-/// three. Stochastic depth and SLU alone are left to the other profiles: the four hours of the
-/// profile hold these four rows on two seeds.
-static STANDARD_ROWS: [Variant; 4] = [
+/// The gated combinations with real skipping: the masked rows save no work beyond SMD's (a
+/// masked block computes every sample), so only these can test the paper's savings.
+static GATHERED_ROWS: [Variant; 2] = [
+    gathered("smd-slu-gather", E2Method::SmdSlu),
+    gathered("smd-slu-psg-gather", E2Method::SmdSluPsg),
+];
+
+/// The standard profile's rows: standard training, SMD, the lighter setting SMD + SLU and all
+/// three, masked as the reference trains them and then with real skipping. Stochastic depth and
+/// SLU alone are left to the other profiles.
+static STANDARD_ROWS: [Variant; 6] = [
     variant("baseline", E2Method::Baseline),
     variant("smd", E2Method::Smd),
     variant("smd-slu", E2Method::SmdSlu),
     variant("smd-slu-psg", E2Method::SmdSluPsg),
+    GATHERED_ROWS[0],
+    GATHERED_ROWS[1],
 ];
 
 /// Batch of the standard profile (the paper's).
@@ -201,7 +227,7 @@ const STANDARD_BETA: f64 = 1e-3;
 
 /// Run ids of the rows in table order (without the `-seedN` suffix), every profile's.
 pub fn variant_ids() -> impl Iterator<Item = &'static str> {
-    ROWS.iter().map(|v| v.id)
+    ROWS.iter().chain(&GATHERED_ROWS).map(|v| v.id)
 }
 
 /// Batch of the quick profile. On a CPU core a batch of 16 trains a ResNet-20 faster per image
@@ -285,6 +311,17 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Vec<R
     let spec = |v: &Variant, seed: u64| {
         let mut config = v.method.config(&plan.full);
         config.seed = seed;
+        let mut deviations = plan.deviations.clone();
+        if v.gather {
+            config.skip = SkipExecution::Gather;
+            deviations.push(Deviation::new(
+                "gated blocks",
+                "masked (every sample computed, then blended)",
+                "gathered (run on the samples whose gate is on)",
+                "decision 13: only gathered blocks save work; a closed gate then learns from the \
+                 regulariser alone",
+            ));
+        }
         E2TrainSpec {
             method: v.method,
             dataset: plan.dataset,
@@ -294,7 +331,7 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Vec<R
             batch: plan.batch,
             config,
             device: ctx.device,
-            deviations: plan.deviations.clone(),
+            deviations,
         }
     };
     // The seed drives the initial weights, the data order, the drops and the gates.

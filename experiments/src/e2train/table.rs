@@ -13,7 +13,9 @@ use crate::render::format::mean_sd;
 use crate::render::{Section, Table, plot};
 use crate::verdict::Spread;
 
-/// Target of the E2-Train issue for SMD+SLU+PSG: saving and accuracy loss.
+/// Target for SMD+SLU+PSG under the bit-product proxy, checked where the records carry no
+/// dataflow estimate (the quick profile): saving and accuracy loss. Where they do, the targets
+/// of [`MEASURE_TARGETS`] replace it.
 const TARGET_SAVING: f64 = 0.75;
 const TARGET_DROP_POINTS: f64 = 2.0;
 
@@ -213,8 +215,11 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
             _ => &[],
         })),
     );
+    let measured = measures(parsed, &base_acc);
     let mut outro = Vec::new();
-    if let Some((saving, delta, _)) = summary.get("smd-slu-psg") {
+    if let Some((saving, delta, _)) = summary.get("smd-slu-psg")
+        && measured.is_none()
+    {
         let met = *saving >= TARGET_SAVING && -delta <= TARGET_DROP_POINTS;
         outro.push(format!(
             "- SMD + SLU + PSG: {:.1}% saving at {delta:+.2} points; target ≥ {:.0}% saving \
@@ -253,7 +258,7 @@ pub fn section(experiment: Experiment, parsed: &Typed<'_, E2TrainMetrics>) -> Re
     }
     s.outro = format!("{}\n", outro.join("\n"));
     s.tables.push((name.into(), String::new(), t));
-    if let Some((table, findings)) = measures(parsed, &base_acc) {
+    if let Some((table, findings)) = measured {
         s.tables.push((
             format!("{name}-measures"),
             "The saving of every variant under the three measures of training energy: executed \
@@ -288,7 +293,12 @@ fn points_vs_baseline(
 
 /// Targets of the standard profile, checked under the dataflow estimate (the named measure):
 /// `(variant, saving, drop in points)`.
-const MEASURE_TARGETS: [(&str, f64, f64); 2] = [("smd-slu-psg", 0.80, 2.0), ("smd-slu", 0.60, 1.2)];
+const MEASURE_TARGETS: [(&str, f64, f64); 4] = [
+    ("smd-slu-psg", 0.80, 2.0),
+    ("smd-slu", 0.60, 1.2),
+    ("smd-slu-psg-gather", 0.80, 2.0),
+    ("smd-slu-gather", 0.60, 1.2),
+];
 
 /// The three measures side by side, and the target checks, where the records carry the dataflow
 /// estimate.

@@ -62,7 +62,9 @@ fn quick_profile_runs_the_paper_rows_and_slu_on_three_seeds() {
         .flat_map(|seed| every.iter().map(move |v| format!("{v}-seed{seed}")))
         .collect();
     assert_eq!(ids, expected);
-    assert_eq!(variant_ids().collect::<Vec<_>>(), every);
+    let mut all = every.to_vec();
+    all.extend(["smd-slu-gather", "smd-slu-psg-gather"]);
+    assert_eq!(variant_ids().collect::<Vec<_>>(), all);
     for r in &quick {
         let RunKind::E2Train(s) = &r.kind else {
             panic!("unexpected run kind {:?}", r.kind);
@@ -93,6 +95,55 @@ fn quick_profile_runs_the_paper_rows_and_slu_on_three_seeds() {
         }
     }
     assert!(runs(Experiment::E2trainMnist, Profile::Full, &ctx()).is_empty());
+}
+
+#[test]
+fn standard_profile_runs_the_combinations_masked_and_gathered_on_two_seeds() {
+    let standard = runs(Experiment::E2trainFashionMnist, Profile::Standard, &ctx());
+    let rows = [
+        "baseline",
+        "smd",
+        "smd-slu",
+        "smd-slu-psg",
+        "smd-slu-gather",
+        "smd-slu-psg-gather",
+    ];
+    let ids: Vec<&str> = standard.iter().map(|r| r.id.as_str()).collect();
+    let expected: Vec<String> = [1, 2]
+        .iter()
+        .flat_map(|seed| rows.iter().map(move |v| format!("{v}-seed{seed}")))
+        .collect();
+    assert_eq!(ids, expected);
+    let spec = |id: &str| {
+        let run = standard.iter().find(|r| r.id == id).unwrap();
+        let RunKind::E2Train(s) = &run.kind else {
+            panic!("unexpected run kind {:?}", run.kind);
+        };
+        (**s).clone()
+    };
+    for (masked, gathered) in [
+        ("smd-slu-seed1", "smd-slu-gather-seed1"),
+        ("smd-slu-psg-seed2", "smd-slu-psg-gather-seed2"),
+    ] {
+        let (m, g) = (spec(masked), spec(gathered));
+        assert_eq!(m.config.skip, SkipExecution::Masked);
+        assert_eq!(g.config.skip, SkipExecution::Gather);
+        assert!(g.label().ends_with("(real skipping)"), "{}", g.label());
+        // The gathered row is the masked one with real skipping, and says so in its spec.
+        let config = E2TrainConfig {
+            skip: SkipExecution::Masked,
+            ..g.config.clone()
+        };
+        assert_eq!(config, m.config);
+        assert_eq!(g.method, m.method);
+        assert_eq!(g.deviations.len(), m.deviations.len() + 1);
+        let added = g.deviations.last().unwrap();
+        assert!(
+            !m.deviations.contains(added),
+            "{masked}: the gathering deviation belongs to the gathered row only"
+        );
+        assert!(g.config.clone().validate().is_ok());
+    }
 }
 
 #[test]
