@@ -194,6 +194,35 @@ pub fn train_from(
     resume: bool,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome> {
+    let readback = match device.kind() {
+        DeviceKind::Cpu => 1,
+        DeviceKind::Cuda => GPU_LOSS_READBACK,
+    };
+    train_with_readback(
+        spec, data, init_file, device, dir, resume, observer, readback,
+    )
+}
+
+/// Batches whose losses a GPU run reads back to the host at once.
+const GPU_LOSS_READBACK: usize = 32;
+
+/// [`train_from`], reading the training losses back to the host every `readback` batches (and
+/// at the end of every epoch). Each read-back waits for the device, so a GPU run defers it: the
+/// losses, their divergence checks and the observer's calls are the same, in the same order, only
+/// later. On a CPU the read-back is a copy and every batch's loss is checked before its step
+/// (`readback` 1). A deferred non-finite loss is found up to `readback − 1` steps late, and still
+/// before the epoch's checkpoint, which it never reaches.
+#[allow(clippy::too_many_arguments)]
+fn train_with_readback(
+    spec: &TrainSpec,
+    data: &DataDir,
+    init_file: Option<&Path>,
+    device: DeviceSpec,
+    dir: &Path,
+    resume: bool,
+    observer: &mut dyn Observer,
+    readback: usize,
+) -> Result<TrainOutcome> {
     spec.validate()?;
     match (&spec.init_from, init_file) {
         (None, None) => {}
@@ -317,34 +346,38 @@ pub fn train_from(
             .chunks(spec.batch)
             .map(|idx| train_set.batch(idx, Some(&mut augment), &device));
         let loss_sum = tensor_core::prefetch::in_order(batches, |batches| -> Result<f64> {
-            let mut loss_sum = 0.0;
+            let mut losses = Losses {
+                sum: 0.0,
+                pending: Vec::with_capacity(readback),
+            };
             for (b, batch) in batches.enumerate() {
                 let iter = epoch * per_epoch + b;
-                let at = || Step::new("training", epoch, b);
                 let lr = spec.schedule.at(spec.optimizer.lr, iter, total_iters);
                 tensor_core::tensor::Optimizer::set_learning_rate(&mut opt, lr);
                 let (xs, ys) = batch?;
                 let samples = ys.dim(0)?;
                 let logits = net.forward_t(&xs, true)?;
                 let loss = nn::loss::cross_entropy(&logits, &ys)?;
-                let loss_v = tensor_core::finite_loss(loss.to_scalar::<f32>()? as f64, at)
-                    .map_err(|e| stopped(e, iter, &ckpt_path))?;
+                // Detached, so a pending loss keeps no graph (and no activations) alive.
+                losses.pending.push(PendingLoss {
+                    stats: BatchStats {
+                        epoch,
+                        batch: b,
+                        loss: f64::NAN,
+                        lr,
+                        samples,
+                    },
+                    iter,
+                    loss: loss.detach(),
+                });
+                if losses.pending.len() >= readback {
+                    losses.flush(observer, &ckpt_path)?;
+                }
                 let grads = loss.backward()?;
                 opt.step_grads(&grads)?;
-                loss_sum += loss_v;
-                let stats = BatchStats {
-                    epoch,
-                    batch: b,
-                    loss: loss_v,
-                    lr,
-                    samples,
-                };
-                if let ControlFlow::Break(()) = observer.on_batch_end(&stats) {
-                    let interrupted = tensor_core::Error::Interrupted { at: at() };
-                    return Err(stopped(interrupted, iter, &ckpt_path));
-                }
             }
-            Ok(loss_sum)
+            losses.flush(observer, &ckpt_path)?;
+            Ok(losses.sum)
         })?;
         let mut test_batches = SplitBatches::in_order(&test_set, EVAL_BATCH, &device);
         let test = tensor_core::evaluate("the test split", &mut test_batches, |xs| {
@@ -433,6 +466,45 @@ pub fn train_from(
         test_samples: test_set.len(),
         checkpoint: ckpt_path,
     })
+}
+
+/// A batch's loss still on the device, with what its observer call needs.
+struct PendingLoss {
+    /// The batch's statistics, all but the loss.
+    stats: BatchStats,
+    /// Global step.
+    iter: usize,
+    loss: Tensor,
+}
+
+/// An epoch's training losses: the sum of those read back, and those still on the device.
+struct Losses {
+    sum: f64,
+    pending: Vec<PendingLoss>,
+}
+
+impl Losses {
+    /// Reads the pending losses back in one transfer, then checks each and reports it, in
+    /// order: a non-finite loss is a divergence at its step, an observer's `Break` an interrupt.
+    fn flush(&mut self, observer: &mut dyn Observer, ckpt: &Path) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let on_device: Vec<Tensor> = self.pending.iter().map(|p| p.loss.clone()).collect();
+        let values = Tensor::stack(&on_device, 0)?.to_vec1::<f32>()?;
+        for (p, v) in self.pending.drain(..).zip(values) {
+            let at = || Step::new("training", p.stats.epoch, p.stats.batch);
+            let loss =
+                tensor_core::finite_loss(f64::from(v), at).map_err(|e| stopped(e, p.iter, ckpt))?;
+            self.sum += loss;
+            let stats = BatchStats { loss, ..p.stats };
+            if let ControlFlow::Break(()) = observer.on_batch_end(&stats) {
+                let interrupted = tensor_core::Error::Interrupted { at: at() };
+                return Err(stopped(interrupted, p.iter, ckpt));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A run that stopped at global step `iter`: the cause (interrupt, divergence) stays the root of

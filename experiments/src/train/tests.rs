@@ -173,6 +173,93 @@ fn diverging_loss_stops_with_the_step_named() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Every batch's statistics as the observer saw them.
+#[derive(Default)]
+struct Seen(Vec<BatchStats>);
+
+impl Observer for Seen {
+    fn on_batch_end(&mut self, stats: &BatchStats) -> ControlFlow<()> {
+        self.0.push(stats.clone());
+        ControlFlow::Continue(())
+    }
+}
+
+/// A GPU run reads its losses back in groups: the same losses, checks and observer calls, in the
+/// same order, and the same weights as a run that reads every batch's (two epochs of 5 batches
+/// read in groups of 3, the last group of each epoch cut short by its end).
+#[test]
+fn deferred_loss_read_back_trains_and_reports_alike() {
+    let spec = small_spec(320, 2);
+    let run = |readback: usize, name: &str| {
+        let dir = scratch(name);
+        let mut seen = Seen::default();
+        let out = train_with_readback(
+            &spec,
+            &DataDir::default(),
+            None,
+            DeviceSpec::Cpu,
+            &dir,
+            false,
+            &mut seen,
+            readback,
+        )
+        .unwrap();
+        let weights = model_tensors(&out.checkpoint);
+        let _ = std::fs::remove_dir_all(dir);
+        (out.history, seen.0, weights)
+    };
+    let (history, seen, weights) = run(1, "readback-1");
+    let (history3, seen3, weights3) = run(3, "readback-3");
+    assert_eq!(seen.len(), 10);
+    assert!(seen.iter().all(|s| s.loss.is_finite()));
+    assert_eq!(seen3, seen);
+    assert_eq!(weights3, weights);
+    let strip = |h: Vec<EpochResult>| -> Vec<_> {
+        h.into_iter()
+            .map(|e| {
+                (
+                    e.epoch,
+                    e.train_loss.to_bits(),
+                    e.test_accuracy,
+                    e.test_loss,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(strip(history3), strip(history));
+}
+
+/// A deferred divergence names the step whose loss was not finite, as an immediate one does.
+#[test]
+fn deferred_divergence_names_the_same_step() {
+    let mut spec = small_spec(512, 1);
+    spec.optimizer.lr = 1e9;
+    spec.schedule = LrSchedule::new(LrDecay::Constant);
+    let message = |readback: usize, name: &str| {
+        let dir = scratch(name);
+        let err = train_with_readback(
+            &spec,
+            &DataDir::default(),
+            None,
+            DeviceSpec::Cpu,
+            &dir,
+            false,
+            &mut tensor_core::NoopObserver,
+            readback,
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err.downcast_ref::<tensor_core::Error>(),
+            Some(tensor_core::Error::Diverged { .. })
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+        format!("{err:#}")
+    };
+    let now = message(1, "nan-readback-1");
+    assert!(now.contains("global step"), "{now}");
+    assert_eq!(message(4, "nan-readback-4"), now);
+}
+
 /// Divergence in epoch 2 (the rate jumps to 1e30 when the first epoch's warm-up at the recipe's
 /// rate ends): the error names the step, and the checkpoint of epoch 1 is kept exactly as a run
 /// that stopped there would leave it.
