@@ -36,6 +36,9 @@ impl RawDataset {
     /// ([`Error::WrongFile`], [`Error::UnknownFile`]). Errors name the file;
     /// [`Error::NotEmbedded`] for the CIFAR training splits of [`Source::Embedded`].
     pub fn load(id: DatasetId, split: Split, source: &Source) -> Result<Self> {
+        if !id.has_records() {
+            return Err(Error::NoRecords { dataset: id });
+        }
         let names = layout(id, split);
         let files = source.open(id)?;
         match id {
@@ -72,6 +75,7 @@ impl RawDataset {
                     coarse_labels: None,
                 })
             }
+            DatasetId::ImageNet => Err(Error::NoRecords { dataset: id }),
             DatasetId::Cifar10 | DatasetId::Cifar100 => {
                 let mut out = Self {
                     id,

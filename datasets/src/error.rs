@@ -121,6 +121,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A dataset without record files (ImageNet) asked for as records.
+    #[error(
+        "{dataset} has no record files: it is read from its class folders of images \
+         (`image_folder`, feature `imagenet`)"
+    )]
+    NoRecords {
+        /// The dataset asked for.
+        dataset: DatasetId,
+    },
+
     /// None of the accepted names of a file exists in the data directory.
     #[error("file not found: tried {}", display_paths(tried))]
     FileNotFound {

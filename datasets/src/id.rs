@@ -23,10 +23,15 @@ pub enum DatasetId {
     /// ([`RawDataset::coarse_labels`](crate::RawDataset::coarse_labels)).
     #[serde(rename = "cifar100")]
     Cifar100,
+    /// ILSVRC-2012 (`imagenet`), 1000 classes, read from its class folders of JPEGs (feature
+    /// `imagenet`, `image_folder`), never as record files: it is not in [`DatasetId::ALL`].
+    #[serde(rename = "imagenet")]
+    ImageNet,
 }
 
 impl DatasetId {
-    /// Every dataset, in declaration order.
+    /// Every dataset read from record files ([`RawDataset::load`](crate::RawDataset::load),
+    /// `cargo xtask datasets`), in declaration order: all but [`DatasetId::ImageNet`].
     pub const ALL: [DatasetId; 4] = [
         DatasetId::Mnist,
         DatasetId::FashionMnist,
@@ -41,6 +46,7 @@ impl DatasetId {
             DatasetId::FashionMnist => "fashion-mnist",
             DatasetId::Cifar10 => "cifar10",
             DatasetId::Cifar100 => "cifar100",
+            DatasetId::ImageNet => "imagenet",
         }
     }
 
@@ -51,6 +57,7 @@ impl DatasetId {
             DatasetId::FashionMnist => "Fashion-MNIST",
             DatasetId::Cifar10 => "CIFAR-10",
             DatasetId::Cifar100 => "CIFAR-100",
+            DatasetId::ImageNet => "ImageNet",
         }
     }
 
@@ -62,25 +69,39 @@ impl DatasetId {
             DatasetId::FashionMnist => "fashion-mnist",
             DatasetId::Cifar10 => "cifar-10-batches-bin",
             DatasetId::Cifar100 => "cifar-100-binary",
+            DatasetId::ImageNet => "imagenet",
         }
     }
 
-    /// Number of classes of the labels the loader returns (fine labels for CIFAR-100).
+    /// Number of classes of the labels the loader returns (fine labels for CIFAR-100; ImageNet's
+    /// 1000, whose names are its class folders').
     pub fn num_classes(self) -> usize {
-        self.class_names().len()
+        match self {
+            DatasetId::ImageNet => 1000,
+            _ => self.class_names().len(),
+        }
     }
 
-    /// The per-sample shape `[c, h, w]` as stored: `[1, 28, 28]` or `[3, 32, 32]`.
+    /// Whether the dataset is read from record files (every one but ImageNet).
+    pub fn has_records(self) -> bool {
+        self != DatasetId::ImageNet
+    }
+
+    /// The per-sample shape `[c, h, w]` as stored: `[1, 28, 28]` or `[3, 32, 32]`; for
+    /// ImageNet, whose images differ in size, the standard crop `[3, 224, 224]`.
     pub fn input_shape(self) -> [usize; 3] {
         match self {
             DatasetId::Mnist | DatasetId::FashionMnist => [1, 28, 28],
             DatasetId::Cifar10 | DatasetId::Cifar100 => [3, 32, 32],
+            DatasetId::ImageNet => [3, 224, 224],
         }
     }
 
-    /// Class names indexed by label (fine names for CIFAR-100).
+    /// Class names indexed by label (fine names for CIFAR-100); none for ImageNet, whose class
+    /// names are its folders' ([`num_classes`](Self::num_classes) still says 1000).
     pub fn class_names(self) -> &'static [&'static str] {
         match self {
+            DatasetId::ImageNet => &[],
             DatasetId::Mnist => &MNIST_CLASSES,
             DatasetId::FashionMnist => &FASHION_MNIST_CLASSES,
             DatasetId::Cifar10 => &CIFAR10_CLASSES,
@@ -101,6 +122,7 @@ impl std::str::FromStr for DatasetId {
     fn from_str(s: &str) -> Result<Self> {
         DatasetId::ALL
             .into_iter()
+            .chain([DatasetId::ImageNet])
             .find(|d| d.name() == s)
             .ok_or_else(|| Error::UnknownDataset {
                 input: s.to_string(),

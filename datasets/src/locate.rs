@@ -42,7 +42,9 @@ impl Layout {
                 let name = match id {
                     DatasetId::Mnist => "MNIST",
                     DatasetId::FashionMnist => "FashionMNIST",
-                    DatasetId::Cifar10 | DatasetId::Cifar100 => return Vec::new(),
+                    DatasetId::Cifar10 | DatasetId::Cifar100 | DatasetId::ImageNet => {
+                        return Vec::new();
+                    }
                 };
                 vec![root.join(name).join("raw"), root.join("raw")]
             }
@@ -88,6 +90,9 @@ impl std::fmt::Display for Located {
 /// holding any of them. Only looks at names; which dataset the files really are is checked when
 /// they are read. [`Error::DatasetNotFound`] lists every folder looked in.
 pub fn locate(root: &Path, id: DatasetId) -> Result<Located> {
+    if !id.has_records() {
+        return Err(Error::NoRecords { dataset: id });
+    }
     let names = accepted_names(id);
     let mut looked_in = Vec::new();
     for layout in Layout::ALL {

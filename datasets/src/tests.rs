@@ -493,6 +493,31 @@ fn dataset_id_names_round_trip() {
     assert!("val".parse::<Split>().is_err());
 }
 
+/// ImageNet is named like the others but has no record files: asking for them is a clear
+/// error, never a search of the data root.
+#[test]
+fn imagenet_is_named_but_has_no_records() {
+    let id: DatasetId = "imagenet".parse().unwrap();
+    assert_eq!(id, DatasetId::ImageNet);
+    assert_eq!(
+        (id.to_string(), id.title()),
+        ("imagenet".into(), "ImageNet")
+    );
+    assert!(!DatasetId::ALL.contains(&id));
+    assert!(DatasetId::ALL.iter().all(|d| d.has_records()));
+    assert_eq!((id.num_classes(), id.input_shape()), (1000, [3, 224, 224]));
+    assert_eq!(Normalization::for_dataset(id), Normalization::imagenet());
+    let root = std::env::temp_dir();
+    for err in [
+        RawDataset::load(id, Split::Train, &Source::Embedded).unwrap_err(),
+        RawDataset::load(id, Split::Test, &Source::Dir(root.clone())).unwrap_err(),
+        crate::locate(&root, id).unwrap_err(),
+    ] {
+        assert!(matches!(err, Error::NoRecords { .. }), "{err}");
+        assert!(err.to_string().contains("class folders"), "{err}");
+    }
+}
+
 #[test]
 fn dataset_id_shapes_and_classes() {
     let expected = [

@@ -69,14 +69,15 @@ impl Normalization {
     }
 
     /// The default for a dataset: [`mnist`](Self::mnist), [`fashion_mnist`](Self::fashion_mnist),
-    /// [`cifar10`](Self::cifar10) (the true std, not the common triple) or
-    /// [`cifar100`](Self::cifar100).
+    /// [`cifar10`](Self::cifar10) (the true std, not the common triple),
+    /// [`cifar100`](Self::cifar100) or [`imagenet`](Self::imagenet).
     pub fn for_dataset(id: DatasetId) -> Self {
         match id {
             DatasetId::Mnist => Self::mnist(),
             DatasetId::FashionMnist => Self::fashion_mnist(),
             DatasetId::Cifar10 => Self::cifar10(),
             DatasetId::Cifar100 => Self::cifar100(),
+            DatasetId::ImageNet => Self::imagenet(),
         }
     }
 

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use cnn_zoo::Arch;
-use datasets::{DatasetId, Located, Normalization, RawDataset, Source, Transform, TransformConfig};
+use datasets::{
+    DatasetId, FolderBatchConfig, FolderBatches, ImageNetDir, ImagePipeline, Located,
+    Normalization, RawDataset, Source, Transform, TransformConfig,
+};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 use tensor_core::{BatchSource, Device, Tensor};
@@ -49,19 +52,54 @@ impl<'de> Deserialize<'de> for DataSource {
 }
 
 /// Where this machine keeps the full datasets: the `--data-dir` folder, else the download cache
-/// ([`crate::paths::dataset_cache`]). Part of the run context, never of a spec.
+/// ([`crate::paths::dataset_cache`]), and ImageNet's folder (`--imagenet-dir`), which is never
+/// downloaded. Part of the run context, never of a spec.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DataDir(Option<PathBuf>);
+pub struct DataDir {
+    dir: Option<PathBuf>,
+    imagenet: Option<PathBuf>,
+}
 
 impl DataDir {
     /// The folder given on the command line, or the download cache when `None`.
     pub fn new(dir: Option<PathBuf>) -> Self {
-        Self(dir)
+        Self {
+            dir,
+            imagenet: None,
+        }
+    }
+
+    /// The same, with ImageNet read from `dir` (`train/` and `val/` of class folders).
+    pub fn with_imagenet(self, dir: Option<PathBuf>) -> Self {
+        Self {
+            imagenet: dir,
+            ..self
+        }
     }
 
     /// The data root.
     pub fn root(&self) -> PathBuf {
-        self.0.clone().unwrap_or_else(crate::paths::dataset_cache)
+        self.dir.clone().unwrap_or_else(crate::paths::dataset_cache)
+    }
+
+    /// ImageNet's training and validation folders, opened (every image listed, the classes of
+    /// both splits checked against each other).
+    pub fn imagenet(&self) -> Result<ImageNetDir> {
+        let root = self.imagenet.as_ref().context(
+            "ImageNet is read from its own folder: give --imagenet-dir, a folder holding train/ \
+             and val/ with one sub-folder of images per class",
+        )?;
+        let dir = ImageNetDir::open(root)
+            .with_context(|| format!("cannot read ImageNet in {}", root.display()))?;
+        let classes = dir.train.classes().len();
+        let expected = DatasetId::ImageNet.num_classes();
+        if classes > expected {
+            bail!(
+                "{} has {classes} class folders; ImageNet has {expected}",
+                root.join("train").display()
+            );
+        }
+        Ok(dir)
     }
 
     /// Where `data` of a dataset is read from.
@@ -75,7 +113,7 @@ impl DataDir {
     /// The folder and layout holding the full `dataset` ([`datasets::locate`]).
     pub fn locate(&self, dataset: DatasetId) -> Result<Located> {
         let root = self.root();
-        datasets::locate(&root, dataset).with_context(|| match self.0 {
+        datasets::locate(&root, dataset).with_context(|| match self.dir {
             Some(_) => format!("no full {dataset} in {}", root.display()),
             None => format!(
                 "no full {dataset} in the download cache {}: fetch it with `cargo xtask datasets` \
@@ -229,6 +267,59 @@ pub fn pipeline(arch: Arch, dataset: DatasetId, train: bool) -> TransformConfig 
         config.augment = Some(datasets::Augment::cifar());
     }
     config
+}
+
+/// ImageNet's preprocessing for `arch`: the shorter side resized to 256, then the network's
+/// input side cropped (224, or 227 for the Caffe layouts), at random with a horizontal flip when
+/// training and centred otherwise, with the ImageNet normalisation.
+pub fn imagenet_pipeline(arch: Arch, train: bool) -> ImagePipeline {
+    let [_, side, _] = arch.input_shape();
+    let crop = u32::try_from(side).unwrap_or(u32::MAX);
+    let base = if train {
+        ImagePipeline::imagenet_train()
+    } else {
+        ImagePipeline::imagenet_eval()
+    };
+    base.sized(crop.max(256), crop)
+}
+
+/// Threads decoding ImageNet's JPEGs: the machine's cores, at most eight. The batches do not
+/// depend on it.
+pub fn decode_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// ImageNet's training images as a dense run reads them: shuffled per epoch from `seed` and
+/// augmented, in batches of `batch`, decoded ahead on worker threads.
+pub fn imagenet_train(
+    dir: &ImageNetDir,
+    arch: Arch,
+    batch: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<FolderBatches> {
+    Ok(FolderBatches::new(
+        dir.train.clone(),
+        imagenet_pipeline(arch, true),
+        FolderBatchConfig::training(batch, seed, decode_workers()),
+        device,
+    )?)
+}
+
+/// ImageNet's validation images in order, centre-cropped, in batches of `batch`: the test split
+/// of an ImageNet run.
+pub fn imagenet_val(
+    dir: &ImageNetDir,
+    arch: Arch,
+    batch: usize,
+    device: &Device,
+) -> Result<FolderBatches> {
+    Ok(FolderBatches::new(
+        dir.val.clone(),
+        imagenet_pipeline(arch, false),
+        FolderBatchConfig::evaluation(batch, decode_workers()),
+        device,
+    )?)
 }
 
 /// A fixed set of records materialised as tensors once (deterministic pipelines only), served

@@ -511,6 +511,8 @@ pub struct TrainOptions {
     /// Train on the full dataset, read from this directory in any layout
     /// [`datasets::locate`] accepts (the embedded subset when `None`).
     pub data_dir: Option<PathBuf>,
+    /// ImageNet's folder (`train/` and `val/` of class folders), for `dataset` ImageNet.
+    pub imagenet_dir: Option<PathBuf>,
     /// Epochs.
     pub epochs: Option<usize>,
     /// Batch size.
@@ -550,8 +552,30 @@ pub struct TrainRecord {
 /// Trains one model and writes its record; returns the run's id and record.
 pub fn train_one(opts: &TrainOptions, reporter: &dyn Reporter) -> Result<(String, TrainRecord)> {
     let mut spec = TrainSpec::recipe(opts.arch, opts.dataset);
-    let data = DataDir::new(opts.data_dir.clone());
-    if opts.data_dir.is_some() {
+    let data = DataDir::new(opts.data_dir.clone()).with_imagenet(opts.imagenet_dir.clone());
+    if !opts.dataset.has_records() {
+        spec.data = DataSource::Full;
+        let dir = data.imagenet()?;
+        let classes = dir.train.classes().len();
+        reporter.line(&format!(
+            "data: {} in {}: {classes} classes, {} training and {} validation images",
+            opts.dataset.title(),
+            dir.train
+                .dir()
+                .parent()
+                .unwrap_or(dir.train.dir())
+                .display(),
+            dir.train.len(),
+            dir.val.len()
+        ));
+        let all = opts.dataset.num_classes();
+        if classes < all {
+            reporter.line(&format!(
+                "note: {classes} of {all} class folders: labels are the folders' ranks, which \
+                 match a pretrained {all}-class model's only with every class present"
+            ));
+        }
+    } else if opts.data_dir.is_some() {
         spec.data = DataSource::Full;
         reporter.line(&format!("data: {}", data.locate(opts.dataset)?));
     }

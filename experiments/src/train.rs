@@ -15,11 +15,12 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use cnn_zoo::Arch;
 use datasets::DatasetId;
+use datasets::FolderBatches;
 use serde::{Deserialize, Serialize};
 use tensor_core::tensor::nn;
 use tensor_core::{
-    BatchStats, DType, DeviceKind, DeviceSpec, EvalStats, LrDecay, LrSchedule, MomentumSgd,
-    Observer, RunStart, SeededInit, SgdConfig, Step, Tensor,
+    BatchSource, BatchStats, DType, Device, DeviceKind, DeviceSpec, EvalStats, Evaluation, LrDecay,
+    LrSchedule, MomentumSgd, Network, Observer, RunStart, SeededInit, SgdConfig, Step, Tensor,
 };
 
 use crate::checkpoint::{self, CheckpointMeta};
@@ -90,11 +91,13 @@ impl InitFrom {
 }
 
 impl TrainSpec {
-    /// The default recipe for an architecture on a dataset: momentum SGD with cosine decay.
+    /// The default recipe for an architecture on a dataset: momentum SGD with cosine decay;
+    /// on ImageNet AlexNet's rate of 0.01 at batch 256 for 90 epochs.
     pub fn recipe(arch: Arch, dataset: DatasetId) -> Self {
-        let (lr, epochs) = match dataset {
-            DatasetId::Mnist | DatasetId::FashionMnist => (0.05, 8),
-            _ => (0.1, 30),
+        let (lr, epochs, batch) = match dataset {
+            DatasetId::Mnist | DatasetId::FashionMnist => (0.05, 8, 64),
+            DatasetId::ImageNet => (0.01, 90, 256),
+            _ => (0.1, 30, 64),
         };
         Self {
             arch,
@@ -102,7 +105,7 @@ impl TrainSpec {
             data: DataSource::Embedded,
             train_limit: None,
             epochs,
-            batch: 64,
+            batch,
             optimizer: SgdConfig {
                 lr,
                 momentum: 0.9,
@@ -143,6 +146,9 @@ pub struct EpochResult {
     pub train_loss: f64,
     /// Test-set top-1 accuracy in `[0, 1]`.
     pub test_accuracy: f64,
+    /// Test-set top-5 accuracy in `[0, 1]`, for ImageNet runs (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_top5: Option<f64>,
     /// Mean test loss.
     pub test_loss: f64,
     /// Seconds spent in this epoch's training and evaluation.
@@ -156,6 +162,9 @@ pub struct TrainOutcome {
     pub history: Vec<EpochResult>,
     /// Test accuracy after the last epoch.
     pub final_accuracy: f64,
+    /// Test top-5 accuracy after the last epoch, for ImageNet runs (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_top5: Option<f64>,
     /// Training records used.
     pub train_samples: usize,
     /// Test records evaluated.
@@ -253,17 +262,10 @@ fn train_with_readback(
         .to_device()
         .with_context(|| format!("cannot use the device {device}"))?;
     tensor_core::seed_device(&device, spec.seed)?;
-    let train_set = SplitData::load(spec, Split::Train, data)?;
-    let test_set = SplitData::load(spec, Split::Test, data)?;
-    // Means over no records would be NaN in the record, not an error.
-    for (split, data) in [("training", &train_set), ("test", &test_set)] {
-        if data.is_empty() {
-            bail!("the {split} split of {} has no records", spec.dataset);
-        }
-    }
+    let mut splits = RunData::load(spec, data, &device)?;
     let init = SeededInit::new(spec.seed);
     let vb = init.var_builder(DType::F32, &device);
-    let [c, _, _] = train_set.sample_shape();
+    let c = splits.channels();
     let net = cnn_zoo::build(spec.arch, spec.dataset.num_classes(), c, vb)
         .with_context(|| format!("cannot build {}", spec.arch))?;
     let ckpt_path = dir.join("last.safetensors");
@@ -325,7 +327,7 @@ fn train_with_readback(
         start_epoch = ckpt.meta.epoch;
     }
 
-    let n = train_set.len();
+    let n = splits.train_len();
     let per_epoch = n.div_ceil(spec.batch);
     let total_iters = per_epoch * spec.epochs;
     observer.on_run_start(&RunStart {
@@ -336,15 +338,7 @@ fn train_with_readback(
     for epoch in start_epoch..spec.epochs {
         let started = Instant::now();
         observer.on_epoch_start(epoch);
-        // Per-epoch streams: resuming at an epoch boundary replays exactly the same order.
-        let mut shuffle = tensor_core::rng(spec.seed, &format!("shuffle/{epoch}"));
-        let mut augment = tensor_core::rng(spec.seed, &format!("augment/{epoch}"));
-        let order = tensor_core::seed::permutation(n, &mut shuffle);
-        // Batches are prepared one ahead on a worker thread, in order, so the epoch's one
-        // augmentation stream draws exactly as it would here.
-        let batches = order
-            .chunks(spec.batch)
-            .map(|idx| train_set.batch(idx, Some(&mut augment), &device));
+        let batches = splits.epoch(spec, epoch, &device);
         let loss_sum = tensor_core::prefetch::in_order(batches, |batches| -> Result<f64> {
             let mut losses = Losses {
                 sum: 0.0,
@@ -379,10 +373,7 @@ fn train_with_readback(
             losses.flush(observer, &ckpt_path)?;
             Ok(losses.sum)
         })?;
-        let mut test_batches = SplitBatches::in_order(&test_set, EVAL_BATCH, &device);
-        let test = tensor_core::evaluate("the test split", &mut test_batches, |xs| {
-            net.forward_t(xs, false)
-        })?;
+        let test = splits.test(net.as_ref(), &device)?;
         // The last step of an epoch can leave non-finite weights behind a finite loss: never
         // let them overwrite the last good checkpoint.
         let last_step = (epoch + 1) * per_epoch - 1;
@@ -413,6 +404,7 @@ fn train_with_readback(
             epoch,
             train_loss: loss_sum / per_epoch as f64,
             test_accuracy: test.accuracy,
+            test_top5: splits.top5(&test),
             test_loss: test.loss,
             seconds: started.elapsed().as_secs_f64(),
         });
@@ -434,14 +426,11 @@ fn train_with_readback(
             .collect();
         checkpoint::save(&ckpt_path, &meta, &vars, &optim)?;
     }
-    let final_accuracy = match history.last() {
-        Some(h) => h.test_accuracy,
+    let (final_accuracy, final_top5) = match history.last() {
+        Some(h) => (h.test_accuracy, h.test_top5),
         // Zero epochs: the weight file's model as it is, evaluated and saved once.
         None => {
-            let mut test_batches = SplitBatches::in_order(&test_set, EVAL_BATCH, &device);
-            let test = tensor_core::evaluate("the test split", &mut test_batches, |xs| {
-                net.forward_t(xs, false)
-            })?;
+            let test = splits.test(net.as_ref(), &device)?;
             if !resuming {
                 let meta = CheckpointMeta {
                     arch: spec.arch.to_string(),
@@ -456,16 +445,132 @@ fn train_with_readback(
                 };
                 checkpoint::save(&ckpt_path, &meta, &vars, &[])?;
             }
-            test.accuracy
+            (test.accuracy, splits.top5(&test))
         }
     };
     Ok(TrainOutcome {
         history,
         final_accuracy,
+        final_top5,
         train_samples: n,
-        test_samples: test_set.len(),
+        test_samples: splits.test_len(),
         checkpoint: ckpt_path,
     })
+}
+
+/// The splits a dense run trains and tests on.
+// One value per run: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum RunData {
+    /// A dataset's record files on the host, converted batch by batch.
+    Records { train: SplitData, test: SplitData },
+    /// ImageNet's class folders: the training images shuffled and augmented by the folder
+    /// loader's worker threads, the validation images as the test split.
+    Folder {
+        train: FolderBatches,
+        test: FolderBatches,
+    },
+}
+
+/// ImageNet images per evaluation batch (a batch of 224 × 224 images is 0.6 MB per image).
+const FOLDER_EVAL_BATCH: usize = 100;
+
+impl RunData {
+    fn load(spec: &TrainSpec, data: &DataDir, device: &Device) -> Result<Self> {
+        if !spec.dataset.has_records() {
+            if spec.train_limit.is_some() {
+                bail!(
+                    "a training limit is not available for {}: its images are read from \
+                     their class folders, whole",
+                    spec.dataset
+                );
+            }
+            let dir = data.imagenet()?;
+            return Ok(RunData::Folder {
+                train: crate::data::imagenet_train(&dir, spec.arch, spec.batch, spec.seed, device)?,
+                test: crate::data::imagenet_val(&dir, spec.arch, FOLDER_EVAL_BATCH, device)?,
+            });
+        }
+        let train = SplitData::load(spec, Split::Train, data)?;
+        let test = SplitData::load(spec, Split::Test, data)?;
+        // Means over no records would be NaN in the record, not an error.
+        for (split, data) in [("training", &train), ("test", &test)] {
+            if data.is_empty() {
+                bail!("the {split} split of {} has no records", spec.dataset);
+            }
+        }
+        Ok(RunData::Records { train, test })
+    }
+
+    fn train_len(&self) -> usize {
+        match self {
+            RunData::Records { train, .. } => train.len(),
+            RunData::Folder { train, .. } => train.folder().len(),
+        }
+    }
+
+    fn test_len(&self) -> usize {
+        match self {
+            RunData::Records { test, .. } => test.len(),
+            RunData::Folder { test, .. } => test.folder().len(),
+        }
+    }
+
+    /// Channels of a sample as the network sees it.
+    fn channels(&self) -> usize {
+        match self {
+            RunData::Records { train, .. } => train.sample_shape()[0],
+            RunData::Folder { .. } => 3,
+        }
+    }
+
+    /// The training batches of `epoch`, in order. Records: per-epoch streams, so resuming at an
+    /// epoch boundary replays exactly the same order, and one augmentation stream drawn batch
+    /// after batch (the batches are prepared one ahead on a worker thread, in order, so it draws
+    /// exactly as it would here). Folders: the loader's own seeded order and draws.
+    fn epoch<'a>(
+        &'a mut self,
+        spec: &TrainSpec,
+        epoch: usize,
+        device: &'a Device,
+    ) -> Box<dyn Iterator<Item = Result<(Tensor, Tensor)>> + Send + 'a> {
+        let batch = spec.batch;
+        match self {
+            RunData::Records { train, .. } => {
+                let mut shuffle = tensor_core::rng(spec.seed, &format!("shuffle/{epoch}"));
+                let mut augment = tensor_core::rng(spec.seed, &format!("augment/{epoch}"));
+                let order = tensor_core::seed::permutation(train.len(), &mut shuffle);
+                let train: &SplitData = train;
+                Box::new((0..order.len().div_ceil(batch)).map(move |b| {
+                    let idx = &order[b * batch..((b + 1) * batch).min(order.len())];
+                    train.batch(idx, Some(&mut augment), device)
+                }))
+            }
+            RunData::Folder { train, .. } => {
+                let batches = train.batches_per_epoch();
+                Box::new((0..batches).map(move |b| Ok(train.batch(epoch, b)?)))
+            }
+        }
+    }
+
+    /// The network evaluated on the test split.
+    fn test(&mut self, net: &dyn Network, device: &Device) -> Result<Evaluation> {
+        let forward = |xs: &Tensor| net.forward_t(xs, false);
+        Ok(match self {
+            RunData::Records { test, .. } => {
+                let mut batches = SplitBatches::in_order(test, EVAL_BATCH, device);
+                tensor_core::evaluate("the test split", &mut batches, forward)?
+            }
+            RunData::Folder { test, .. } => {
+                tensor_core::evaluate("the validation images", test, forward)?
+            }
+        })
+    }
+
+    /// The top-5 accuracy a record keeps: ImageNet's only.
+    fn top5(&self, test: &Evaluation) -> Option<f64> {
+        matches!(self, RunData::Folder { .. }).then_some(test.top5)
+    }
 }
 
 /// A batch's loss still on the device, with what its observer call needs.

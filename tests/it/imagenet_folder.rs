@@ -99,3 +99,40 @@ fn alexnet_and_squeezenet_train_a_step_from_an_imagenet_folder() -> anyhow::Resu
     std::fs::remove_dir_all(&root)?;
     Ok(())
 }
+
+/// The dense trainer reads ImageNet from its folder: SqueezeNet 1.0 trains an epoch of the six
+/// training images through the folder loader and is tested on the three validation images, with
+/// top-5 beside top-1; a resumed run finds the epoch done and reports the same.
+#[test]
+fn the_dense_trainer_trains_and_tests_on_an_imagenet_folder() -> anyhow::Result<()> {
+    use experiments::data::{DataDir, DataSource};
+    use experiments::train::{TrainSpec, train};
+
+    let root = imagenet_folder("trainer")?;
+    let mut spec = TrainSpec::recipe(Arch::Squeezenet1_0, datasets::DatasetId::ImageNet);
+    spec.data = DataSource::Full;
+    spec.epochs = 1;
+    spec.batch = 4;
+    let data = DataDir::default().with_imagenet(Some(root.clone()));
+    let out_dir = root.join("run");
+    let out = train(
+        &spec,
+        &data,
+        &out_dir,
+        false,
+        &mut tensor_core::NoopObserver,
+    )?;
+    assert_eq!((out.train_samples, out.test_samples), (6, 3));
+    assert_eq!(out.history.len(), 1);
+    let epoch = &out.history[0];
+    assert!(epoch.train_loss.is_finite() && epoch.test_loss.is_finite());
+    // The network has ImageNet's 1000 outputs, of which the folder uses three.
+    let top5 = epoch.test_top5.expect("an ImageNet run reports top-5");
+    assert!((epoch.test_accuracy..=1.0).contains(&top5), "{top5}");
+    assert_eq!(out.final_top5, Some(top5));
+    assert!(out.checkpoint.exists());
+    let resumed = train(&spec, &data, &out_dir, true, &mut tensor_core::NoopObserver)?;
+    assert_eq!(resumed.history, out.history);
+    std::fs::remove_dir_all(&root)?;
+    Ok(())
+}

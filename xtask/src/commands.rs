@@ -32,9 +32,12 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
 pub fn train(args: &TrainArgs) -> Result<()> {
     let (id, record) = runner::train_one(&args.options(), &Progress::new())?;
     let o = &record.outcome;
+    let top5 = o
+        .final_top5
+        .map_or(String::new(), |t| format!(" (top-5 {:.2}%)", 100.0 * t));
     println!(
-        "{id}: test accuracy {:.2}% on {} test images after {} epochs ({} training images, \
-         {:.0}s); checkpoint {}",
+        "{id}: test accuracy {:.2}%{top5} on {} test images after {} epochs ({} training \
+         images, {:.0}s); checkpoint {}",
         100.0 * o.final_accuracy,
         o.test_samples,
         record.spec.epochs,

@@ -32,6 +32,13 @@ pub fn run(args: &DatasetsArgs) -> Result<()> {
     } else {
         args.only.clone()
     };
+    if let Some(id) = ids.iter().find(|id| !id.has_records()) {
+        bail!(
+            "{} is not downloadable (ILSVRC-2012 needs an account): keep it as train/ and val/ \
+             class folders and give them with --imagenet-dir",
+            id.title()
+        );
+    }
     let cache = dataset_cache();
     let progress = Progress::new();
     for id in ids {

@@ -195,6 +195,11 @@ pub struct TrainArgs {
     /// embedded subset).
     #[arg(long, value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
+    /// ImageNet (`--dataset imagenet`): the ILSVRC-2012 folder, `train/` and `val/` each with one
+    /// sub-folder of JPEGs per class (the validation images sorted into class folders). The
+    /// validation images are the test split.
+    #[arg(long, value_name = "PATH")]
+    pub imagenet_dir: Option<PathBuf>,
     /// Epochs (default: the recipe's).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -255,6 +260,7 @@ impl TrainArgs {
             arch: self.arch,
             dataset: self.dataset,
             data_dir: self.data_dir.clone(),
+            imagenet_dir: self.imagenet_dir.clone(),
             epochs: self.epochs,
             batch: self.batch,
             lr: self.lr,

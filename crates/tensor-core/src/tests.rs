@@ -478,3 +478,82 @@ mod properties {
         }
     }
 }
+
+/// Serves fixed logits as the "images" (the evaluation's forward pass is the identity).
+struct Logits(Vec<(Vec<f32>, Vec<u32>)>, usize);
+
+impl BatchSource for Logits {
+    fn batches_per_epoch(&self) -> usize {
+        self.0.len()
+    }
+    fn batch(&mut self, _: usize, index: usize) -> Result<(Tensor, Tensor)> {
+        let (x, y) = &self.0[index];
+        Ok((
+            Tensor::from_vec(x.clone(), (y.len(), self.1), &Device::Cpu)?,
+            Tensor::from_vec(y.clone(), y.len(), &Device::Cpu)?,
+        ))
+    }
+}
+
+/// Top-5 by rank on the host: fewer than five classes strictly above the label's score.
+fn top5_by_rank(batches: &[(Vec<f32>, Vec<u32>)], classes: usize) -> f64 {
+    let (mut hits, mut n) = (0, 0);
+    for (x, y) in batches {
+        for (row, &label) in x.chunks(classes).zip(y) {
+            let own = row[label as usize];
+            hits += usize::from(row.iter().filter(|&&v| v > own).count() < 5);
+            n += 1;
+        }
+    }
+    hits as f64 / n as f64
+}
+
+#[test]
+fn evaluation_counts_top1_and_top5() {
+    // Six classes; sample 0 is a top-1 hit, sample 1 ranks fifth (a top-5 hit only), sample
+    // 2 ranks sixth (neither).
+    let rows = vec![
+        0.9, 0.1, 0.2, 0.3, 0.4, 0.5, //
+        0.6, 0.5, 0.4, 0.3, 0.2, 0.1, //
+        0.6, 0.5, 0.4, 0.3, 0.2, 0.1,
+    ];
+    let mut source = Logits(vec![(rows, vec![0, 4, 5])], 6);
+    let e = evaluate("fixed logits", &mut source, |xs| Ok(xs.clone())).unwrap();
+    assert_eq!(e.samples, 3);
+    assert_eq!((e.accuracy, e.top5), (1.0 / 3.0, 2.0 / 3.0));
+}
+
+mod top5 {
+    use ::proptest::prelude::*;
+    use rand::Rng as _;
+
+    use super::*;
+
+    ::proptest::proptest! {
+        #[test]
+        fn top5_is_the_rank_of_the_label(
+            classes in 1usize..12,
+            seed in 0u64..1000,
+            sizes in ::proptest::collection::vec(1usize..6, 1..4),
+        ) {
+            let mut r = rng(seed, "logits");
+            let batches: Vec<(Vec<f32>, Vec<u32>)> = sizes
+                .iter()
+                .map(|&b| {
+                    // Scores from a few levels, so ties with the label's score happen.
+                    let x = (0..b * classes).map(|_| f32::from(r.random_range(0u8..4))).collect();
+                    let y = (0..b).map(|_| r.random_range(0..classes as u32)).collect();
+                    (x, y)
+                })
+                .collect();
+            let expected = top5_by_rank(&batches, classes);
+            let e = evaluate("random logits", &mut Logits(batches, classes), |xs| Ok(xs.clone()))
+                .unwrap();
+            prop_assert_eq!(e.top5, expected);
+            prop_assert!(e.accuracy <= e.top5);
+            if classes <= 5 {
+                prop_assert_eq!(e.top5, 1.0);
+            }
+        }
+    }
+}

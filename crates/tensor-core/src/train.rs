@@ -1,5 +1,5 @@
 //! The training vocabulary every method shares: where batches come from ([`BatchSource`]) and the
-//! one evaluation ([`evaluate`]: top-1 accuracy and mean cross-entropy). The stop and divergence
+//! one evaluation ([`evaluate`]: top-1 and top-5 accuracy and mean cross-entropy). The stop and divergence
 //! contract is in [`Error::Interrupted`] and [`Error::Diverged`]: a library trainer returns one
 //! of them, never a partial result.
 
@@ -19,11 +19,14 @@ pub trait BatchSource {
     fn batch(&mut self, epoch: usize, index: usize) -> Result<(Tensor, Tensor)>;
 }
 
-/// Top-1 accuracy and mean cross-entropy over a split.
+/// Top-1 and top-5 accuracy and mean cross-entropy over a split.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// Top-1 accuracy in `[0, 1]`.
     pub accuracy: f64,
+    /// Top-5 accuracy in `[0, 1]`: the share of samples with fewer than five classes scored
+    /// strictly above their own (1 with five classes or fewer). ImageNet's usual measure.
+    pub top5: f64,
     /// Mean cross-entropy per sample.
     pub loss: f64,
     /// Samples evaluated.
@@ -38,7 +41,7 @@ pub fn evaluate(
     source: &mut dyn BatchSource,
     mut logits: impl FnMut(&Tensor) -> Result<Tensor>,
 ) -> Result<Evaluation> {
-    let (mut correct, mut loss_sum, mut samples) = (0u64, 0.0f64, 0usize);
+    let (mut correct, mut correct5, mut loss_sum, mut samples) = (0u64, 0u64, 0.0f64, 0usize);
     for index in 0..source.batches_per_epoch() {
         let (xs, ys) = source.batch(0, index)?;
         let b = xs.dim(0)?;
@@ -55,6 +58,7 @@ pub fn evaluate(
             .sum_all()?
             .to_scalar::<f32>()?;
         correct += hits as u64;
+        correct5 += top_k_hits(&out, &ys, 5)?;
         samples += b;
     }
     if samples == 0 {
@@ -62,7 +66,21 @@ pub fn evaluate(
     }
     Ok(Evaluation {
         accuracy: correct as f64 / samples as f64,
+        top5: correct5 as f64 / samples as f64,
         loss: loss_sum / samples as f64,
         samples,
     })
+}
+
+/// Samples of `logits` (`[b, classes]`) whose label (`ys`, `[b]`) has fewer than `k` classes
+/// scored strictly above it.
+fn top_k_hits(logits: &Tensor, ys: &Tensor, k: usize) -> Result<u64> {
+    let own = logits.gather(&ys.to_dtype(DType::U32)?.unsqueeze(1)?, 1)?;
+    let above = logits.broadcast_gt(&own)?.to_dtype(DType::F32)?.sum(1)?;
+    let hits = above
+        .lt(k as f64)?
+        .to_dtype(DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()?;
+    Ok(hits as u64)
 }

@@ -80,7 +80,39 @@ fn one_epoch_on_embedded_mnist_beats_85_percent() {
         ),
         ("lenet5", "mnist", 1, 5)
     );
+    // Top-5 is ImageNet's measure: records of other datasets keep their form.
+    let json = serde_json::to_value(&out).unwrap();
+    assert!(json.get("final_top5").is_none(), "{json}");
+    assert!(json["history"][0].get("test_top5").is_none(), "{json}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// ImageNet comes from its own folder: without one, or with a limit on its training records,
+/// the run stops before building anything, saying what to give.
+#[test]
+fn imagenet_needs_its_folder_and_takes_no_limit() {
+    let mut spec = TrainSpec::recipe(Arch::Squeezenet1_0, DatasetId::ImageNet);
+    assert_eq!(
+        (spec.batch, spec.epochs, spec.optimizer.lr),
+        (256, 90, 0.01)
+    );
+    spec.data = DataSource::Full;
+    let dir = scratch("imagenet-none");
+    let err = format!("{:#}", train_quietly(&spec, &dir, false).unwrap_err());
+    assert!(err.contains("--imagenet-dir"), "{err}");
+    spec.train_limit = Some(10);
+    let data = DataDir::default().with_imagenet(Some(dir.clone()));
+    let err = train(&spec, &data, &dir, false, &mut tensor_core::NoopObserver).unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("training limit") && err.contains("imagenet"),
+        "{err}"
+    );
+    spec.train_limit = None;
+    let err = train(&spec, &data, &dir, false, &mut tensor_core::NoopObserver).unwrap_err();
+    let err = format!("{err:#}");
+    assert!(err.contains("cannot read ImageNet in"), "{err}");
+    assert!(!dir.join("last.safetensors").exists());
 }
 
 #[test]
