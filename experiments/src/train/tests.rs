@@ -216,6 +216,26 @@ impl Observer for Seen {
     }
 }
 
+/// A fresh CPU run on the embedded data, reading its losses back every `readback` batches.
+fn train_reading_back(
+    spec: &TrainSpec,
+    dir: &Path,
+    observer: &mut dyn Observer,
+    readback: usize,
+) -> Result<TrainOutcome> {
+    let data = DataDir::default();
+    train_with_readback(
+        spec,
+        &data,
+        None,
+        DeviceSpec::Cpu,
+        dir,
+        false,
+        observer,
+        readback,
+    )
+}
+
 /// A GPU run reads its losses back in groups: the same losses, checks and observer calls, in the
 /// same order, and the same weights as a run that reads every batch's (two epochs of 5 batches
 /// read in groups of 3, the last group of each epoch cut short by its end).
@@ -225,17 +245,7 @@ fn deferred_loss_read_back_trains_and_reports_alike() {
     let run = |readback: usize, name: &str| {
         let dir = scratch(name);
         let mut seen = Seen::default();
-        let out = train_with_readback(
-            &spec,
-            &DataDir::default(),
-            None,
-            DeviceSpec::Cpu,
-            &dir,
-            false,
-            &mut seen,
-            readback,
-        )
-        .unwrap();
+        let out = train_reading_back(&spec, &dir, &mut seen, readback).unwrap();
         let weights = model_tensors(&out.checkpoint);
         let _ = std::fs::remove_dir_all(dir);
         (out.history, seen.0, weights)
@@ -269,17 +279,8 @@ fn deferred_divergence_names_the_same_step() {
     spec.schedule = LrSchedule::new(LrDecay::Constant);
     let message = |readback: usize, name: &str| {
         let dir = scratch(name);
-        let err = train_with_readback(
-            &spec,
-            &DataDir::default(),
-            None,
-            DeviceSpec::Cpu,
-            &dir,
-            false,
-            &mut tensor_core::NoopObserver,
-            readback,
-        )
-        .unwrap_err();
+        let err =
+            train_reading_back(&spec, &dir, &mut tensor_core::NoopObserver, readback).unwrap_err();
         assert!(matches!(
             err.downcast_ref::<tensor_core::Error>(),
             Some(tensor_core::Error::Diverged { .. })
