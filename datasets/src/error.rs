@@ -453,6 +453,13 @@ pub enum FolderProblem {
     UnknownClass(String),
     /// A class of the training split that the split lacks.
     MissingClass(String),
+    /// A subset named an image position the folder does not have.
+    NoSample {
+        /// The position asked for.
+        index: usize,
+        /// Images in the folder.
+        len: usize,
+    },
 }
 
 impl fmt::Display for FolderProblem {
@@ -469,6 +476,9 @@ impl fmt::Display for FolderProblem {
                 write!(f, "class folder `{c}` is not a class of the training split")
             }
             Self::MissingClass(c) => write!(f, "no folder for class `{c}` of the training split"),
+            Self::NoSample { index, len } => {
+                write!(f, "no image at position {index} (the folder holds {len})")
+            }
         }
     }
 }

@@ -108,6 +108,30 @@ impl ImageFolder {
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }
+
+    /// The images at positions `indices` of [`Self::samples`], in that order, with every class
+    /// kept (labels mean the same): a held-out or calibration part of a split.
+    pub fn subset(&self, indices: &[usize]) -> Result<Self> {
+        let samples = indices
+            .iter()
+            .map(|&index| {
+                self.samples.get(index).cloned().ok_or_else(|| {
+                    folder_error(
+                        &self.dir,
+                        FolderProblem::NoSample {
+                            index,
+                            len: self.samples.len(),
+                        },
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            dir: self.dir.clone(),
+            classes: self.classes.clone(),
+            samples,
+        })
+    }
 }
 
 /// An ImageNet root: `train/` and `val/`, each one folder per class (the validation images

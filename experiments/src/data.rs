@@ -17,6 +17,9 @@ use tensor_core::{BatchSource, Device, Tensor};
 
 pub use datasets::Split;
 
+mod compression;
+pub use compression::{CompressionData, CompressionSplit};
+
 use crate::train::TrainSpec;
 
 /// Which data a run uses, as its spec records it. It never says where the data lies, so two

@@ -42,6 +42,7 @@ pub mod eap_estimates;
 pub mod energy;
 pub mod energy_validation;
 pub mod iclr19;
+pub mod imagenet;
 pub mod lock;
 pub mod pareto;
 pub mod paths;

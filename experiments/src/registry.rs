@@ -18,7 +18,8 @@ use crate::render::Section;
 use crate::reporter::Reporter;
 use crate::train::{self, TrainOutcome, TrainSpec};
 use crate::{
-    baseline, e2train, eap, eap_estimates, energy_validation, iclr19, pareto, zoo_geometry,
+    baseline, e2train, eap, eap_estimates, energy_validation, iclr19, imagenet, pareto,
+    zoo_geometry,
 };
 
 /// One experiment of the registry.
@@ -50,12 +51,18 @@ pub enum Experiment {
     /// Eyeriss estimates without training: AlexNet dense and with Han et al.'s densities,
     /// SqueezeNet 1.0 and GoogLeNet dense.
     EapEstimates,
-    /// Energy-aware pruning of AlexNet on ImageNet (full profile; skipped until it is wired to
-    /// the ImageNet folder loader and pretrained weights).
+    /// Energy-aware pruning of pretrained AlexNet on ImageNet against magnitude pruning (full
+    /// profile; skipped without the ImageNet folder or the weights).
     EapAlexnet,
-    /// Energy-aware pruning of GoogLeNet on ImageNet (full profile; skipped until it is wired to
-    /// the ImageNet folder loader and pretrained weights).
+    /// Energy-aware pruning of pretrained GoogLeNet on ImageNet against magnitude pruning (full
+    /// profile; skipped without the ImageNet folder or the weights).
     EapGooglenet,
+    /// ICLR'19 energy-constrained compression of pretrained AlexNet on ImageNet at budget 0.2
+    /// against magnitude pruning (full profile; skipped without the folder or the weights).
+    Iclr19Alexnet,
+    /// ICLR'19 energy-constrained compression of pretrained SqueezeNet 1.0 on ImageNet at budget
+    /// 0.2 against magnitude pruning (full profile; skipped without the folder or the weights).
+    Iclr19Squeezenet,
     /// The equal-energy comparison on LeNet-5 and the full MNIST (standard profile): the
     /// projection, magnitude pruning and energy-aware pruning at relative energies 0.5 to 0.1.
     ParetoLenet5Mnist,
@@ -70,7 +77,7 @@ pub enum Experiment {
 
 impl Experiment {
     /// Every experiment in registry order.
-    pub const ALL: [Experiment; 15] = [
+    pub const ALL: [Experiment; 17] = [
         Experiment::ZooGeometry,
         Experiment::EnergyValidation,
         Experiment::BaselineLenet5,
@@ -82,6 +89,8 @@ impl Experiment {
         Experiment::EapEstimates,
         Experiment::EapAlexnet,
         Experiment::EapGooglenet,
+        Experiment::Iclr19Alexnet,
+        Experiment::Iclr19Squeezenet,
         Experiment::ParetoLenet5Mnist,
         Experiment::ParetoLenet5CaffeFashionMnist,
         Experiment::EapClassesFashionMnist,
@@ -89,7 +98,7 @@ impl Experiment {
     ];
 
     /// The order of the README's result sections.
-    pub const READING_ORDER: [Experiment; 15] = [
+    pub const READING_ORDER: [Experiment; 17] = [
         Experiment::EnergyValidation,
         Experiment::ZooGeometry,
         Experiment::BaselineLenet5,
@@ -103,6 +112,8 @@ impl Experiment {
         Experiment::E2trainFashionMnist,
         Experiment::E2trainCifar10Resnet74,
         Experiment::E2trainCifar100Resnet110,
+        Experiment::Iclr19Alexnet,
+        Experiment::Iclr19Squeezenet,
         Experiment::EapAlexnet,
         Experiment::EapGooglenet,
     ];
@@ -121,6 +132,8 @@ impl Experiment {
             Experiment::EapEstimates => "eap-estimates",
             Experiment::EapAlexnet => "eap-alexnet",
             Experiment::EapGooglenet => "eap-googlenet",
+            Experiment::Iclr19Alexnet => "iclr19-alexnet",
+            Experiment::Iclr19Squeezenet => "iclr19-squeezenet",
             Experiment::ParetoLenet5Mnist => "pareto-lenet5-mnist",
             Experiment::ParetoLenet5CaffeFashionMnist => "pareto-lenet5-caffe-fashion-mnist",
             Experiment::EapClassesFashionMnist => "eap-classes-fashion-mnist",
@@ -159,7 +172,10 @@ impl Experiment {
                 "eyeriss AlexNet dense vs Han et al. densities, SqueezeNet, GoogLeNet (no training)"
             }
             Experiment::EapAlexnet | Experiment::EapGooglenet => {
-                "full profile only: EAP on ImageNet, skipped with the reason (not wired to ImageNet yet)"
+                "full profile only: EAP vs magnitude on ImageNet from pretrained weights (--init-from)"
+            }
+            Experiment::Iclr19Alexnet | Experiment::Iclr19Squeezenet => {
+                "full profile only: projection vs magnitude at 0.2 on ImageNet, pretrained start"
             }
             Experiment::ParetoLenet5Mnist => {
                 "standard: projection vs magnitude vs energy-aware at equal energy, LeNet-5/MNIST"
@@ -176,18 +192,10 @@ impl Experiment {
         }
     }
 
-    /// Why this experiment cannot run in `profile` with this build, if it cannot: `reproduce`
-    /// lists it as skipped, with the reason, instead of failing its runs one by one.
-    pub fn unavailable(self, profile: Profile) -> Option<String> {
-        match (self, profile) {
-            (Experiment::EapAlexnet | Experiment::EapGooglenet, Profile::Full) => Some(
-                "needs ImageNet: the datasets crate reads ImageNet folders and --init-from \
-                 takes torchvision's AlexNet weights, but pruning reads in-memory splits only \
-                 and takes no --imagenet-dir yet (the estimate-only rows are in eap-estimates)"
-                    .into(),
-            ),
-            _ => None,
-        }
+    /// Why this experiment cannot run in `profile` with `ctx`, if it cannot: `reproduce` lists
+    /// it as skipped, with the reason, instead of failing its runs one by one.
+    pub fn unavailable(self, profile: Profile, ctx: &RunContext) -> Option<String> {
+        imagenet::missing(self, profile, ctx)
     }
 
     /// The runs of this experiment in a profile.
@@ -201,9 +209,11 @@ impl Experiment {
             | Experiment::E2trainFashionMnist
             | Experiment::E2trainCifar10Resnet74
             | Experiment::E2trainCifar100Resnet110 => e2train::runs(self, profile, ctx),
-            Experiment::EapLenet5 | Experiment::EapAlexnet | Experiment::EapGooglenet => {
-                eap::runs(self, profile, ctx)
-            }
+            Experiment::EapLenet5 => eap::runs(self, profile, ctx),
+            Experiment::EapAlexnet
+            | Experiment::EapGooglenet
+            | Experiment::Iclr19Alexnet
+            | Experiment::Iclr19Squeezenet => imagenet::runs(self, profile, ctx)?,
             Experiment::EapEstimates => eap_estimates::runs(self),
             Experiment::ParetoLenet5Mnist | Experiment::ParetoLenet5CaffeFashionMnist => {
                 pareto::runs(self, profile, ctx)?
@@ -244,18 +254,19 @@ impl Experiment {
                 energy_validation::section(&typed(records, Metrics::validation)?)
             }
             Experiment::BaselineLenet5 => baseline::section(&typed(records, Metrics::train)?),
-            Experiment::Iclr19Lenet5 => iclr19::section(&typed(records, Metrics::constrained)?),
+            Experiment::Iclr19Lenet5 | Experiment::Iclr19Alexnet | Experiment::Iclr19Squeezenet => {
+                iclr19::section(&typed(records, Metrics::constrained)?)
+            }
             Experiment::E2trainMnist
             | Experiment::E2trainFashionMnist
             | Experiment::E2trainCifar10Resnet74
             | Experiment::E2trainCifar100Resnet110 => {
                 e2train::section(self, &typed(records, Metrics::e2train)?)
             }
-            Experiment::EapLenet5 => eap::section(&typed(records, Metrics::eap)?),
-            Experiment::EapEstimates => eap_estimates::section(&typed(records, Metrics::estimate)?),
-            Experiment::EapAlexnet | Experiment::EapGooglenet => {
-                bail!("{self} runs leave no records to tabulate")
+            Experiment::EapLenet5 | Experiment::EapAlexnet | Experiment::EapGooglenet => {
+                eap::section(&typed(records, Metrics::eap)?)
             }
+            Experiment::EapEstimates => eap_estimates::section(&typed(records, Metrics::estimate)?),
             Experiment::ParetoLenet5Mnist => pareto::section(self, 10, records),
             Experiment::ParetoLenet5CaffeFashionMnist => pareto::section(self, 10, records),
             Experiment::EapClassesFashionMnist => {
@@ -353,6 +364,12 @@ pub struct RunContext {
     /// Directory with full datasets, if given (the download cache otherwise). Where the data
     /// lies is no part of a spec, so the registry's runs do not depend on it.
     pub data_dir: Option<PathBuf>,
+    /// Whether an ImageNet folder was given (`--imagenet-dir`): the ImageNet experiments run
+    /// only with it.
+    pub imagenet: bool,
+    /// Architectures with a pretrained weights file (`--init-from`): the ImageNet experiments
+    /// start from them.
+    pub init_from: std::collections::BTreeSet<Arch>,
 }
 
 impl RunContext {

@@ -41,6 +41,8 @@ pub struct ReproduceOptions {
     pub out: PathBuf,
     /// Directory with full datasets (full profile).
     pub data_dir: Option<PathBuf>,
+    /// The ILSVRC-2012 folder (`train/`, `val/`) of the full profile's ImageNet experiments.
+    pub imagenet_dir: Option<PathBuf>,
     /// Only the runs whose id contains this text.
     pub filter: Option<String>,
     /// Only this deterministic slice of the run list (a job array's task).
@@ -219,7 +221,9 @@ pub fn plan(opts: &ReproduceOptions) -> Result<Plan> {
     let mut used = std::collections::BTreeSet::new();
     let mut position = 0;
     for e in experiments {
-        if let Some(why) = e.unavailable(opts.profile) {
+        if let Some(why) = e.unavailable(opts.profile, &ctx) {
+            // Its weights were given for it: the reason says what else is missing.
+            used.extend(crate::imagenet::arch(e));
             plan.skipped.push((e, why));
             continue;
         }
@@ -268,6 +272,8 @@ fn context(opts: &ReproduceOptions) -> RunContext {
     RunContext {
         device: opts.kind(),
         data_dir: opts.data_dir.clone(),
+        imagenet: opts.imagenet_dir.is_some(),
+        init_from: opts.init_from.keys().copied().collect(),
     }
 }
 
@@ -325,7 +331,9 @@ pub fn reproduce(opts: &ReproduceOptions, plan: &Plan, reporter: &dyn Reporter) 
         plan.done.len(),
         out.display()
     ));
-    let data = context(opts).data();
+    let data = context(opts)
+        .data()
+        .with_imagenet(opts.imagenet_dir.clone());
     let mut full: Vec<DatasetId> = Vec::new();
     for dataset in plan.todo.iter().filter_map(RunSpec::full_data) {
         if !full.contains(&dataset) {
@@ -642,6 +650,7 @@ mod tests {
             resume: false,
             out,
             data_dir: None,
+            imagenet_dir: None,
             filter: None,
             shard: None,
             init_from: InitFiles::new(),
@@ -826,19 +835,81 @@ mod tests {
         assert_eq!(seen, sorted);
     }
 
-    /// Experiments this build cannot run are listed with the reason, not run to fail.
+    /// The ImageNet experiments run with the folder and their architecture's weights, and are
+    /// otherwise listed as skipped with what is missing, not run to fail.
     #[test]
-    fn the_full_profile_skips_imagenet_saying_why() {
-        let plan = plan(&options(
-            Profile::Full,
-            vec![Experiment::EapAlexnet, Experiment::EapGooglenet],
-            nowhere(),
-        ))
+    fn the_full_profile_runs_imagenet_with_folder_and_weights_and_skips_it_saying_why() {
+        let imagenet = [
+            Experiment::EapAlexnet,
+            Experiment::EapGooglenet,
+            Experiment::Iclr19Alexnet,
+            Experiment::Iclr19Squeezenet,
+        ];
+        let bare = plan(&options(Profile::Full, imagenet.to_vec(), nowhere())).unwrap();
+        assert!(bare.todo.is_empty());
+        let skipped: Vec<Experiment> = bare.skipped.iter().map(|(e, _)| *e).collect();
+        assert_eq!(skipped, imagenet);
+        for (_, why) in &bare.skipped {
+            assert!(
+                why.contains("--imagenet-dir") && why.contains("--init-from"),
+                "{why}"
+            );
+        }
+
+        let weights = std::env::temp_dir().join(format!("runner-alexnet-{}", std::process::id()));
+        std::fs::write(&weights, b"stand-in weights: only hashed when planning").unwrap();
+        let opts = ReproduceOptions {
+            imagenet_dir: Some(nowhere()),
+            init_from: [(Arch::Alexnet, weights.clone())].into_iter().collect(),
+            ..options(Profile::Full, imagenet.to_vec(), nowhere())
+        };
+        let planned = plan(&opts).unwrap();
+        // Weights without the folder: skipped saying so, not an unused --init-from.
+        let no_folder = plan(&ReproduceOptions {
+            imagenet_dir: None,
+            ..opts.clone()
+        })
         .unwrap();
-        assert!(plan.todo.is_empty());
-        let skipped: Vec<Experiment> = plan.skipped.iter().map(|(e, _)| *e).collect();
-        assert_eq!(skipped, [Experiment::EapAlexnet, Experiment::EapGooglenet]);
-        assert!(plan.skipped.iter().all(|(_, why)| why.contains("ImageNet")));
+        assert!(no_folder.todo.is_empty());
+        assert!(
+            no_folder
+                .skipped
+                .iter()
+                .all(|(_, why)| why.contains("--imagenet-dir"))
+        );
+        std::fs::remove_file(&weights).unwrap();
+        let why: Vec<(Experiment, &str)> = planned
+            .skipped
+            .iter()
+            .map(|(e, why)| (*e, why.as_str()))
+            .collect();
+        assert_eq!(why.len(), 2, "{why:?}");
+        for (e, why) in why {
+            assert!(
+                matches!(e, Experiment::EapGooglenet | Experiment::Iclr19Squeezenet),
+                "{e}"
+            );
+            assert!(
+                why.contains("--init-from") && !why.contains("--imagenet-dir"),
+                "{why}"
+            );
+        }
+        let ran: std::collections::BTreeSet<Experiment> =
+            planned.todo.iter().map(|r| r.experiment).collect();
+        assert_eq!(
+            ran.into_iter().collect::<Vec<_>>(),
+            [Experiment::EapAlexnet, Experiment::Iclr19Alexnet]
+        );
+        for r in &planned.todo {
+            let dense = match &r.kind {
+                RunKind::Eap(s) => &s.dense,
+                RunKind::Constrained(s) => &s.dense,
+                other => panic!("unexpected run kind {other:?}"),
+            };
+            // Pretrained and evaluated only: never trained from scratch on ImageNet.
+            assert_eq!((dense.epochs, dense.dataset), (0, DatasetId::ImageNet));
+            assert!(dense.init_from.is_some(), "{}", r.id);
+        }
     }
 
     /// Without CUDA in this build, `--device cuda:0` fails once, before any run or output.

@@ -322,6 +322,11 @@ pub struct ReproduceArgs {
     /// (default: the download cache).
     #[arg(long, value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
+    /// The ILSVRC-2012 folder (`train/` and `val/`, one sub-folder of JPEGs per class) of the
+    /// full profile's ImageNet experiments, which also need their architecture's `--init-from`
+    /// weights; without both they are skipped, saying which is missing.
+    #[arg(long, value_name = "PATH")]
+    pub imagenet_dir: Option<PathBuf>,
     /// List the runs that would execute and exit.
     #[arg(long)]
     pub dry_run: bool,
@@ -360,6 +365,7 @@ impl ReproduceArgs {
                 .clone()
                 .unwrap_or_else(experiments::paths::default_out_dir),
             data_dir: self.data_dir.clone(),
+            imagenet_dir: self.imagenet_dir.clone(),
             filter: self.filter.clone(),
             shard: self.shard,
             init_from: self.init_from.iter().cloned().collect(),

@@ -73,6 +73,32 @@ fn classes_are_sorted_folder_names_and_labels_their_rank() {
 }
 
 #[test]
+fn a_subset_keeps_the_classes_and_the_order_asked_for() {
+    let s = Scratch::new("imagefolder-subset");
+    folder(&s, "train", 3, 2);
+    let all = ImageFolder::open(&s.0.join("train")).unwrap();
+    let part = all.subset(&[5, 0, 3]).unwrap();
+    assert_eq!(part.classes(), all.classes());
+    let picked: Vec<_> = [5, 0, 3]
+        .iter()
+        .map(|&i| all.samples()[i].clone())
+        .collect();
+    assert_eq!(part.samples(), picked.as_slice());
+    let e = all.subset(&[1, 6]).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::ImageFolder {
+                problem: FolderProblem::NoSample { index: 6, len: 6 },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("no image at position 6"), "{e}");
+}
+
+#[test]
 fn folder_errors_name_the_folder_and_the_class() {
     let s = Scratch::new("imagefolder-errors");
     std::fs::create_dir_all(s.0.join("empty")).unwrap();

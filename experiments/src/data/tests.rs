@@ -9,6 +9,8 @@ fn ctx(data_dir: Option<&str>) -> RunContext {
     RunContext {
         device: DeviceKind::Cpu,
         data_dir: data_dir.map(PathBuf::from),
+        imagenet: false,
+        init_from: Default::default(),
     }
 }
 

@@ -5,6 +5,8 @@ fn ctx() -> RunContext {
     RunContext {
         device: DeviceKind::Cpu,
         data_dir: None,
+        imagenet: false,
+        init_from: Default::default(),
     }
 }
 

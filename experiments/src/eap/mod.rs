@@ -1,8 +1,7 @@
-//! `eap-lenet5` (and the full profile's `eap-alexnet`, `eap-googlenet`): energy-aware pruning
-//! (CVPR'17), energy-prune's energy-ordered layer loop against magnitude pruning under the same
-//! accuracy budget and fine-tuning, on LeNet-5 / MNIST; every energy comes from energy-model's
-//! Eyeriss row-stationary model with its preset and batch size named. The ImageNet experiments
-//! have no runs: `reproduce` lists them as skipped, saying why.
+//! `eap-lenet5`: energy-aware pruning (CVPR'17), energy-prune's energy-ordered layer loop against
+//! magnitude pruning under the same accuracy budget and fine-tuning, on LeNet-5 / MNIST; every
+//! energy comes from energy-model's Eyeriss row-stationary model with its preset and batch size
+//! named. The same run serves the full profile's ImageNet experiments ([`crate::imagenet`]).
 
 use anyhow::{Context, Result};
 use energy_model::eyeriss::{Eyeriss, Preset};
@@ -185,6 +184,9 @@ pub struct EapMetrics {
     pub total_weights: u64,
     /// Test accuracy of the result (full test split).
     pub test_accuracy: f64,
+    /// Top-5 test accuracy of the result, for ImageNet runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_top5: Option<f64>,
     /// Test accuracy of the dense model.
     pub dense_test_accuracy: f64,
     /// Validation accuracy of the dense model.
@@ -227,7 +229,7 @@ pub fn runs(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Vec<R
             .into_iter()
             .map(|(id, spec)| run(id, RunKind::Eap(Box::new(spec))))
             .collect(),
-        // eap-alexnet and eap-googlenet: `Experiment::unavailable` until ImageNet can be read.
+        // eap-alexnet and eap-googlenet: crate::imagenet.
         _ => Vec::new(),
     }
 }

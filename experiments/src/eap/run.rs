@@ -14,50 +14,32 @@ use tensor_core::{
 
 use super::{EapMethod, EapMetrics, EapSpec, LayerRow, Probe};
 use crate::checkpoint::{self, CheckpointMeta};
-use crate::data::{DataDir, HeldOutSplits, SplitData, TensorBatches};
+use crate::data::{CompressionData, CompressionSplit, DataDir};
 use crate::dense::{self, Loaded};
 use crate::paths::git_revision;
 use crate::pricing;
 use crate::registry::RunEnv;
 
-/// Records per evaluation batch.
-const EVAL_BATCH: usize = 500;
-/// Calibration images per batch.
-const CALIBRATION_BATCH: usize = 128;
 /// Calibration images of the magnitude baseline, which uses them for activation densities only.
 const MAGNITUDE_CALIBRATION: usize = 512;
-
-/// The data of a LeNet-5 run.
-struct Data {
-    train: TensorBatches,
-    val: TensorBatches,
-    test: TensorBatches,
-    calibration: TensorBatches,
-    channels: usize,
-}
 
 fn load_data(
     spec: &EapSpec,
     calibration_images: usize,
     data_dir: &DataDir,
     device: &Device,
-) -> Result<Data> {
-    let mut splits = HeldOutSplits::load(&spec.dense, spec.val_records, data_dir)?;
-    if let Some(k) = spec.classes {
-        splits.retain_classes(k);
-    }
-    let seed = spec.dense.seed;
-    let cal_idx = &splits.train_idx[..calibration_images.min(splits.train_idx.len())];
-    let batches = |split: &SplitData, idx: &[usize], batch: usize, shuffle: bool| {
-        TensorBatches::new(split, idx, batch, seed, shuffle, device)
-    };
-    Ok(Data {
-        train: batches(&splits.train, &splits.train_idx, spec.batch, true)?,
-        val: batches(&splits.train, &splits.val_idx, EVAL_BATCH, false)?,
-        calibration: batches(&splits.train, cal_idx, CALIBRATION_BATCH, false)?,
-        test: batches(&splits.test, &splits.test_idx, EVAL_BATCH, false)?,
-        channels: splits.train.sample_shape()[0],
-    })
+) -> Result<CompressionData> {
+    CompressionData::load(
+        CompressionSplit {
+            dense: &spec.dense,
+            val_records: spec.val_records,
+            batch: spec.batch,
+            calibration_images,
+            classes: spec.classes,
+        },
+        data_dir,
+        device,
+    )
 }
 
 /// Top-1 accuracy of `net` in evaluation mode over every batch of `data`.
@@ -95,11 +77,18 @@ struct Measured {
     nonzero: Vec<u64>,
 }
 
-fn measure(model: &Eyeriss, net: &dyn Network, data: &Data) -> Result<Measured> {
+fn measure(model: &Eyeriss, net: &dyn Network, data: &mut CompressionData) -> Result<Measured> {
     let mut tap = InputDensity {
         counts: vec![(0, 0); net.layers().len()],
     };
-    net.forward_tapped(data.calibration.all().0, false, &mut tap)?;
+    let probe = data
+        .probe
+        .as_deref_mut()
+        .context("activation densities need calibration images")?;
+    for index in 0..probe.batches_per_epoch() {
+        let (xs, _) = probe.batch(0, index)?;
+        net.forward_tapped(&xs, false, &mut tap)?;
+    }
     let densities = tap
         .counts
         .iter()
@@ -151,11 +140,11 @@ pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
     let load = || dense::load_classes(&spec.dense, channels, &dense.checkpoint, classes, &device);
 
     let start = load()?;
-    let before = measure(&model, start.net.as_ref(), &data)?;
-    let dense_val_accuracy = accuracy(start.net.as_ref(), &mut data.val, "validation")?;
+    let before = measure(&model, start.net.as_ref(), &mut data)?;
+    let dense_val_accuracy = accuracy(start.net.as_ref(), data.val.as_mut(), "validation")?;
     // With fewer classes the dense reference is the narrowed network on their test records.
     let dense_test_accuracy = match spec.classes {
-        Some(_) => accuracy(start.net.as_ref(), &mut data.test, "the test split")?,
+        Some(_) => accuracy(start.net.as_ref(), data.test.as_mut(), "the test split")?,
         None => dense.test_accuracy,
     };
     drop(start);
@@ -165,7 +154,7 @@ pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
         EapMethod::EnergyAware(config) => {
             let loaded = load()?;
             let outcome = energy_prune::prune_energy_aware(
-                prune_run(&loaded, &model, &mut data),
+                prune_run(&loaded, &model, &mut data)?,
                 config,
                 obs.as_mut(),
             )
@@ -185,7 +174,7 @@ pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
                 search: *search,
             };
             let found = energy_prune::prune_to_energy(
-                prune_run(&loaded, &model, &mut data),
+                prune_run(&loaded, &model, &mut data)?,
                 config,
                 &target,
                 obs.as_mut(),
@@ -218,7 +207,7 @@ pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
                         })?;
                 let ok =
                     outcome.accuracy_original - outcome.accuracy_final <= max_accuracy_drop + 1e-12;
-                let m = measure(&model, loaded.net.as_ref(), &data)?;
+                let m = measure(&model, loaded.net.as_ref(), &mut data)?;
                 probes.push(Probe {
                     density,
                     nonzero_weights: outcome.nonzero_weights(),
@@ -251,10 +240,12 @@ pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
     };
     drop(obs);
     let net = result.net.as_ref();
-    let after = measure(&model, net, &data)?;
+    let after = measure(&model, net, &mut data)?;
     let priced = pricing::price(net, None)?;
-    let test_accuracy = accuracy(net, &mut data.test, "the test split")?;
-    let val_accuracy = accuracy(net, &mut data.val, "validation")?;
+    let test = tensor_core::evaluate("the test split", data.test.as_mut(), |xs| {
+        net.forward_t(xs, false)
+    })?;
+    let val_accuracy = accuracy(net, data.val.as_mut(), "validation")?;
 
     let path = env.checkpoints.join("final.safetensors");
     let mut extra = serde_json::Map::new();
@@ -304,7 +295,8 @@ pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
             .iter()
             .map(|l| l.weight.elem_count() as u64)
             .sum(),
-        test_accuracy,
+        test_accuracy: test.accuracy,
+        test_top5: data.folder.then_some(test.top5),
         dense_test_accuracy,
         dense_val_accuracy,
         val_accuracy,
@@ -317,27 +309,34 @@ pub fn run(spec: &EapSpec, env: &RunEnv<'_>) -> Result<EapMetrics> {
     })
 }
 
-fn prune_run<'a>(loaded: &'a Loaded, model: &'a Eyeriss, data: &'a mut Data) -> PruneRun<'a> {
-    PruneRun {
+fn prune_run<'a>(
+    loaded: &'a Loaded,
+    model: &'a Eyeriss,
+    data: &'a mut CompressionData,
+) -> Result<PruneRun<'a>> {
+    Ok(PruneRun {
         network: loaded.net.as_ref(),
         params: loaded.params(),
         model,
-        calibration: &mut data.calibration,
-        val: &mut data.val,
-        train: &mut data.train,
-    }
+        calibration: data
+            .calibration
+            .as_deref_mut()
+            .context("pruning needs calibration images")?,
+        val: data.val.as_mut(),
+        train: data.train.as_mut(),
+    })
 }
 
 fn magnitude(
     loaded: &Loaded,
     model: &Eyeriss,
-    data: &mut Data,
+    data: &mut CompressionData,
     density: f64,
     finetune: FineTuneConfig,
     obs: &mut dyn Observer,
 ) -> Result<PruneOutcome> {
     Ok(energy_prune::prune_magnitude(
-        prune_run(loaded, model, data),
+        prune_run(loaded, model, data)?,
         &MagnitudeTarget::Global(Density::new(density)?),
         finetune,
         obs,

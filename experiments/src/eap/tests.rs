@@ -6,6 +6,8 @@ fn ctx() -> RunContext {
     RunContext {
         device: tensor_core::DeviceKind::Cpu,
         data_dir: None,
+        imagenet: false,
+        init_from: Default::default(),
     }
 }
 
@@ -43,21 +45,6 @@ fn lenet5_runs_share_the_dense_model_budget_and_finetuning() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), runs.len());
-}
-
-#[test]
-fn imagenet_experiments_are_skipped_with_the_reason_in_the_full_profile() {
-    for e in [Experiment::EapAlexnet, Experiment::EapGooglenet] {
-        for profile in [Profile::Quick, Profile::Standard, Profile::Full] {
-            assert!(runs(e, profile, &ctx()).is_empty());
-        }
-        assert!(e.unavailable(Profile::Quick).is_none());
-        let why = e.unavailable(Profile::Full).unwrap();
-        assert!(
-            why.contains("needs ImageNet") && why.contains("--imagenet-dir"),
-            "{why}"
-        );
-    }
 }
 
 #[test]

@@ -92,6 +92,9 @@ pub struct ConstrainedMetrics {
     pub nonzero_inputs: u64,
     /// Test accuracy of the result.
     pub test_accuracy: f64,
+    /// Top-5 test accuracy of the result, for ImageNet runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_top5: Option<f64>,
     /// Test accuracy of the dense model.
     pub dense_test_accuracy: f64,
     /// Validation accuracy of the result.

@@ -8,14 +8,11 @@ use tensor_core::{EnergyModel, Network, NoTaps, Var};
 
 use super::{ConstrainedMetrics, ConstrainedSpec};
 use crate::checkpoint::{self, CheckpointMeta};
-use crate::data::{HeldOutSplits, SplitData, TensorBatches};
+use crate::data::{CompressionData, CompressionSplit};
 use crate::dense;
 use crate::paths::git_revision;
 use crate::pricing;
 use crate::registry::RunEnv;
-
-/// Records per evaluation batch.
-const EVAL_BATCH: usize = 500;
 
 /// Runs `spec`, writing its checkpoint under the run's checkpoint directory.
 pub fn run(spec: &ConstrainedSpec, env: &RunEnv<'_>) -> Result<ConstrainedMetrics> {
@@ -23,15 +20,19 @@ pub fn run(spec: &ConstrainedSpec, env: &RunEnv<'_>) -> Result<ConstrainedMetric
     let dense = dense::ensure(env, &spec.dense)?;
     let device = env.open(spec.dense.device)?;
     tensor_core::seed_device(&device, spec.dense.seed)?;
-    let splits = HeldOutSplits::load(&spec.dense, spec.val_records, env.data)?;
     let seed = spec.dense.seed;
-    let batches = |split: &SplitData, idx: &[usize], batch: usize, shuffle: bool| {
-        TensorBatches::new(split, idx, batch, seed, shuffle, &device)
-    };
-    let mut train = batches(&splits.train, &splits.train_idx, spec.batch, true)?;
-    let mut val = batches(&splits.train, &splits.val_idx, EVAL_BATCH, false)?;
-    let mut test = batches(&splits.test, &splits.test_idx, EVAL_BATCH, false)?;
-    let [c, _, _] = splits.train.sample_shape();
+    let mut data = CompressionData::load(
+        CompressionSplit {
+            dense: &spec.dense,
+            val_records: spec.val_records,
+            batch: spec.batch,
+            calibration_images: 0,
+            classes: None,
+        },
+        env.data,
+        &device,
+    )?;
+    let c = data.channels;
 
     let student = dense::load(&spec.dense, c, &dense.checkpoint, &device)?;
     let teacher = dense::load(&spec.dense, c, &dense.checkpoint, &device)?;
@@ -43,8 +44,8 @@ pub fn run(spec: &ConstrainedSpec, env: &RunEnv<'_>) -> Result<ConstrainedMetric
             params: student.params(),
             teacher: Some(teacher.net.as_ref()),
             model: &model,
-            train: &mut train,
-            val: &mut val,
+            train: data.train.as_mut(),
+            val: data.val.as_mut(),
         },
         &spec.config,
         obs.as_mut(),
@@ -60,11 +61,10 @@ pub fn run(spec: &ConstrainedSpec, env: &RunEnv<'_>) -> Result<ConstrainedMetric
         );
     }
     let masks = trained.masks.as_ref();
-    let test_accuracy = tensor_core::evaluate("the test split", &mut test, |xs| {
+    let test = tensor_core::evaluate("the test split", data.test.as_mut(), |xs| {
         forward(student.net.as_ref(), masks, xs)
     })
-    .with_context(|| format!("{label}: test evaluation failed"))?
-    .accuracy;
+    .with_context(|| format!("{label}: test evaluation failed"))?;
 
     let path = env.checkpoints.join("final.safetensors");
     let mut extra = serde_json::Map::new();
@@ -115,7 +115,8 @@ pub fn run(spec: &ConstrainedSpec, env: &RunEnv<'_>) -> Result<ConstrainedMetric
         nonzero_weights: outcome.energy.nonzero_weights,
         total_weights,
         nonzero_inputs: outcome.energy.nonzero_inputs,
-        test_accuracy,
+        test_accuracy: test.accuracy,
+        test_top5: data.folder.then_some(test.top5),
         dense_test_accuracy: dense.test_accuracy,
         val_accuracy: outcome.val_accuracy,
         floor: outcome.floor,

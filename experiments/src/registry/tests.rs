@@ -4,6 +4,8 @@ fn ctx() -> RunContext {
     RunContext {
         device: DeviceKind::Cpu,
         data_dir: None,
+        imagenet: false,
+        init_from: Default::default(),
     }
 }
 
