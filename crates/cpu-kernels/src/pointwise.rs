@@ -45,6 +45,13 @@ pub struct MaxPool2d {
     w: usize,
 }
 
+/// Whether `v` replaces `best` as a window's maximum: `>` keeps the first maximum (so of equal
+/// values, and of -0 and +0, the earlier one), and a NaN wins so that it propagates.
+#[inline]
+fn beats(v: f32, best: f32) -> bool {
+    v > best || (v.is_nan() && !best.is_nan())
+}
+
 impl MaxPool2d {
     /// Pooling with kernel and stride `k` over `h × w` planes; at least one window must fit.
     pub fn new(k: usize, h: usize, w: usize) -> Result<Self> {
@@ -72,14 +79,35 @@ impl MaxPool2d {
         for i in 0..self.k {
             let row = (oy * self.k + i) * self.w + ox * self.k;
             for j in 0..self.k {
-                // `>` keeps the first maximum; a NaN wins so that it propagates.
-                let v = plane[row + j];
-                if v > plane[best] || (v.is_nan() && !plane[best].is_nan()) {
+                if beats(plane[row + j], plane[best]) {
                     best = row + j;
                 }
             }
         }
         best
+    }
+
+    /// Calls `f(output index, input index of the first maximum)` for every window of a 2 × 2
+    /// pooling of `plane`, in output order. The same comparisons as [`Self::argmax`] in the same
+    /// order, on row slices: without per-element index arithmetic and bounds checks the pooling
+    /// of LeNet-sized planes no longer costs as much as their convolutions.
+    fn each_max_2x2(&self, plane: &[f32], mut f: impl FnMut(usize, usize)) {
+        let (oh, ow) = self.out();
+        let w = self.w;
+        for oy in 0..oh {
+            let top = 2 * oy * w;
+            let r0 = &plane[top..top + 2 * ow];
+            let r1 = &plane[top + w..top + w + 2 * ow];
+            for (ox, (a, b)) in r0.chunks_exact(2).zip(r1.chunks_exact(2)).enumerate() {
+                let (mut v, mut at) = (a[0], 0);
+                for (u, off) in [(a[1], 1), (b[0], w), (b[1], w + 1)] {
+                    if beats(u, v) {
+                        (v, at) = (u, off);
+                    }
+                }
+                f(oy * ow + ox, top + 2 * ox + at);
+            }
+        }
     }
 
     /// Planes in `x`, which must hold whole planes.
@@ -97,6 +125,10 @@ impl MaxPool2d {
         y.par_chunks_mut(oh * ow)
             .zip(x.par_chunks(self.h * self.w))
             .for_each(|(y, plane)| {
+                if self.k == 2 {
+                    self.each_max_2x2(plane, |o, best| y[o] = plane[best]);
+                    return;
+                }
                 for oy in 0..oh {
                     for ox in 0..ow {
                         y[oy * ow + ox] = plane[self.argmax(plane, oy, ox)];
@@ -115,6 +147,10 @@ impl MaxPool2d {
         dx.par_chunks_mut(self.h * self.w)
             .zip(x.par_chunks(self.h * self.w).zip(dy.par_chunks(oh * ow)))
             .for_each(|(dx, (plane, dy))| {
+                if self.k == 2 {
+                    self.each_max_2x2(plane, |o, best| dx[best] += dy[o]);
+                    return;
+                }
                 for oy in 0..oh {
                     for ox in 0..ow {
                         dx[self.argmax(plane, oy, ox)] += dy[oy * ow + ox];
@@ -122,5 +158,25 @@ impl MaxPool2d {
                 }
             });
         Ok(dx)
+    }
+}
+
+#[cfg(test)]
+impl MaxPool2d {
+    /// Forward and input gradient through the general window loop, whatever the kernel: the
+    /// reference of the 2 × 2 path.
+    pub(crate) fn general(&self, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (oh, ow) = self.out();
+        let (mut y, mut dx) = (Vec::new(), vec![0f32; x.len()]);
+        for (p, plane) in x.chunks_exact(self.h * self.w).enumerate() {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let best = self.argmax(plane, oy, ox);
+                    y.push(plane[best]);
+                    dx[p * self.h * self.w + best] += dy[(p * oh + oy) * ow + ox];
+                }
+            }
+        }
+        (y, dx)
     }
 }

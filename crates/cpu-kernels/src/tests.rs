@@ -306,6 +306,26 @@ proptest! {
         check_batch_norm(BatchNormDims::new(b, c, h, w), relu, seed);
     }
 
+    /// The 2 × 2 path against the general one on values with ties, signed zeros and NaNs: the
+    /// same maxima and the same input each gradient reaches, bit for bit.
+    #[test]
+    fn max_pool_2x2_matches_the_general_windows(
+        (planes, h, w) in (1usize..4, 2usize..12, 2usize..12),
+        seed in any::<u64>(),
+    ) {
+        let specials = [0.0f32, -0.0, 1.0, -1.0, f32::NAN];
+        let x: Vec<f32> = data(seed, planes * h * w)
+            .iter()
+            .map(|v| specials[((v.abs() * 97.0) as usize) % specials.len()])
+            .collect();
+        let dy = data(seed ^ 1, planes * (h / 2) * (w / 2));
+        let pool = MaxPool2d::new(2, h, w).unwrap();
+        let (y, dx) = (pool.forward(&x).unwrap(), pool.backward(&x, &dy).unwrap());
+        let (want_y, want_dx) = pool.general(&x, &dy);
+        prop_assert_eq!(bits(&y), bits(&want_y));
+        prop_assert_eq!(bits(&dx), bits(&want_dx));
+    }
+
     #[test]
     fn max_pool_matches_plain_windows(
         (planes, k, h, w) in (1usize..5, 1usize..4, 0usize..9, 0usize..9),
