@@ -11,6 +11,7 @@ use energy_prune::{EnergyPruneConfig, FineTuneConfig};
 use sparse_proj::{BudgetDecay, ConstrainedConfig, GreedyVariant, Projection};
 use tensor_core::{RelativeBudget, SgdConfig};
 
+use crate::data::DataSource;
 use crate::deviation::Deviation;
 use crate::eap::{EapMethod, EapSpec, EnergySetting, LENET5_ENERGY};
 use crate::iclr19::{ConstrainedSpec, Reasons};
@@ -57,6 +58,7 @@ pub fn missing(experiment: Experiment, profile: Profile, ctx: &RunContext) -> Op
 /// folder (the runner sets the weights file and zero epochs from `--init-from`).
 fn dense(arch: Arch, ctx: &RunContext) -> TrainSpec {
     let mut spec = TrainSpec::recipe(arch, DatasetId::ImageNet);
+    spec.data = DataSource::Full;
     spec.device = ctx.device;
     spec
 }

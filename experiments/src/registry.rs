@@ -450,7 +450,8 @@ impl RunSpec {
             | RunKind::EnergyValidation { .. }
             | RunKind::EapEstimate(_) => return None,
         };
-        (data == DataSource::Full).then_some(dataset)
+        // ImageNet has no record files to locate: its folder is read as it is.
+        (data == DataSource::Full && dataset.has_records()).then_some(dataset)
     }
 
     /// `experiment/id`, how runs are named in lines and progress.

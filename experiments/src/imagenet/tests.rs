@@ -102,6 +102,9 @@ fn pruning_runs_share_budget_and_finetuning_and_record_their_deviations() {
     assert!(config.clone().validate().is_ok());
     assert_eq!(specs[0].dense, specs[1].dense);
     assert_eq!(specs[0].dense.dataset, DatasetId::ImageNet);
+    // The whole dataset, and nothing for `reproduce` to locate among the record files.
+    assert_eq!(specs[0].dense.data, crate::data::DataSource::Full);
+    assert_eq!(runs[0].full_data(), None);
     for s in specs {
         assert_eq!(s.val_records, HELD_OUT);
         assert!(s.deviations.iter().any(|d| d.reference.contains("top-5")));
