@@ -308,8 +308,8 @@ pub enum Profile {
     /// Offline, embedded data, CPU-sized; the default.
     Quick,
     /// Full MNIST and Fashion-MNIST, the papers' settings where two CPU cores allow them (it was
-    /// sized for four hours; measured, it takes most of a day), every remaining deviation
-    /// recorded: the comparisons the papers' claims need.
+    /// sized for four hours; measured in parts, it takes more: the README's wall-time
+    /// paragraph), every remaining deviation recorded: the comparisons the papers' claims need.
     Standard,
     /// Full datasets (downloaded or `--data-dir`), paper-sized; meant for a GPU machine.
     Full,
@@ -333,7 +333,7 @@ impl Profile {
         match self {
             Profile::Quick => "offline, embedded data, CPU-sized; the default",
             Profile::Standard => {
-                "full MNIST and Fashion-MNIST, papers' settings, CPU-sized (most of a day on 2 cores)"
+                "full MNIST and Fashion-MNIST, papers' settings, CPU-sized (over 4 hours on 2 cores)"
             }
             Profile::Full => "full datasets (downloaded or --data-dir), paper-sized; for a GPU",
         }
