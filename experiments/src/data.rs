@@ -85,6 +85,19 @@ impl DataDir {
         self.dir.clone().unwrap_or_else(crate::paths::dataset_cache)
     }
 
+    /// The class folders a run of `spec` reads, refusing a training limit (the folders are read
+    /// whole): [`Self::imagenet`].
+    pub fn imagenet_for(&self, spec: &TrainSpec) -> Result<ImageNetDir> {
+        if spec.train_limit.is_some() {
+            bail!(
+                "a training limit is not available for {}: its images are read from their \
+                 class folders, whole",
+                spec.dataset
+            );
+        }
+        self.imagenet()
+    }
+
     /// ImageNet's training and validation folders, opened (every image listed, the classes of
     /// both splits checked against each other).
     pub fn imagenet(&self) -> Result<ImageNetDir> {

@@ -478,14 +478,7 @@ const FOLDER_EVAL_BATCH: usize = 100;
 impl RunData {
     fn load(spec: &TrainSpec, data: &DataDir, device: &Device) -> Result<Self> {
         if !spec.dataset.has_records() {
-            if spec.train_limit.is_some() {
-                bail!(
-                    "a training limit is not available for {}: its images are read from \
-                     their class folders, whole",
-                    spec.dataset
-                );
-            }
-            let dir = data.imagenet()?;
+            let dir = data.imagenet_for(spec)?;
             return Ok(RunData::Folder {
                 train: crate::data::imagenet_train(&dir, spec.arch, spec.batch, spec.seed, device)?,
                 test: crate::data::imagenet_val(&dir, spec.arch, FOLDER_EVAL_BATCH, device)?,

@@ -104,14 +104,7 @@ impl CompressionData {
                 dense.dataset
             );
         }
-        if dense.train_limit.is_some() {
-            bail!(
-                "a training limit is not available for {}: its images are read from their \
-                 class folders, whole",
-                dense.dataset
-            );
-        }
-        let dir = data.imagenet()?;
+        let dir = data.imagenet_for(dense)?;
         let n = dir.train.len();
         if n <= split.val_records {
             bail!(
